@@ -1,0 +1,83 @@
+/**
+ * Activities that need no accelerator: ingestion, sampling, splitting and the report. They run
+ * on the orchestration task queue beside the workflows.
+ */
+import { Context } from '@temporalio/activity';
+import pLimit from 'p-limit';
+import { ingestDataset } from '../lib/data/ingest.js';
+import { countByClass, DatasetManifestSchema, ImageSetSchema, type ImageSet, type Split } from '../lib/data/manifest.js';
+import { recordLineage } from '../lib/lineage.js';
+import { stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
+import { writeReport } from '../lib/report/write.js';
+import type { ArtifactRef } from '../lib/storage.js';
+import {
+  AggregateInputSchema, IngestInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
+  type AggregateInput, type AggregateOutput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
+  type SplitPoolInput, type SplitPoolOutput,
+} from './types.js';
+import { producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+
+export function createCpuActivities(deps: ActivityDeps) {
+  const { store } = deps;
+
+  /** Stores a JSON artifact and its lineage record. */
+  async function putRecordedJson(value: unknown, kind: Parameters<typeof recordLineage>[1]['kind'], inputs: Array<{ role: string; ref: ArtifactRef }>, params: Record<string, unknown>): Promise<ArtifactRef> {
+    const ref = await store.putJson(value);
+    await recordLineage(store, { artifact: ref, kind, inputs, params, producer: producer(deps), recordedAt: new Date().toISOString() });
+    return ref;
+  }
+
+  return {
+    async ingestDataset(input: IngestInput): Promise<IngestOutput> {
+      return runActivity(IngestInputSchema, input, async ({ config }) => {
+        const progress = new ProgressReporter('ingest', 0);
+        const manifest = await ingestDataset({
+          source: config.data.source,
+          storeSize: config.data.storeSize,
+          store,
+          onProgress: (done, total) => progress.progress(done, total),
+        });
+        const who = producer(deps);
+        const limit = pLimit(8);
+        await Promise.all(manifest.images.map((image) => limit(() => recordLineage(store, {
+          artifact: image.image,
+          kind: 'ingested-image',
+          inputs: [],
+          params: { source: `${manifest.source}/${image.source}`, sourceSha256: image.sourceSha256, label: image.label, storeSize: manifest.storeSize },
+          producer: who,
+          recordedAt: new Date().toISOString(),
+        }))));
+        const ref = await putRecordedJson(manifest, 'dataset-manifest', manifest.images.map((i) => ({ role: 'image', ref: i.image })), { source: manifest.source, storeSize: manifest.storeSize });
+        return { manifest: ref, source: manifest.source, counts: manifest.counts, patients: manifest.patients, duplicates: manifest.duplicates.length, skipped: manifest.skipped.length };
+      });
+    },
+
+    async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {
+      return runActivity(SampleSubsetInputSchema, input, async ({ manifest, fraction, seed, trial }) => {
+        const dataset = await store.getJson(manifest, DatasetManifestSchema);
+        const images = stratifiedSubset(dataset.images, fraction, seed).map(({ image, label, origin, patientId }) => ({ image, label, origin, patientId }));
+        const subset: ImageSet = { kind: 'image-set', purpose: `trial ${trial}: ${fraction} of the real images, seed ${seed}`, images };
+        const ref = await putRecordedJson(subset, 'subset', [{ role: 'dataset', ref: manifest }], { fraction, seed, trial });
+        return { subset: ref, counts: countByClass(images) };
+      });
+    },
+
+    async splitPool(input: SplitPoolInput): Promise<SplitPoolOutput> {
+      return runActivity(SplitPoolInputSchema, input, async ({ subset, synthetic, trainFraction, seed }) => {
+        const sets = await Promise.all([subset, ...synthetic].map((ref) => store.getJson(ref, ImageSetSchema)));
+        const pool = sets.flatMap((s) => s.images);
+        const { train, test } = stratifiedSplit(pool, trainFraction, seed);
+        const split: Split = { kind: 'split', seed, trainFraction, train, test };
+        const ref = await putRecordedJson(split, 'split', [{ role: 'real-subset', ref: subset }, ...synthetic.map((s) => ({ role: 'synthetic', ref: s }))], { trainFraction, seed });
+        return { split: ref, train: countByClass(train), test: countByClass(test) };
+      });
+    },
+
+    async aggregateReport(input: AggregateInput): Promise<AggregateOutput> {
+      return runActivity(AggregateInputSchema, input, async (aggregate) => {
+        Context.current().heartbeat({ stage: 'report', done: 0, total: 1 });
+        return writeReport(store, aggregate, producer(deps));
+      });
+    },
+  };
+}

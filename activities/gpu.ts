@@ -1,0 +1,153 @@
+/**
+ * Accelerator-bound activities: DCGAN training, synthesis, fine-tuning and evaluation. They run
+ * on GPU workers (activity-only, their own task queue). Long ones checkpoint to S3 and put the
+ * checkpoint's reference in their heartbeat; a retried attempt resumes from it.
+ */
+import pLimit from 'p-limit';
+import { ImageSetSchema, SplitSchema, type ImageSet, type LabeledImage } from '../lib/data/manifest.js';
+import { loadGrayImages } from '../lib/data/load.js';
+import { InputError } from '../lib/errors.js';
+import { encodeGrayPng, imageGridPng } from '../lib/images.js';
+import { recordLineage, type ArtifactKind, type LineageRecord } from '../lib/lineage.js';
+import { deriveSeed } from '../lib/random.js';
+import { canonicalJson, type ArtifactRef } from '../lib/storage.js';
+import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
+import { evaluateClassifier, fineTune, loadClassifier, type ClassifierMeta, type LabelledPixels } from '../lib/training/classifier.js';
+import { generateImages, loadGenerator, trainGan, type GanMeta } from '../lib/training/gan.js';
+import {
+  EvaluateInputSchema, FineTuneInputSchema, SynthesizeInputSchema, TrainGanInputSchema,
+  type EvaluateInput, type EvaluateOutput, type FineTuneInput, type FineTuneOutput, type SynthesizeInput, type SynthesizeOutput,
+  type TrainGanInput, type TrainGanOutput,
+} from './types.js';
+import { previousCheckpoint, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+
+/** Images shown in each GAN's sample grid. */
+const SAMPLE_GRID = { images: 16, columns: 8 };
+
+export function createGpuActivities(deps: ActivityDeps) {
+  const { store } = deps;
+
+  async function putRecorded(bytes: Uint8Array, ext: string, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>, generated?: LineageRecord['generated']): Promise<ArtifactRef> {
+    const ref = await store.putContent(bytes, ext);
+    await recordLineage(store, { artifact: ref, kind, inputs, params, producer: producer(deps), generated, recordedAt: new Date().toISOString() });
+    return ref;
+  }
+
+  async function loadState<Meta>(ref: ArtifactRef): Promise<TrainingState<Meta>> {
+    return decodeSafetensors<Meta>(await store.get(ref), ref.key);
+  }
+
+  /** Persists a checkpoint and makes it the one a retry resumes from. */
+  function checkpointer<Meta>(progress: ProgressReporter, stepOf: (meta: Meta) => number) {
+    return async (state: TrainingState<Meta>) => {
+      const ref = await store.putContent(encodeSafetensors(state), 'safetensors');
+      progress.checkpoint(ref, stepOf(state.meta));
+    };
+  }
+
+  async function labelledPixels(images: readonly LabeledImage[], size: number, progress?: ProgressReporter): Promise<LabelledPixels[]> {
+    const pixels = await loadGrayImages(store, images.map((i) => i.image), size, progress ? (done) => progress.progress(done) : undefined);
+    return images.map((image, i) => ({ image: pixels[i]!, label: image.label }));
+  }
+
+  return {
+    async trainGan(input: TrainGanInput): Promise<TrainGanOutput> {
+      return runActivity(TrainGanInputSchema, input, async ({ subset, label, gan, seed }) => {
+        const images = (await store.getJson(subset, ImageSetSchema)).images.filter((i) => i.label === label);
+        if (images.length < 2) {
+          throw new InputError(`Cannot train the ${label} GAN on ${images.length} image(s); raise protocol.subsetFraction so each class keeps at least 2 real images.`);
+        }
+        const progress = new ProgressReporter(`train ${label} GAN`, gan.steps);
+        const previous = previousCheckpoint();
+        const resume = previous ? await loadState<GanMeta>(previous.ref) : undefined;
+        const pixels = await loadGrayImages(store, images.map((i) => i.image), gan.imageSize);
+        const { generator, state } = await trainGan({
+          images: pixels, gan, seed, resume,
+          onProgress: (step) => progress.progress(step),
+          onCheckpoint: checkpointer<GanMeta>(progress, (m) => m.step),
+          signal: progress.signal,
+        });
+        try {
+          const inputs = [{ role: 'subset', ref: subset }];
+          const params = { label, seed, gan };
+          const checkpoint = await putRecorded(encodeSafetensors(state), 'safetensors', 'gan-checkpoint', inputs, params);
+          const gridImages = await generateImages(generator, gan.latentDim, Array.from({ length: SAMPLE_GRID.images }, (_, i) => deriveSeed(seed, 'sample-grid', i)));
+          const samples = await putRecorded(await imageGridPng(gridImages, SAMPLE_GRID.columns, gan.imageSize < 64 ? 2 : 1), 'png', 'gan-samples', [{ role: 'generator', ref: checkpoint }], { label });
+          const history = await store.putJson({ kind: 'gan-history', label, ...state.meta.history });
+          return {
+            checkpoint, samples, history,
+            trainingImages: images.length,
+            finalLoss: { discriminator: state.meta.history.discriminatorLoss.at(-1) ?? NaN, generator: state.meta.history.generatorLoss.at(-1) ?? NaN },
+            resumedFromStep: resume?.meta.step ?? 0,
+          };
+        } finally {
+          generator.dispose();
+        }
+      });
+    },
+
+    async synthesize(input: SynthesizeInput): Promise<SynthesizeOutput> {
+      return runActivity(SynthesizeInputSchema, input, async ({ checkpoint, label, count, seed }) => {
+        const progress = new ProgressReporter(`synthesize ${label}`, count);
+        const generator = loadGenerator(await loadState<GanMeta>(checkpoint));
+        try {
+          const latentDim = (generator.inputs[0]!.shape.at(-1) as number);
+          const latentSeeds = Array.from({ length: count }, (_, index) => deriveSeed(seed, label, 'latent', index));
+          const generated = await generateImages(generator, latentDim, latentSeeds);
+          const limit = pLimit(8);
+          let done = 0;
+          const images = await Promise.all(generated.map((image, index) => limit(async (): Promise<LabeledImage> => {
+            const ref = await putRecorded(await encodeGrayPng(image), 'png', 'generated-image', [{ role: 'generator', ref: checkpoint }], { label },
+              { generator: checkpoint, label, latentSeed: latentSeeds[index]!, index });
+            progress.progress(++done);
+            return { image: ref, label, origin: 'synthetic', patientId: null };
+          })));
+          const set: ImageSet = { kind: 'image-set', purpose: `${count} ${label} images from generator ${checkpoint.sha256.slice(0, 12)}`, images };
+          const ref = await putRecorded(canonicalJson(set), 'json', 'image-set', [{ role: 'generator', ref: checkpoint }], { label, count, seed });
+          return { images: ref, count };
+        } finally {
+          generator.dispose();
+        }
+      });
+    },
+
+    async fineTune(input: FineTuneInput): Promise<FineTuneOutput> {
+      return runActivity(FineTuneInputSchema, input, async ({ split, backbone, classifier, seed }) => {
+        const { train } = await store.getJson(split, SplitSchema);
+        const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
+        const previous = previousCheckpoint();
+        const resume = previous ? await loadState<ClassifierMeta>(previous.ref) : undefined;
+        const { model, state } = await fineTune({
+          backbone, classifier, seed, resume,
+          train: await labelledPixels(train, classifier.inputSize),
+          onProgress: (done, total) => progress.progress(done, total),
+          onCheckpoint: checkpointer<ClassifierMeta>(progress, (m) => m.batchesDone),
+          signal: progress.signal,
+        });
+        model.dispose();
+        const checkpoint = await putRecorded(encodeSafetensors(state), 'safetensors', 'classifier-checkpoint', [{ role: 'split', ref: split }], { backbone, classifier, seed });
+        const history = await store.putJson({ kind: 'classifier-history', backbone, ...state.meta.history });
+        return { checkpoint, history, finalLoss: state.meta.history.loss.at(-1) ?? NaN, resumedFromBatch: resume?.meta.batchesDone ?? 0 };
+      });
+    },
+
+    async evaluate(input: EvaluateInput): Promise<EvaluateOutput> {
+      return runActivity(EvaluateInputSchema, input, async ({ split, checkpoint, backbone, classifier }) => {
+        const { test } = await store.getJson(split, SplitSchema);
+        const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
+        const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
+        try {
+          const { metrics, predictions } = await evaluateClassifier(model, await labelledPixels(test, classifier.inputSize, progress), classifier.inputSize);
+          const evaluation = {
+            kind: 'evaluation', backbone, metrics,
+            predictions: test.map((t, i) => ({ image: t.image.sha256, label: t.label, origin: t.origin, predicted: predictions[i] })),
+          };
+          const ref = await putRecorded(canonicalJson(evaluation), 'json', 'evaluation', [{ role: 'split', ref: split }, { role: 'model', ref: checkpoint }], { backbone });
+          return { evaluation: ref, metrics };
+        } finally {
+          model.dispose();
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * What every activity shares: its dependencies, input validation, the mapping of bad input to
+ * non-retryable failures, heartbeats that carry the latest checkpoint, and lineage producers.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { InputError } from '../lib/errors.js';
+import { ConfigError } from '../pipelines/schema.js';
+import type { Producer } from '../lib/lineage.js';
+import { ArtifactRefSchema, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
+
+export interface ActivityDeps {
+  store: ArtifactStore;
+  /** The TensorFlow.js backend the worker loaded, recorded in lineage. */
+  computeBackend: string;
+  /** Git commit (or package version) of the code, recorded in lineage. */
+  codeVersion: string;
+  /** Worker identity (host and pid), recorded in lineage. */
+  workerIdentity: string;
+}
+
+/** Failure types the workflows' retry policies treat as final. */
+export const NON_RETRYABLE_TYPES = ['InputError', 'ConfigError', 'ValidationError'];
+
+/**
+ * Validates the input and runs the body; bad input (invalid payload, InputError, ConfigError)
+ * becomes a non-retryable ApplicationFailure, everything else stays retryable.
+ */
+export async function runActivity<S extends z.ZodType, R>(schema: S, input: unknown, body: (input: z.infer<S>) => Promise<R>): Promise<R> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`Invalid activity input: ${z.prettifyError(parsed.error)}`, 'ValidationError');
+  }
+  try {
+    return await body(parsed.data);
+  } catch (err) {
+    if (err instanceof InputError || err instanceof ConfigError) {
+      throw ApplicationFailure.nonRetryable(err.message, err.name);
+    }
+    throw err;
+  }
+}
+
+export function producer(deps: ActivityDeps): Producer {
+  const info = Context.current().info;
+  return {
+    // Standalone activities have no workflow; ours always run inside one.
+    workflowId: info.workflowExecution?.workflowId ?? '',
+    runId: info.workflowExecution?.runId ?? '',
+    activity: info.activityType,
+    activityId: info.activityId,
+    attempt: info.attempt,
+    worker: deps.workerIdentity,
+    codeVersion: deps.codeVersion,
+    computeBackend: deps.computeBackend,
+  };
+}
+
+/** Heartbeat payload of long steps: progress, and the checkpoint a retry resumes from. */
+export const ProgressDetailsSchema = z.object({
+  stage: z.string(),
+  done: z.number(),
+  total: z.number(),
+  checkpoint: ArtifactRefSchema.optional(),
+  checkpointStep: z.number().int().optional(),
+});
+export type ProgressDetails = z.infer<typeof ProgressDetailsSchema>;
+
+/** The checkpoint the previous attempt reported, if any (corrupt details are ignored). */
+export function previousCheckpoint(): { ref: ArtifactRef; step: number } | undefined {
+  const parsed = ProgressDetailsSchema.safeParse(Context.current().info.heartbeatDetails);
+  if (!parsed.success || !parsed.data.checkpoint) return undefined;
+  return { ref: parsed.data.checkpoint, step: parsed.data.checkpointStep ?? 0 };
+}
+
+/**
+ * Tracks progress and the latest checkpoint and heartbeats both. The SDK throttles heartbeats,
+ * so calling this every batch is cheap.
+ */
+export class ProgressReporter {
+  private details: ProgressDetails;
+
+  constructor(stage: string, total: number) {
+    this.details = { stage, done: 0, total };
+    Context.current().heartbeat(this.details);
+  }
+
+  progress(done: number, total = this.details.total): void {
+    this.details = { ...this.details, done, total };
+    Context.current().heartbeat(this.details);
+  }
+
+  checkpoint(ref: ArtifactRef, step: number): void {
+    this.details = { ...this.details, checkpoint: ref, checkpointStep: step };
+    Context.current().heartbeat(this.details);
+  }
+
+  get signal(): AbortSignal {
+    return Context.current().cancellationSignal;
+  }
+}

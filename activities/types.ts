@@ -1,0 +1,98 @@
+/**
+ * The inputs and outputs of every activity: zod schemas (activities validate what they receive)
+ * and the inferred types (workflows import these as types only). Payloads hold references and
+ * small numbers, never pixels or tensors.
+ */
+import { z } from 'zod';
+import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
+import { ArtifactRefSchema } from '../lib/storage.js';
+import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
+
+const ClassCounts = z.object({ NORMAL: z.number().int(), PNEUMONIA: z.number().int() });
+const Label = z.enum(CLASS_NAMES);
+const Seed = z.number().int().min(0);
+
+export const IngestInputSchema = z.object({ config: PipelineConfigSchema });
+export type IngestInput = z.infer<typeof IngestInputSchema>;
+export interface IngestOutput {
+  manifest: z.infer<typeof ArtifactRefSchema>;
+  source: string;
+  counts: z.infer<typeof ClassCounts>;
+  patients: z.infer<typeof ClassCounts>;
+  duplicates: number;
+  skipped: number;
+}
+
+export const SampleSubsetInputSchema = z.object({ manifest: ArtifactRefSchema, fraction: z.number().gt(0).lte(1), seed: Seed, trial: z.number().int().positive() });
+export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
+export interface SampleSubsetOutput { subset: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts> }
+
+export const TrainGanInputSchema = z.object({ subset: ArtifactRefSchema, label: Label, gan: PipelineConfigSchema.shape.gan, seed: Seed });
+export type TrainGanInput = z.infer<typeof TrainGanInputSchema>;
+export interface TrainGanOutput {
+  checkpoint: z.infer<typeof ArtifactRefSchema>;
+  samples: z.infer<typeof ArtifactRefSchema>;
+  history: z.infer<typeof ArtifactRefSchema>;
+  trainingImages: number;
+  finalLoss: { discriminator: number; generator: number };
+  /** Step the attempt that finished started from (0 unless it resumed from a checkpoint). */
+  resumedFromStep: number;
+}
+
+export const SynthesizeInputSchema = z.object({ checkpoint: ArtifactRefSchema, label: Label, count: z.number().int().min(0), seed: Seed });
+export type SynthesizeInput = z.infer<typeof SynthesizeInputSchema>;
+export interface SynthesizeOutput { images: z.infer<typeof ArtifactRefSchema>; count: number }
+
+export const SplitPoolInputSchema = z.object({ subset: ArtifactRefSchema, synthetic: z.array(ArtifactRefSchema), trainFraction: z.number().gt(0).lt(1), seed: Seed });
+export type SplitPoolInput = z.infer<typeof SplitPoolInputSchema>;
+export interface SplitPoolOutput {
+  split: z.infer<typeof ArtifactRefSchema>;
+  train: z.infer<typeof ClassCounts>;
+  test: z.infer<typeof ClassCounts>;
+}
+
+export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed });
+export type FineTuneInput = z.infer<typeof FineTuneInputSchema>;
+export interface FineTuneOutput {
+  checkpoint: z.infer<typeof ArtifactRefSchema>;
+  history: z.infer<typeof ArtifactRefSchema>;
+  finalLoss: number;
+  resumedFromBatch: number;
+}
+
+export const EvaluateInputSchema = z.object({ split: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier });
+export type EvaluateInput = z.infer<typeof EvaluateInputSchema>;
+export interface EvaluateOutput { evaluation: z.infer<typeof ArtifactRefSchema>; metrics: z.infer<typeof ClassificationMetricsSchema> }
+
+/** What a trial workflow returns to the parent. */
+export const TrialResultSchema = z.object({
+  trial: z.number().int().positive(),
+  seed: Seed,
+  workflowId: z.string(),
+  subset: ArtifactRefSchema,
+  subsetCounts: ClassCounts,
+  split: ArtifactRefSchema,
+  trainCounts: ClassCounts,
+  testCounts: ClassCounts,
+  gans: z.array(z.object({ label: Label, checkpoint: ArtifactRefSchema, samples: ArtifactRefSchema, history: ArtifactRefSchema, synthetic: ArtifactRefSchema, syntheticCount: z.number().int() })),
+  backbones: z.array(z.object({ backbone: z.enum(BACKBONES), checkpoint: ArtifactRefSchema, history: ArtifactRefSchema, evaluation: ArtifactRefSchema, metrics: ClassificationMetricsSchema })),
+  /** Wall time of each stage in milliseconds (workflow time, so it replays identically). */
+  stageMillis: z.record(z.string(), z.number()),
+});
+export type TrialResult = z.infer<typeof TrialResultSchema>;
+
+export const AggregateInputSchema = z.object({
+  runName: z.string().min(1),
+  config: PipelineConfigSchema,
+  dataset: z.object({ manifest: ArtifactRefSchema, source: z.string(), counts: ClassCounts, patients: ClassCounts, duplicates: z.number().int(), skipped: z.number().int() }),
+  trials: z.array(TrialResultSchema).min(1),
+});
+export type AggregateInput = z.infer<typeof AggregateInputSchema>;
+export interface AggregateOutput {
+  summary: z.infer<typeof ArtifactRefSchema>;
+  report: z.infer<typeof ArtifactRefSchema>;
+  /** Stable keys under `runs/<runName>/` where the report and its figures are also written. */
+  reportKey: string;
+  summaryKey: string;
+  figureKeys: string[];
+}

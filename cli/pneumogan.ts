@@ -1,0 +1,112 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * pneumogan: run and inspect reproductions of Khalifa et al. (2020).
+ *
+ *   demo  embedded default: local Temporal dev server + local S3 + in-process workers
+ *   run   against a running Temporal cluster and MinIO/S3 (workers started separately)
+ */
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InputError } from '../lib/errors.js';
+import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
+import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
+import { presetNames, resolvePreset } from '../pipelines/presets.js';
+import { ConfigError, type DataSource } from '../pipelines/schema.js';
+import { reproductionWorkflowId } from '../workflows/queues.js';
+import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
+import { downloadReport, followReproduction, launchReproduction } from './launch.js';
+
+const log = (line: string) => console.log(line);
+
+function parseDataOption(value: string): DataSource {
+  if (value.startsWith('s3://')) {
+    const [bucket, ...rest] = value.slice('s3://'.length).split('/');
+    if (!bucket) throw new InvalidArgumentError('an S3 data source looks like s3://bucket/prefix');
+    return { kind: 's3', bucket, prefix: rest.join('/') };
+  }
+  return { kind: 'folder', path: path.resolve(value) };
+}
+
+function defaultRunName(preset: string): string {
+  return `${preset}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}`;
+}
+
+const runNameOption = new Option('--run <name>', 'run name; the same name attaches to (or resumes) that run').argParser((v) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw new InvalidArgumentError('use letters, digits, ".", "_" and "-"');
+  return v;
+});
+const presetOption = new Option('--preset <name>', 'pipeline preset').choices(presetNames()).default('smoke');
+const dataOption = new Option('--data <path>', 'real dataset: a chest_xray folder (or one with NORMAL/ and PNEUMONIA/), or s3://bucket/prefix; default: synthetic X-rays').argParser(parseDataOption);
+const outOption = new Option('--out <dir>', 'where the report is downloaded').default('runs');
+
+async function reproduce(client: Client, store: ArtifactStore, opts: { run?: string; preset: string; data?: DataSource; out: string }, uiUrl?: string): Promise<void> {
+  const config = resolvePreset(opts.preset, opts.data);
+  const runName = opts.run ?? defaultRunName(opts.preset);
+  const source = config.data.source;
+  log(`[run] ${runName}: preset ${config.preset}, ${config.protocol.trialSeeds.length} trials, backbones ${config.classifier.backbones.join(', ')}, data ${source.kind === 'folder' ? source.path : source.kind === 's3' ? `s3://${source.bucket}/${source.prefix}` : 'synthetic X-rays'}`);
+  const handle = await launchReproduction({ client, runName, config, log });
+  if (uiUrl) log(`[run] Temporal UI: ${uiUrl}/namespaces/${client.options.namespace}/workflows/${encodeURIComponent(handle.workflowId)}`);
+  const started = Date.now();
+  const result = await followReproduction(client, handle, log);
+  const reportPath = await downloadReport(store, runName, opts.out);
+  log(`[run] finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  for (const trial of result.trials) {
+    log(`[run] trial ${trial.trial}: ${trial.backbones.map((b) => `${b.backbone} ${(100 * b.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
+  }
+  log(`[run] report: ${reportPath}`);
+}
+
+const program = new Command('pneumogan')
+  .description('Durable, resumable, auditable reproduction of Khalifa et al. (2020): DCGAN + fine-tuned CNNs for pneumonia on chest X-rays')
+  .showHelpAfterError();
+
+program.command('demo')
+  .description('run a reproduction on the embedded default: local Temporal dev server, local S3 server and in-process workers, with state in --state-dir (rerun with the same --run to resume after a crash)')
+  .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption)
+  .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
+  .action(async (opts: { run?: string; preset: string; data?: DataSource; out: string; stateDir: string }) => {
+    const infra = await startEmbeddedInfrastructure({ stateDir: opts.stateDir, log });
+    const s3: S3Settings = { endpoint: infra.s3.endpoint, accessKey: infra.s3.accessKey, secretKey: infra.s3.secretKey, bucket: 'pneumogan', region: infra.s3.region };
+    let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
+    try {
+      workers = await startWorkers({ role: 'all-in-one', temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace }, s3, gpuConcurrency: 4, log });
+      const connection = await Connection.connect({ address: infra.temporal.address });
+      try {
+        const client = new Client({ connection, namespace: infra.temporal.namespace });
+        await reproduce(client, new ArtifactStore(s3), opts, infra.temporal.uiUrl || undefined);
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      await workers?.shutdown();
+      await infra.stop();
+    }
+  });
+
+program.command('run')
+  .description('start (or attach to) a reproduction on the Temporal cluster and S3 named by PNEUMOGAN_TEMPORAL_* and PNEUMOGAN_S3_* (workers run separately: workers/orchestration.ts, workers/gpu.ts)')
+  .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption)
+  .option('--ui <url>', 'Temporal Web UI base URL, to print the run\'s link')
+  .action(async (opts: { run?: string; preset: string; data?: DataSource; out: string; ui?: string }) => {
+    const temporal = temporalSettingsFromEnv();
+    const connection = await Connection.connect({ address: temporal.address });
+    try {
+      await reproduce(new Client({ connection, namespace: temporal.namespace }), new ArtifactStore(s3SettingsFromEnv()), opts, opts.ui);
+    } finally {
+      await connection.close();
+    }
+  });
+
+program.command('workflow-id')
+  .description('print the Temporal workflow id of a run name')
+  .argument('<run>', 'run name')
+  .action((run: string) => log(reproductionWorkflowId(run)));
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  const known = err instanceof InputError || err instanceof ConfigError;
+  console.error(`pneumogan: ${err instanceof Error ? (known ? err.message : err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+}

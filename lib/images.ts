@@ -1,0 +1,76 @@
+/**
+ * Image codecs and pixel plumbing, all through sharp. Models see images as 8-bit grayscale
+ * squares; the pipeline stores them as grayscale PNG (lossless, so a stored image hashes the same
+ * every time it is re-encoded from the same pixels).
+ */
+import sharp from 'sharp';
+import { InputError } from './errors.js';
+
+/** An 8-bit grayscale square image, row-major. */
+export interface GrayImage {
+  size: number;
+  pixels: Uint8Array;
+}
+
+/**
+ * Decodes any format sharp reads (JPEG, PNG; RGB or gray; any size), converts to grayscale and
+ * resizes to `size` x `size`. Aspect ratio is not kept: X-rays are squashed to a square as
+ * MATLAB's imresize would in the paper, and the sample data already is. A truncated or corrupt
+ * file is an InputError naming `source`.
+ */
+export async function decodeGray(bytes: Uint8Array, size: number, source: string): Promise<GrayImage & { originalWidth: number; originalHeight: number }> {
+  try {
+    const image = sharp(bytes, { failOn: 'truncated' });
+    const meta = await image.metadata();
+    const pixels = await image.grayscale().resize(size, size, { fit: 'fill' }).raw().toBuffer();
+    // sharp keeps an alpha channel through grayscale(); keep one byte per pixel.
+    const channels = pixels.length / (size * size);
+    return { size, pixels: channels === 1 ? new Uint8Array(pixels) : firstChannel(pixels, channels), originalWidth: meta.width ?? size, originalHeight: meta.height ?? size };
+  } catch (err) {
+    throw new InputError(`Cannot decode image ${source}: ${(err as Error).message}. Replace or remove the file (it is corrupt, truncated, or not an image).`);
+  }
+}
+
+function firstChannel(pixels: Buffer, channels: number): Uint8Array {
+  const out = new Uint8Array(pixels.length / channels);
+  for (let i = 0; i < out.length; i++) out[i] = pixels[i * channels]!;
+  return out;
+}
+
+export function encodeGrayPng(image: GrayImage): Promise<Buffer> {
+  return sharp(Buffer.from(image.pixels), { raw: { width: image.size, height: image.size, channels: 1 } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
+}
+
+/** Maps tanh outputs in [-1, 1] to 8-bit pixels. */
+export function pixelsFromUnitRange(values: Float32Array | number[], size: number, offset = 0): Uint8Array {
+  const out = new Uint8Array(size * size);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = Math.max(0, Math.min(255, Math.round((values[offset + i]! + 1) * 127.5)));
+  }
+  return out;
+}
+
+/** Tiles equally sized images into one PNG grid with a thin gap, for the report. */
+export async function imageGridPng(images: readonly GrayImage[], columns: number, scale = 1): Promise<Buffer> {
+  const first = images[0];
+  if (!first) throw new Error('imageGridPng needs at least one image');
+  const gap = 2;
+  const cell = first.size;
+  const rows = Math.ceil(images.length / columns);
+  const width = columns * cell + (columns + 1) * gap;
+  const height = rows * cell + (rows + 1) * gap;
+  const canvas = new Uint8Array(width * height).fill(255);
+  images.forEach((image, index) => {
+    const x0 = gap + (index % columns) * (cell + gap);
+    const y0 = gap + Math.floor(index / columns) * (cell + gap);
+    for (let y = 0; y < cell; y++) {
+      canvas.set(image.pixels.subarray(y * cell, (y + 1) * cell), (y0 + y) * width + x0);
+    }
+  });
+  return sharp(Buffer.from(canvas), { raw: { width, height, channels: 1 } })
+    .resize(width * scale, height * scale, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
+}

@@ -1,0 +1,143 @@
+/**
+ * The reproduction's report: a JSON summary (every number, with the references it came from), a
+ * Markdown report beside the paper's numbers, and PNG figures (accuracy, confusion matrices, GAN
+ * samples, loss curves). Written content-addressed and under `runs/<runName>/`, where the
+ * Markdown's relative figure links resolve.
+ */
+import { z } from 'zod';
+import type { AggregateInput, AggregateOutput } from '../../activities/types.js';
+import { BACKBONES, type Backbone } from '../../pipelines/schema.js';
+import { recordLineage, type Producer } from '../lineage.js';
+import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';
+import { canonicalJson, type ArtifactStore } from '../storage.js';
+import { accuracySpec, confusionSpec, lossCurveSpec, renderPng } from './charts.js';
+import { PAPER_ACCURACY, PAPER_BEST_PER_CLASS } from './paper.js';
+
+const GanHistorySchema = z.object({ discriminatorLoss: z.array(z.number()), generatorLoss: z.array(z.number()) });
+const ClassifierHistorySchema = z.object({ loss: z.array(z.number()), accuracy: z.array(z.number()) });
+
+export interface BackboneSummary {
+  backbone: Backbone;
+  paperAccuracy: number;
+  aggregate: AggregatedMetrics;
+}
+
+export function summarizeBackbones(trials: AggregateInput['trials']): BackboneSummary[] {
+  const present = BACKBONES.filter((b) => trials.every((t) => t.backbones.some((r) => r.backbone === b)));
+  return present.map((backbone) => ({
+    backbone,
+    paperAccuracy: PAPER_ACCURACY[backbone],
+    aggregate: aggregateMetrics(trials.map((t) => t.backbones.find((r) => r.backbone === backbone)!.metrics)),
+  }));
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+const pm = (m: MeanStd) => `${pct(m.mean)} ± ${(100 * m.std).toFixed(1)}`;
+
+export async function writeReport(store: ArtifactStore, input: AggregateInput, producer: Producer): Promise<AggregateOutput> {
+  const { runName, config, dataset, trials } = input;
+  const base = `runs/${runName}`;
+  const backbones = summarizeBackbones(trials);
+  const figures = new Map<string, Buffer>();
+
+  figures.set('accuracy.png', await renderPng(accuracySpec(backbones.flatMap((b) => [
+    { backbone: b.backbone, source: 'this run', accuracy: b.aggregate.accuracy.mean, low: Math.min(...b.aggregate.accuracy.values), high: Math.max(...b.aggregate.accuracy.values) },
+    { backbone: b.backbone, source: 'paper', accuracy: b.paperAccuracy, low: b.paperAccuracy, high: b.paperAccuracy },
+  ]))));
+  for (const b of backbones) {
+    figures.set(`confusion-${b.backbone}.png`, await renderPng(confusionSpec(`${b.backbone}: ${trials.length} trial(s) summed`, b.aggregate.confusion)));
+  }
+  for (const trial of trials) {
+    for (const gan of trial.gans) {
+      figures.set(`gan-samples-trial${trial.trial}-${gan.label}.png`, await store.get(gan.samples));
+      const history = await store.getJson(gan.history, GanHistorySchema.passthrough());
+      figures.set(`gan-loss-trial${trial.trial}-${gan.label}.png`, await renderPng(lossCurveSpec(`Trial ${trial.trial}: ${gan.label} DCGAN`,
+        { discriminator: history.discriminatorLoss, generator: history.generatorLoss }, 'step')));
+    }
+    const curves: Record<string, number[]> = {};
+    for (const result of trial.backbones) curves[result.backbone] = (await store.getJson(result.history, ClassifierHistorySchema.passthrough())).loss;
+    figures.set(`classifier-loss-trial${trial.trial}.png`, await renderPng(lossCurveSpec(`Trial ${trial.trial}: fine-tuning loss`, curves, 'batch')));
+  }
+
+  const figureKeys: string[] = [];
+  for (const [name, bytes] of figures) {
+    const key = `${base}/figures/${name}`;
+    await store.putAt(key, bytes, 'png');
+    figureKeys.push(key);
+  }
+
+  const summaryValue = {
+    kind: 'reproduction-summary',
+    runName,
+    producedBy: { workflowId: producer.workflowId, codeVersion: producer.codeVersion, computeBackend: producer.computeBackend },
+    config,
+    dataset,
+    backbones,
+    paper: { accuracy: PAPER_ACCURACY, bestPerClass: PAPER_BEST_PER_CLASS },
+    trials,
+  };
+  const summary = await store.putJson(summaryValue);
+  const markdown = Buffer.from(renderMarkdown(input, backbones), 'utf8');
+  const report = await store.putContent(markdown, 'md');
+  const lineageInputs = trials.flatMap((t) => t.backbones.map((b) => ({ role: `evaluation:trial${t.trial}:${b.backbone}`, ref: b.evaluation })));
+  for (const ref of [summary, report]) {
+    await recordLineage(store, { artifact: ref, kind: 'report', inputs: lineageInputs, params: { runName }, producer, recordedAt: new Date().toISOString() });
+  }
+  const summaryKey = `${base}/summary.json`;
+  const reportKey = `${base}/report.md`;
+  await store.putAt(summaryKey, canonicalJson(summaryValue), 'json');
+  await store.putAt(reportKey, markdown, 'md');
+  return { summary, report, reportKey, summaryKey, figureKeys };
+}
+
+export function renderMarkdown(input: AggregateInput, backbones: BackboneSummary[]): string {
+  const { runName, config, dataset, trials } = input;
+  const lines: string[] = [];
+  lines.push(`# pneumogan reproduction: ${runName}`, '');
+  lines.push(`Khalifa et al. (2020), *Detection of Coronavirus (COVID-19) Associated Pneumonia based on GANs and a Fine-Tuned Deep Transfer Learning Model*, reproduced with preset **${config.preset}** over **${trials.length} trial(s)** (seeds ${config.protocol.trialSeeds.join(', ')}).`, '');
+  lines.push(`Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
+    `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`, '');
+  if (config.data.source.kind === 'synthetic') {
+    lines.push('> **The data are synthetic** (drawn by the project, not X-rays of patients): these numbers test the pipeline, they say nothing about pneumonia detection.', '');
+  }
+  lines.push('## Results (paper protocol: real subset + GAN images pooled, split 80/20)', '');
+  lines.push('Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class.', '');
+  lines.push('| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const b of backbones) {
+    const a = b.aggregate;
+    lines.push(`| ${b.backbone} | ${pm(a.accuracy)} | ${pct(b.paperAccuracy)} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} |`);
+  }
+  lines.push('', `Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`, '');
+  lines.push('![accuracy](figures/accuracy.png)', '');
+  lines.push('### Accuracy per trial', '');
+  lines.push(`| backbone | ${trials.map((t) => `trial ${t.trial} (seed ${t.seed})`).join(' | ')} |`);
+  lines.push(`| --- | ${trials.map(() => '---').join(' | ')} |`);
+  for (const b of backbones) lines.push(`| ${b.backbone} | ${b.aggregate.accuracy.values.map(pct).join(' | ')} |`);
+  lines.push('', '## Confusion matrices (summed over trials)', '');
+  lines.push(backbones.map((b) => `![${b.backbone}](figures/confusion-${b.backbone}.png)`).join(' '), '');
+  lines.push('## GANs', '');
+  for (const t of trials) {
+    lines.push(`### Trial ${t.trial}`, '');
+    for (const g of t.gans) {
+      lines.push(`**${g.label}**: generator \`${g.checkpoint.sha256.slice(0, 16)}\`, ${g.syntheticCount} images synthesized.`, '');
+      lines.push(`![${g.label} samples](figures/gan-samples-trial${t.trial}-${g.label}.png)`, '', `![${g.label} loss](figures/gan-loss-trial${t.trial}-${g.label}.png)`, '');
+    }
+    lines.push(`![fine-tuning loss](figures/classifier-loss-trial${t.trial}.png)`, '');
+  }
+  lines.push('## Trials and stage times', '');
+  lines.push('| trial | seed | subset (N/P) | train (N/P) | test (N/P) | stage times |', '| --- | --- | --- | --- | --- | --- |');
+  for (const t of trials) {
+    const stages = Object.entries(t.stageMillis).map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(1)}s`).join(', ');
+    lines.push(`| ${t.trial} | ${t.seed} | ${t.subsetCounts.NORMAL}/${t.subsetCounts.PNEUMONIA} | ${t.trainCounts.NORMAL}/${t.trainCounts.PNEUMONIA} | ${t.testCounts.NORMAL}/${t.testCounts.PNEUMONIA} | ${stages} |`);
+  }
+  lines.push('', '## Lineage', '');
+  lines.push(`- dataset manifest: \`${dataset.manifest.key}\``);
+  for (const t of trials) {
+    lines.push(`- trial ${t.trial} (\`${t.workflowId}\`): subset \`${t.subset.key}\`, split \`${t.split.key}\`, ` +
+      t.backbones.map((b) => `${b.backbone} model \`${b.checkpoint.sha256.slice(0, 16)}\``).join(', '));
+  }
+  lines.push('', 'Every artifact has lineage records under `lineage/<sha256>/` in the bucket.', '');
+  lines.push('## Configuration', '', '```json', JSON.stringify(config, null, 2), '```', '');
+  return lines.join('\n');
+}

@@ -1,0 +1,150 @@
+/**
+ * Fine-tunes a backbone on labelled grayscale images and evaluates it. Grayscale is replicated to
+ * three channels and normalised with ImageNet statistics, the input contract of the torchvision
+ * weights these architectures are published with.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../../pipelines/schema.js';
+import { buildBackbone } from '../models/backbones.js';
+import type { GrayImage } from '../images.js';
+import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } from '../protocol/metrics.js';
+import { deriveSeed, SeededRandom } from '../random.js';
+import { modelWeights, optimizerWeights, restoreModelWeights, restoreOptimizerWeights, type TrainingState } from './checkpoint.js';
+import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+export interface LabelledPixels {
+  image: GrayImage;
+  label: ClassName;
+}
+
+export interface ClassifierHistory {
+  /** Mean training loss of each batch, in order. */
+  loss: number[];
+  /** Training accuracy of each batch. */
+  accuracy: number[];
+}
+
+export interface ClassifierMeta {
+  kind: 'classifier';
+  backbone: Backbone;
+  /** Batches completed over all epochs. */
+  batchesDone: number;
+  totalBatches: number;
+  inputSize: number;
+  widthMultiplier: number;
+  history: ClassifierHistory;
+}
+
+export function toInputTensor(images: readonly GrayImage[], inputSize: number): tf.Tensor4D {
+  const plane = inputSize * inputSize;
+  const data = new Float32Array(images.length * plane * 3);
+  images.forEach((image, i) => {
+    if (image.size !== inputSize) throw new Error(`classifier image ${i} is ${image.size}px, expected ${inputSize}px`);
+    for (let p = 0; p < plane; p++) {
+      const v = image.pixels[p]! / 255;
+      const base = (i * plane + p) * 3;
+      for (let c = 0; c < 3; c++) data[base + c] = (v - IMAGENET_MEAN[c]!) / IMAGENET_STD[c]!;
+    }
+  });
+  return tf.tensor4d(data, [images.length, inputSize, inputSize, 3]);
+}
+
+export function buildClassifier(backbone: Backbone, classifier: PipelineConfig['classifier'], seed: number): tf.LayersModel {
+  return withSeededMathRandom(deriveSeed(seed, backbone, 'init'), () => buildBackbone(backbone, {
+    inputSize: classifier.inputSize,
+    widthMultiplier: classifier.widthMultiplier,
+    numClasses: CLASS_NAMES.length,
+    dropout: classifier.dropout,
+  }));
+}
+
+export interface FineTuneOptions {
+  backbone: Backbone;
+  train: readonly LabelledPixels[];
+  classifier: PipelineConfig['classifier'];
+  seed: number;
+  resume?: TrainingState<ClassifierMeta>;
+  onProgress?: (batchesDone: number, totalBatches: number, history: ClassifierHistory) => void;
+  onCheckpoint?: (state: TrainingState<ClassifierMeta>) => Promise<void>;
+  signal?: AbortSignal;
+}
+
+export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
+  const { classifier, seed, backbone } = options;
+  const model = buildClassifier(backbone, classifier, seed);
+  const optimizer = tf.train.adam(classifier.learningRate);
+  const batchesPerEpoch = Math.ceil(options.train.length / classifier.batchSize);
+  const totalBatches = batchesPerEpoch * classifier.epochs;
+  const history: ClassifierHistory = { loss: [], accuracy: [] };
+  let batchesDone = 0;
+  if (options.resume) {
+    restoreModelWeights(model, options.resume.groups.model ?? [], `${backbone} checkpoint`);
+    await restoreOptimizerWeights(optimizer, options.resume.groups.optimizer ?? []);
+    batchesDone = options.resume.meta.batchesDone;
+    history.loss.push(...options.resume.meta.history.loss);
+    history.accuracy.push(...options.resume.meta.history.accuracy);
+  }
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const snapshot = async (): Promise<TrainingState<ClassifierMeta>> => ({
+    groups: { model: modelWeights(model), optimizer: await optimizerWeights(optimizer) },
+    meta: { kind: 'classifier', backbone, batchesDone, totalBatches, inputSize: classifier.inputSize, widthMultiplier: classifier.widthMultiplier, history },
+  });
+  try {
+    while (batchesDone < totalBatches) {
+      options.signal?.throwIfAborted();
+      const epoch = Math.floor(batchesDone / batchesPerEpoch);
+      const order = new SeededRandom(deriveSeed(seed, backbone, 'epoch', epoch)).shuffle([...options.train.keys()]);
+      const batchIndex = batchesDone % batchesPerEpoch;
+      const members = order.slice(batchIndex * classifier.batchSize, (batchIndex + 1) * classifier.batchSize).map((i) => options.train[i]!);
+      const [loss, correct] = tf.tidy(() => {
+        const x = toInputTensor(members.map((m) => m.image), classifier.inputSize);
+        const y = tf.oneHot(tf.tensor1d(members.map((m) => CLASS_NAMES.indexOf(m.label)), 'int32'), CLASS_NAMES.length);
+        let logits: tf.Tensor | undefined;
+        const cost = optimizer.minimize(() => {
+          logits = model.apply(x, { training: true }) as tf.Tensor;
+          return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+        }, true, variables)!;
+        return [cost, tf.sum(tf.equal(tf.argMax(logits!, 1), tf.argMax(y, 1)))];
+      });
+      history.loss.push((await loss.data())[0]!);
+      history.accuracy.push((await correct.data())[0]! / members.length);
+      tf.dispose([loss, correct]);
+      batchesDone += 1;
+      options.onProgress?.(batchesDone, totalBatches, history);
+      if (options.onCheckpoint && (batchesDone % classifier.checkpointEvery === 0 || batchesDone === totalBatches)) await options.onCheckpoint(await snapshot());
+      await yieldToEventLoop();
+    }
+    return { model, state: await snapshot() };
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+/** Rebuilds a fine-tuned classifier from its checkpoint. */
+export function loadClassifier(state: TrainingState<ClassifierMeta>, classifier: PipelineConfig['classifier']): tf.LayersModel {
+  const model = buildClassifier(state.meta.backbone, { ...classifier, inputSize: state.meta.inputSize, widthMultiplier: state.meta.widthMultiplier }, 0);
+  restoreModelWeights(model, state.groups.model ?? [], `${state.meta.backbone} checkpoint`);
+  return model;
+}
+
+export interface Evaluation {
+  metrics: ClassificationMetrics;
+  /** Predicted class index per test image, in input order. */
+  predictions: number[];
+}
+
+export async function evaluateClassifier(model: tf.LayersModel, test: readonly LabelledPixels[], inputSize: number, batchSize = 64): Promise<Evaluation> {
+  const predictions: number[] = [];
+  for (let start = 0; start < test.length; start += batchSize) {
+    const batch = test.slice(start, start + batchSize);
+    const predicted = tf.tidy(() => tf.argMax(model.predict(toInputTensor(batch.map((b) => b.image), inputSize)) as tf.Tensor, 1));
+    predictions.push(...(await predicted.data()));
+    predicted.dispose();
+    await yieldToEventLoop();
+  }
+  const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));
+  return { metrics: metricsFromConfusion(confusionMatrix(truth, predictions)), predictions };
+}

@@ -1,0 +1,155 @@
+/**
+ * Trains one DCGAN (one per class, so every generated image has a label) with the standard
+ * non-saturating loss and Adam, and generates images from a trained generator. Pure domain code:
+ * the caller persists checkpoints and reports progress.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PipelineConfig } from '../../pipelines/schema.js';
+import { buildDiscriminator, buildGenerator, type DcganOptions } from '../models/dcgan.js';
+import { pixelsFromUnitRange, type GrayImage } from '../images.js';
+import { deriveSeed, SeededRandom } from '../random.js';
+import { modelWeights, optimizerWeights, restoreModelWeights, restoreOptimizerWeights, type TrainingState } from './checkpoint.js';
+import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
+
+export interface GanHistory {
+  discriminatorLoss: number[];
+  generatorLoss: number[];
+}
+
+export interface GanMeta {
+  kind: 'dcgan';
+  step: number;
+  options: DcganOptions;
+  history: GanHistory;
+}
+
+export interface TrainGanOptions {
+  images: readonly GrayImage[];
+  gan: PipelineConfig['gan'];
+  seed: number;
+  resume?: TrainingState<GanMeta>;
+  onProgress?: (step: number, total: number, history: GanHistory) => void;
+  /** Called every `gan.checkpointEvery` steps and at the end with the full state. */
+  onCheckpoint?: (state: TrainingState<GanMeta>) => Promise<void>;
+  signal?: AbortSignal;
+}
+
+export function dcganOptions(gan: PipelineConfig['gan']): DcganOptions {
+  return { imageSize: gan.imageSize, latentDim: gan.latentDim, generatorWidth: gan.generatorWidth, discriminatorWidth: gan.discriminatorWidth, channels: 1 };
+}
+
+/** Images as a [n, size, size, 1] tensor scaled to the generator's tanh range. */
+function realBatchSource(images: readonly GrayImage[], size: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const data = new Float32Array(images.length * size * size);
+    images.forEach((image, i) => {
+      if (image.size !== size) throw new Error(`GAN image ${i} is ${image.size}px, expected ${size}px`);
+      for (let p = 0; p < image.pixels.length; p++) data[i * size * size + p] = image.pixels[p]! / 127.5 - 1;
+    });
+    return tf.tensor4d(data, [images.length, size, size, 1]);
+  });
+}
+
+export async function trainGan(options: TrainGanOptions): Promise<{ generator: tf.LayersModel; state: TrainingState<GanMeta> }> {
+  const { gan, seed } = options;
+  const modelOptions = dcganOptions(gan);
+  const generator = withSeededMathRandom(deriveSeed(seed, 'generator'), () => buildGenerator(modelOptions));
+  const discriminator = withSeededMathRandom(deriveSeed(seed, 'discriminator'), () => buildDiscriminator(modelOptions));
+  const generatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
+  const discriminatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
+  const history: GanHistory = { discriminatorLoss: [], generatorLoss: [] };
+  let step = 0;
+  if (options.resume) {
+    const { groups, meta } = options.resume;
+    restoreModelWeights(generator, groups.generator ?? [], 'GAN checkpoint (generator)');
+    restoreModelWeights(discriminator, groups.discriminator ?? [], 'GAN checkpoint (discriminator)');
+    await restoreOptimizerWeights(generatorOptimizer, groups['optimizer.generator'] ?? []);
+    await restoreOptimizerWeights(discriminatorOptimizer, groups['optimizer.discriminator'] ?? []);
+    step = meta.step;
+    history.discriminatorLoss.push(...meta.history.discriminatorLoss);
+    history.generatorLoss.push(...meta.history.generatorLoss);
+  }
+  const reals = realBatchSource(options.images, gan.imageSize);
+  const generatorVars = generator.trainableWeights.map((w) => w.read() as tf.Variable);
+  const discriminatorVars = discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batchSize = Math.min(gan.batchSize, options.images.length);
+
+  const snapshot = async (): Promise<TrainingState<GanMeta>> => ({
+    groups: {
+      generator: modelWeights(generator),
+      discriminator: modelWeights(discriminator),
+      'optimizer.generator': await optimizerWeights(generatorOptimizer),
+      'optimizer.discriminator': await optimizerWeights(discriminatorOptimizer),
+    },
+    meta: { kind: 'dcgan', step, options: modelOptions, history },
+  });
+
+  try {
+    while (step < gan.steps) {
+      options.signal?.throwIfAborted();
+      const batchRng = new SeededRandom(deriveSeed(seed, 'batch', step));
+      const indices = batchRng.shuffle([...Array(options.images.length).keys()]).slice(0, batchSize);
+      const [dLoss, gLoss] = tf.tidy(() => {
+        const real = tf.gather(reals, indices);
+        const noise = tf.randomNormal([batchSize, gan.latentDim], 0, 1, 'float32', deriveSeed(seed, 'z', step));
+        const d = discriminatorOptimizer.minimize(() => {
+          const fake = generator.apply(noise, { training: true }) as tf.Tensor;
+          const realLogits = discriminator.apply(real, { training: true }) as tf.Tensor;
+          const fakeLogits = discriminator.apply(fake, { training: true }) as tf.Tensor;
+          return tf.add(
+            tf.losses.sigmoidCrossEntropy(tf.onesLike(realLogits), realLogits),
+            tf.losses.sigmoidCrossEntropy(tf.zerosLike(fakeLogits), fakeLogits)) as tf.Scalar;
+        }, true, discriminatorVars)!;
+        const g = generatorOptimizer.minimize(() => {
+          const fakeLogits = discriminator.apply(generator.apply(noise, { training: true }) as tf.Tensor, { training: true }) as tf.Tensor;
+          // Non-saturating generator loss (Goodfellow et al.): maximise log D(G(z)).
+          return tf.losses.sigmoidCrossEntropy(tf.onesLike(fakeLogits), fakeLogits) as tf.Scalar;
+        }, true, generatorVars)!;
+        return [d, g];
+      });
+      history.discriminatorLoss.push((await dLoss.data())[0]!);
+      history.generatorLoss.push((await gLoss.data())[0]!);
+      tf.dispose([dLoss, gLoss]);
+      step += 1;
+      options.onProgress?.(step, gan.steps, history);
+      if (options.onCheckpoint && (step % gan.checkpointEvery === 0 || step === gan.steps)) await options.onCheckpoint(await snapshot());
+      await yieldToEventLoop();
+    }
+    return { generator, state: await snapshot() };
+  } finally {
+    reals.dispose();
+    discriminator.dispose();
+    generatorOptimizer.dispose();
+    discriminatorOptimizer.dispose();
+  }
+}
+
+/** Rebuilds a generator from a checkpoint's `generator` group. */
+export function loadGenerator(state: TrainingState<GanMeta>): tf.LayersModel {
+  const generator = buildGenerator(state.meta.options);
+  restoreModelWeights(generator, state.groups.generator ?? [], 'GAN checkpoint (generator)');
+  return generator;
+}
+
+/**
+ * One image per latent seed; the seed alone determines the image, so any generated image can be
+ * regenerated from its lineage record (generator checkpoint + latent seed).
+ */
+export async function generateImages(generator: tf.LayersModel, latentDim: number, latentSeeds: readonly number[], batchSize = 64): Promise<GrayImage[]> {
+  const out: GrayImage[] = [];
+  for (let start = 0; start < latentSeeds.length; start += batchSize) {
+    const seeds = latentSeeds.slice(start, start + batchSize);
+    const images = tf.tidy(() => {
+      const noise = tf.concat(seeds.map((s) => tf.randomNormal([1, latentDim], 0, 1, 'float32', s)));
+      return generator.predict(noise) as tf.Tensor4D;
+    });
+    const [, size] = images.shape;
+    const values = await images.data() as Float32Array;
+    images.dispose();
+    for (let i = 0; i < seeds.length; i++) {
+      out.push({ size, pixels: pixelsFromUnitRange(values, size, i * size * size) });
+    }
+    await yieldToEventLoop();
+  }
+  return out;
+}
