@@ -14,6 +14,7 @@ import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storag
 import { presetNames, resolvePreset } from '../pipelines/presets.js';
 import { ConfigError, type DataSource } from '../pipelines/schema.js';
 import { reproductionWorkflowId } from '../workflows/queues.js';
+import { quietTemporalLogs } from '../workers/main.js';
 import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
 import { downloadReport, followReproduction, launchReproduction } from './launch.js';
 
@@ -66,11 +67,12 @@ program.command('demo')
   .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption)
   .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
   .action(async (opts: { run?: string; preset: string; data?: DataSource; out: string; stateDir: string }) => {
+    quietTemporalLogs();
     const infra = await startEmbeddedInfrastructure({ stateDir: opts.stateDir, log });
     const s3: S3Settings = { endpoint: infra.s3.endpoint, accessKey: infra.s3.accessKey, secretKey: infra.s3.secretKey, bucket: 'pneumogan', region: infra.s3.region };
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
-      workers = await startWorkers({ role: 'all-in-one', temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace }, s3, gpuConcurrency: 4, log });
+      workers = await startWorkers({ role: 'all-in-one', temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace }, s3, gpuConcurrency: 2, gpuProcesses: 2, log });
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });

@@ -38,7 +38,9 @@ function firstChannel(pixels: Buffer, channels: number): Uint8Array {
 }
 
 export function encodeGrayPng(image: GrayImage): Promise<Buffer> {
+  // Raw single-channel input is treated as sRGB unless told otherwise: keep the PNG 8-bit gray.
   return sharp(Buffer.from(image.pixels), { raw: { width: image.size, height: image.size, channels: 1 } })
+    .toColourspace('b-w')
     .png({ compressionLevel: 9 })
     .toBuffer();
 }
@@ -70,6 +72,7 @@ export async function imageGridPng(images: readonly GrayImage[], columns: number
     }
   });
   return sharp(Buffer.from(canvas), { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
     .resize(width * scale, height * scale, { kernel: 'nearest' })
     .png()
     .toBuffer();

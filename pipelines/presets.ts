@@ -53,12 +53,12 @@ const paper: PipelineConfig = {
 const smoke: PipelineConfig = {
   preset: 'smoke',
   data: {
-    source: { kind: 'synthetic', imagesPerClass: 100, seed: 7 },
+    source: { kind: 'synthetic', imagesPerClass: 60, seed: 7 },
     storeSize: 64,
   },
   protocol: {
     trialSeeds: [1, 2, 3],
-    // 10% of 200 synthetic images would leave 10 per class; 20% keeps the split meaningful.
+    // 10% of 120 synthetic images would leave 6 per class; 20% (12) keeps the split meaningful.
     subsetFraction: 0.2,
     syntheticPerReal: 9,
     trainFraction: 0.8,
@@ -69,10 +69,10 @@ const smoke: PipelineConfig = {
     generatorWidth: 8,
     discriminatorWidth: 8,
     batchSize: 16,
-    steps: 60,
+    steps: 40,
     learningRate: 2e-4,
     beta1: 0.5,
-    checkpointEvery: 20,
+    checkpointEvery: 10,
   },
   classifier: {
     backbones: ['alexnet', 'googlenet', 'squeezenet', 'resnet18'],

@@ -1,14 +1,18 @@
 /** Shared body of the worker entry points: read the environment, run until SIGINT/SIGTERM. */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { s3SettingsFromEnv } from '../lib/storage.js';
 import { startWorkers, temporalSettingsFromEnv, type WorkerRole } from './runtime.js';
 
 export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
+  quietTemporalLogs();
   try {
     const running = await startWorkers({
       role,
       temporal: temporalSettingsFromEnv(),
       s3: s3SettingsFromEnv(),
       gpuConcurrency: Number(process.env.PNEUMOGAN_GPU_CONCURRENCY ?? 1),
+      gpuProcesses: Number(process.env.PNEUMOGAN_GPU_PROCESSES ?? 2),
+      taskQueues: { orchestration: process.env.PNEUMOGAN_TASK_QUEUE || undefined, gpu: process.env.PNEUMOGAN_GPU_TASK_QUEUE || undefined },
     });
     // The SDK's workers stop gracefully on SIGINT/SIGTERM by default.
     await running.done;
@@ -16,4 +20,10 @@ export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
     console.error(`[worker] ${role} worker failed: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;
   }
+}
+
+/** The SDK logs every worker state change at INFO; keep warnings and errors (PNEUMOGAN_LOG_LEVEL overrides). */
+export function quietTemporalLogs(): void {
+  const level = (process.env.PNEUMOGAN_LOG_LEVEL ?? 'WARN').toUpperCase() as 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
 }

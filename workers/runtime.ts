@@ -3,9 +3,12 @@
  * - orchestration: workflows + light activities on the orchestration queue;
  * - gpu: accelerator-bound activities only, on the GPU queue (no workflows, so restarting a GPU
  *   worker never strands a sticky workflow task);
- * - all-in-one: both in one process, for the local demo and tests.
+ * - all-in-one: the orchestration worker in this process and GPU workers as child processes,
+ *   for the local demo and tests. Training is synchronous CPU work in tfjs between awaits; in
+ *   its own process it cannot starve the workflow worker's event loop (workflow tasks must
+ *   finish within seconds) or an embedded S3 server's sockets.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +42,8 @@ export interface StartWorkersOptions {
   s3: S3Settings;
   /** Concurrent GPU activities per worker: 1 on a real GPU, more only interleaves on a CPU. */
   gpuConcurrency?: number;
+  /** all-in-one only: GPU worker child processes (each runs tfjs on one core). */
+  gpuProcesses?: number;
   taskQueues?: { orchestration?: string; gpu?: string };
   /** A pre-built workflow bundle (tests bundle once and start several workers). */
   workflowBundle?: WorkflowBundleWithSourceMap;
@@ -72,8 +77,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const log = options.log ?? ((line: string) => console.log(line));
   const store = new ArtifactStore(options.s3);
   await store.ensureBucket();
-  const runsGpu = options.role !== 'orchestration';
-  const backend = runsGpu ? (await initComputeBackend(log)).name : 'none';
+  const inProcessGpu = options.role === 'gpu';
+  const backend = inProcessGpu ? (await initComputeBackend(log)).name : 'none';
   const deps: ActivityDeps = { store, computeBackend: backend, codeVersion: codeVersion(), workerIdentity: `${os.hostname()}/${process.pid}/${options.role}` };
   const connection = await NativeConnection.connect({ address: options.temporal.address });
   const workers: Worker[] = [];
@@ -82,12 +87,12 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       connection,
       namespace: options.temporal.namespace,
       taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
-      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowBundle: await bundleWorkflows() }),
+      workflowBundle: options.workflowBundle ?? await bundleWorkflows(),
       activities: createCpuActivities(deps),
       identity: `${deps.workerIdentity}/orchestration`,
     }));
   }
-  if (runsGpu) {
+  if (inProcessGpu) {
     workers.push(await Worker.create({
       connection,
       namespace: options.temporal.namespace,
@@ -97,15 +102,70 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       identity: `${deps.workerIdentity}/gpu`,
     }));
   }
-  const done = Promise.all(workers.map((w) => w.run())).then(() => connection.close());
-  log(`[worker] ${options.role} worker(s) polling ${workers.map((w) => w.options.taskQueue).join(' and ')} on ${options.temporal.address} (${options.temporal.namespace}), compute: ${backend}`);
+  const children = options.role === 'all-in-one' ? spawnGpuWorkers(options, log) : [];
+  const done = Promise.all([...workers.map((w) => w.run()), ...children.map((c) => c.exited)]).then(() => connection.close());
+  log(`[worker] ${options.role}: ${workers.map((w) => `${w.options.taskQueue} worker`).concat(children.map((c) => `GPU worker process ${c.child.pid}`)).join(', ')} on ${options.temporal.address} (${options.temporal.namespace})`);
   return {
     workers,
     computeBackend: backend,
     done,
     async shutdown() {
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const child of children) child.stop();
       await done;
     },
   };
+}
+
+interface GpuWorkerProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  stop(): void;
+}
+
+/** GPU workers as child processes, configured through the same environment as workers/gpu.ts. */
+function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => void): GpuWorkerProcess[] {
+  const env = {
+    ...process.env,
+    PNEUMOGAN_TEMPORAL_ADDRESS: options.temporal.address,
+    PNEUMOGAN_TEMPORAL_NAMESPACE: options.temporal.namespace,
+    PNEUMOGAN_S3_ENDPOINT: options.s3.endpoint,
+    PNEUMOGAN_S3_ACCESS_KEY: options.s3.accessKey,
+    PNEUMOGAN_S3_SECRET_KEY: options.s3.secretKey,
+    PNEUMOGAN_S3_BUCKET: options.s3.bucket,
+    PNEUMOGAN_S3_REGION: options.s3.region,
+    PNEUMOGAN_GPU_CONCURRENCY: String(options.gpuConcurrency ?? 1),
+    ...(options.taskQueues?.gpu ? { PNEUMOGAN_GPU_TASK_QUEUE: options.taskQueues.gpu } : {}),
+  };
+  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = `[gpu-worker ${index + 1}]`;
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      let pending = '';
+      stream?.on('data', (chunk: string) => {
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) log(`${prefix} ${line}`);
+      });
+    }
+    let stopping = false;
+    const exited = new Promise<void>((resolve, reject) => child.once('exit', (code, signal) => {
+      if (stopping || code === 0) resolve();
+      else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
+    }));
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    return {
+      child,
+      exited,
+      stop() {
+        stopping = true;
+        process.off('exit', killOnExit);
+        // The SDK drains in-flight activities on SIGTERM; a stuck one must not hang the CLI.
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+      },
+    };
+  });
 }

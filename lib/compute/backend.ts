@@ -8,6 +8,7 @@
  * machines without that host, so a missing package is the normal case here, not an error.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerFastChannelKernels } from './cpu-channel-kernels.js';
 import { registerFastCpuKernels } from './cpu-kernels.js';
 
 export type ComputeBackendName = 'tensorflow-gpu' | 'tensorflow' | 'cpu';
@@ -61,8 +62,11 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
     if (forced) throw new Error(`PNEUMOGAN_BACKEND=${forced} requested but ${skipped.at(-1)}`);
   }
   registerFastCpuKernels();
+  registerFastChannelKernels();
   await tf.setBackend('cpu');
   await tf.ready();
+  // tfjs would otherwise print its own "install tfjs-node" banner; the log line above says it.
+  tf.env().set('PROD', true);
   return { name: 'cpu', packageName: '@tensorflow/tfjs (pure JavaScript)', skipped };
 }
 

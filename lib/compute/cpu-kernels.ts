@@ -1,13 +1,13 @@
 /**
  * Faster replacements for the pure-JS 'cpu' backend kernels that dominate conv-net training.
  *
- * The stock kernels put the reduction in the innermost loop over strided memory, and several
- * (Conv2DBackpropFilter, MaxPoolGrad, AvgPoolGrad) read every element through
- * `TensorBuffer.get`, which computes an index from a rest-parameter array per multiply-add. On
- * a DCGAN layer that makes the filter gradient ~50x slower than the forward conv. Here the convs
- * are im2col + a register-blocked matrix product (4x4 tiles: 8 loads per 16 multiply-adds, summed
- * in doubles like the stock kernels), and the pool gradients walk channels innermost, so every
- * hot loop reads contiguous memory.
+ * The stock conv kernels load and store an accumulator around every multiply-add, and three of
+ * them (Conv2DBackpropFilter, MaxPoolGrad, AvgPoolGrad) read each element through
+ * `TensorBuffer.get`, which builds an index from a rest-parameter array, with the reduction running
+ * over strided memory: the filter gradient of a small DCGAN layer takes ~50x the forward conv.
+ * Here the convs are im2col + a register-blocked matrix product (4x4 tiles: 8 loads per 16
+ * multiply-adds, summed in doubles like the stock kernels), and the pool gradients make one pass
+ * over the outputs with channels innermost, so every hot loop walks contiguous memory.
  *
  * Only NHWC float32 with dilation 1 takes the fast path. Anything else (NCHW, dilations > 1,
  * PReLU fusion, unusual bias shapes) goes to the stock kernel saved at registration, so those
@@ -243,24 +243,22 @@ function chunkRows(info: Conv2DInfo): number {
 }
 
 /**
- * Calls `fn` for consecutive blocks of output rows with their P x K patch matrix, which starts
- * at `offset` in `patches` (a view of `x` itself for pointwise convs).
+ * Calls `fn` for consecutive blocks of at most chunkRows(info) output rows with their P x K patch
+ * matrix, which starts at `offset` in `patches` (`x` itself for pointwise convs).
  */
 function forEachPatchChunk(
   info: Conv2DInfo, x: Float32Array,
   fn: (row0: number, pixels: number, patches: Float32Array, offset: number) => void,
 ): void {
   const totalRows = info.batchSize * info.outHeight;
-  if (isPointwise(info)) {
-    fn(0, totalRows * info.outWidth, x, 0);
-    return;
-  }
   const rowsPerChunk = chunkRows(info);
-  const patches = new Float32Array(rowsPerChunk * info.outWidth * patchLength(info));
+  const rowFloats = info.outWidth * patchLength(info);
+  const pointwise = isPointwise(info);
+  const patches = pointwise ? x : new Float32Array(rowsPerChunk * rowFloats);
   for (let row0 = 0; row0 < totalRows; row0 += rowsPerChunk) {
     const row1 = Math.min(totalRows, row0 + rowsPerChunk);
-    im2col(info, row0, row1, x, patches);
-    fn(row0, (row1 - row0) * info.outWidth, patches, 0);
+    if (!pointwise) im2col(info, row0, row1, x, patches);
+    fn(row0, (row1 - row0) * info.outWidth, patches, pointwise ? row0 * rowFloats : 0);
   }
 }
 

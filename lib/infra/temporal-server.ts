@@ -261,7 +261,8 @@ async function goInstall(go: string, binDir: string, log: Log): Promise<string> 
   child.stdout?.setEncoding('utf8').on('data', splitter);
   child.stderr?.setEncoding('utf8').on('data', splitter);
   const progress = setInterval(() => {
-    log(`[temporal] go install still running: ${Math.round((Date.now() - started) / 1000)} s, ${modules} modules downloaded so far`);
+    log(`[temporal] go install still running: ${Math.round((Date.now() - started) / 1000)} s` +
+      (modules ? `, ${modules} modules downloaded so far` : ' (compiling)'));
   }, 30_000);
   const timeoutMs = 30 * 60_000;
   const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -279,7 +280,7 @@ async function goInstall(go: string, binDir: string, log: Log): Promise<string> 
   }
   const built = path.join(binDir, `temporal${EXE}`);
   const size = (await fs.stat(built)).size;
-  log(`[temporal] built ${built} in ${Math.round((Date.now() - started) / 1000)} s (${(size / 2 ** 20).toFixed(0)} MiB, ${modules} modules downloaded)`);
+  log(`[temporal] built ${built} in ${Math.round((Date.now() - started) / 1000)} s (${(size / 2 ** 20).toFixed(0)} MiB${modules ? `, ${modules} modules downloaded` : ''})`);
   return built;
 }
 

@@ -102,12 +102,14 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
       const [loss, correct] = tf.tidy(() => {
         const x = toInputTensor(members.map((m) => m.image), classifier.inputSize);
         const y = tf.oneHot(tf.tensor1d(members.map((m) => CLASS_NAMES.indexOf(m.label)), 'int32'), CLASS_NAMES.length);
-        let logits: tf.Tensor | undefined;
+        let correct: tf.Tensor | undefined;
         const cost = optimizer.minimize(() => {
-          logits = model.apply(x, { training: true }) as tf.Tensor;
+          const logits = model.apply(x, { training: true }) as tf.Tensor;
+          // minimize() disposes everything but the cost; keep the batch's hit count.
+          correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))));
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, true, variables)!;
-        return [cost, tf.sum(tf.equal(tf.argMax(logits!, 1), tf.argMax(y, 1)))];
+        return [cost, correct!];
       });
       history.loss.push((await loss.data())[0]!);
       history.accuracy.push((await correct.data())[0]! / members.length);

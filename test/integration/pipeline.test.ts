@@ -1,0 +1,159 @@
+/**
+ * The whole paper, end to end, on a real Temporal dev server and a real S3 server, with the
+ * orchestration worker in this process and GPU workers as child processes (the demo's shape).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import sharp from 'sharp';
+import { z } from 'zod';
+import { launchReproduction } from '../../cli/launch.js';
+import { startEmbeddedInfrastructure, type EmbeddedInfrastructure } from '../../lib/infra/embedded.js';
+import { readLineage } from '../../lib/lineage.js';
+import { ImageSetSchema } from '../../lib/data/manifest.js';
+import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
+import { resolvePreset } from '../../pipelines/presets.js';
+import { BACKBONES } from '../../pipelines/schema.js';
+import { quietTemporalLogs } from '../../workers/main.js';
+import { startWorkers, type RunningWorkers } from '../../workers/runtime.js';
+import { reproducePaper } from '../../workflows/index.js';
+import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/queues.js';
+
+let stateDir: string;
+let infra: EmbeddedInfrastructure;
+let workers: RunningWorkers;
+let connection: Connection;
+let client: Client;
+let store: ArtifactStore;
+
+before(async () => {
+  quietTemporalLogs();
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-e2e-'));
+  infra = await startEmbeddedInfrastructure({ stateDir });
+  const s3: S3Settings = { endpoint: infra.s3.endpoint, accessKey: infra.s3.accessKey, secretKey: infra.s3.secretKey, bucket: 'pneumogan', region: infra.s3.region };
+  store = new ArtifactStore(s3);
+  workers = await startWorkers({ role: 'all-in-one', temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace }, s3, gpuConcurrency: 2, gpuProcesses: 2, log: () => {} });
+  connection = await Connection.connect({ address: infra.temporal.address });
+  client = new Client({ connection, namespace: infra.temporal.namespace });
+});
+
+after(async () => {
+  await connection?.close();
+  await workers?.shutdown();
+  await infra?.stop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+const SummarySchema = z.object({
+  backbones: z.array(z.object({ backbone: z.string(), aggregate: z.object({ accuracy: z.object({ mean: z.number(), std: z.number(), values: z.array(z.number()) }) }) })),
+  trials: z.array(z.object({ trial: z.number(), backbones: z.array(z.object({ backbone: z.string(), metrics: z.object({ accuracy: z.number() }) })) })),
+});
+
+test('reproducePaper (smoke: three trials, four backbones) completes with a consistent report', { timeout: 12 * 60_000 }, async () => {
+  const config = resolvePreset('smoke');
+  const handle = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
+  const result = await handle.result();
+
+  assert.equal(result.trials.length, 3);
+  for (const trial of result.trials) {
+    assert.deepEqual(trial.backbones.map((b) => b.backbone).sort(), [...BACKBONES].sort(), `trial ${trial.trial} has every backbone`);
+    assert.ok(trial.stageMillis['gan:NORMAL']! > 0 && trial.stageMillis['fine-tune:resnet18']! > 0);
+  }
+  // Different seeds, different subsets.
+  assert.equal(new Set(result.trials.map((t) => t.subset.sha256)).size, 3);
+
+  // Above chance on the synthetic data: the pipeline learns.
+  const accuracies = result.trials.flatMap((t) => t.backbones.map((b) => b.metrics.accuracy));
+  const meanAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
+  assert.ok(meanAccuracy > 0.6, `mean accuracy over trials and backbones is ${meanAccuracy.toFixed(3)}`);
+
+  // The aggregate in the stored summary is the mean of the trials' metrics.
+  const summary = SummarySchema.parse(JSON.parse((await store.getAt(result.report.summaryKey)).toString('utf8')));
+  for (const entry of summary.backbones) {
+    const perTrial = summary.trials.map((t) => t.backbones.find((b) => b.backbone === entry.backbone)!.metrics.accuracy);
+    assert.deepEqual(entry.aggregate.accuracy.values, perTrial);
+    assert.ok(Math.abs(entry.aggregate.accuracy.mean - perTrial.reduce((a, b) => a + b, 0) / perTrial.length) < 1e-12);
+  }
+  const report = (await store.getAt(result.report.reportKey)).toString('utf8');
+  for (const backbone of BACKBONES) assert.match(report, new RegExp(`\\| ${backbone} \\| \\d+\\.\\d% ± `));
+  assert.ok(result.report.figureKeys.includes('runs/e2e-smoke/figures/confusion-resnet18.png'));
+  const figure = await sharp(await store.getAt('runs/e2e-smoke/figures/accuracy.png')).metadata();
+  assert.equal(figure.format, 'png');
+
+  // A generated image's lineage names its generator, class, latent seed and index.
+  const synthetic = await store.getJson(result.trials[0]!.gans[0]!.synthetic, ImageSetSchema);
+  const [record] = await readLineage(store, synthetic.images[0]!.image.sha256);
+  assert.equal(record?.kind, 'generated-image');
+  assert.equal(record?.generated?.generator.sha256, result.trials[0]!.gans[0]!.checkpoint.sha256);
+  assert.equal(record?.producer.workflowId, 'pneumogan-e2e-smoke/trial-1');
+
+  // Launching the same run name again attaches to it: still one workflow.
+  const again = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
+  assert.equal((await again.describe()).runId, (await handle.describe()).runId);
+});
+
+/** The failure an activity raised inside the workflow, with its attempt count. */
+async function activityFailureOf(promise: Promise<unknown>): Promise<{ failure: ApplicationFailure; activity: ActivityFailure }> {
+  const err = await promise.then(() => assert.fail('the workflow should have failed'), (e: unknown) => e);
+  assert.ok(err instanceof WorkflowFailedError, `expected WorkflowFailedError, got ${String(err)}`);
+  const activity = err.cause;
+  assert.ok(activity instanceof ActivityFailure, `expected an activity failure, got ${String(activity)}`);
+  assert.ok(activity.cause instanceof ApplicationFailure);
+  return { failure: activity.cause, activity };
+}
+
+test('a corrupt JPEG fails the run at ingestion, non-retryably, naming the file', async () => {
+  const root = path.join(stateDir, 'corrupt-data');
+  const jpeg = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 60, g: 60, b: 60 } } }).jpeg().toBuffer();
+  for (const label of ['NORMAL', 'PNEUMONIA']) await mkdir(path.join(root, label), { recursive: true });
+  await writeFile(path.join(root, 'NORMAL', 'IM-0001-0001.jpeg'), jpeg);
+  await writeFile(path.join(root, 'PNEUMONIA', 'person3_virus_9.jpeg'), jpeg.subarray(0, 200));
+  const handle = await client.workflow.start(reproducePaper, {
+    workflowId: 'bad-input-corrupt', taskQueue: ORCHESTRATION_TASK_QUEUE,
+    args: [{ runName: 'bad-input-corrupt', config: resolvePreset('smoke', { kind: 'folder', path: root }) }],
+  });
+  const { failure, activity } = await activityFailureOf(handle.result());
+  assert.equal(failure.type, 'InputError');
+  assert.equal(failure.nonRetryable, true);
+  assert.equal(activity.activityType, 'ingestDataset');
+  assert.match(failure.message, /person3_virus_9\.jpeg/);
+  const history = await handle.fetchHistory();
+  const started = history.events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
+  assert.equal(started[0]?.activityTaskStartedEventAttributes?.attempt, 1, 'no retry of bad input');
+});
+
+test('an unknown backbone sent straight to the workflow is a non-retryable validation failure', async () => {
+  const config = resolvePreset('smoke') as unknown as { classifier: { backbones: string[] } };
+  config.classifier.backbones = ['resnet18', 'vgg16'];
+  const handle = await client.workflow.start(reproducePaper, {
+    workflowId: 'bad-input-backbone', taskQueue: ORCHESTRATION_TASK_QUEUE,
+    args: [{ runName: 'bad-input-backbone', config: config as never }],
+  });
+  const { failure } = await activityFailureOf(handle.result());
+  assert.equal(failure.type, 'ValidationError');
+  assert.equal(failure.nonRetryable, true);
+  assert.match(failure.message, /classifier\.backbones\[1\]|backbones/);
+  assert.match(failure.message, /vgg16|alexnet/);
+});
+
+test('a subset too small to train a GAN fails in the trial, non-retryably, saying how to fix it', async () => {
+  const config = resolvePreset('smoke', { kind: 'synthetic', imagesPerClass: 4, seed: 1 });
+  config.protocol.trialSeeds = [1];
+  config.protocol.subsetFraction = 0.25;
+  const handle = await client.workflow.start(reproducePaper, {
+    workflowId: 'bad-input-tiny', taskQueue: ORCHESTRATION_TASK_QUEUE,
+    args: [{ runName: 'bad-input-tiny', config }],
+  });
+  const err = await handle.result().then(() => assert.fail('should fail'), (e: unknown) => e);
+  assert.ok(err instanceof WorkflowFailedError);
+  // parent <- child workflow <- activity
+  const activity = (err.cause as { cause?: unknown }).cause;
+  assert.ok(activity instanceof ActivityFailure, String(activity));
+  assert.ok(activity.cause instanceof ApplicationFailure);
+  assert.equal(activity.cause.type, 'InputError');
+  assert.match(activity.cause.message, /1 image\(s\); raise protocol\.subsetFraction/);
+});

@@ -1,0 +1,185 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { registerFastCpuKernels } from '../../lib/compute/cpu-kernels.js';
+
+// Everything stock is captured before the fast kernels go in: the kernel functions themselves
+// and the gradients of a small net, which later run again through the replacements.
+await tf.setBackend('cpu');
+const backend = tf.backend() as tf.MathBackendCPU;
+const REPLACED = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'AvgPoolGrad'];
+const stock = new Map(REPLACED.map((name) => [name, tf.getKernel(name, 'cpu')!.kernelFunc]));
+const stockNetGradients = netGradients();
+registerFastCpuKernels();
+
+type Inputs = Record<string, tf.Tensor>;
+type Attrs = Record<string, unknown>;
+
+function runStock(name: string, inputs: Inputs, attrs: Attrs): Float32Array {
+  const info = stock.get(name)!({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
+  const values = Float32Array.from(backend.readSync(info.dataId) as Float32Array);
+  backend.disposeData(info.dataId);
+  return values;
+}
+
+function runRegistered(name: string, inputs: Inputs, attrs: Attrs): Float32Array {
+  const out = tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor;
+  const values = out.dataSync() as Float32Array;
+  out.dispose();
+  return values;
+}
+
+/** Element-wise 1e-4 relative, with a floor for entries that are near zero after cancellation. */
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) {
+    const tolerance = 1e-4 * Math.max(Math.abs(expected[i]!), 1e-2 * scale);
+    if (!(Math.abs(actual[i]! - expected[i]!) <= tolerance)) {
+      assert.fail(`${what}: element ${i} is ${actual[i]}, stock gives ${expected[i]}`);
+    }
+  }
+}
+
+function assertSameAsStock(name: string, inputs: Inputs, attrs: Attrs, what: string): void {
+  assertClose(runRegistered(name, inputs, attrs), runStock(name, inputs, attrs), `${name} ${what}`);
+}
+
+let seed = 1;
+function random(shape: number[]): tf.Tensor {
+  return tf.randomUniform(shape, -1, 1, 'float32', seed++);
+}
+
+type Pad = 'same' | 'valid' | number[][];
+interface ConvCase { x: number[]; filter: number[]; strides: number[]; pad: Pad }
+
+const CONV_CASES: ConvCase[] = [
+  { x: [2, 9, 9, 3], filter: [3, 3, 3, 5], strides: [1, 1], pad: 'same' },
+  { x: [1, 10, 10, 4], filter: [4, 4, 4, 6], strides: [2, 2], pad: 'same' },
+  { x: [2, 9, 9, 3], filter: [4, 4, 3, 2], strides: [2, 2], pad: 'same' },
+  { x: [3, 11, 7, 5], filter: [3, 3, 5, 4], strides: [2, 2], pad: 'valid' },
+  { x: [1, 7, 7, 9], filter: [3, 3, 9, 10], strides: [1, 1], pad: 'valid' },
+  { x: [2, 8, 8, 6], filter: [1, 1, 6, 7], strides: [1, 1], pad: 'valid' },
+  { x: [2, 9, 9, 6], filter: [1, 1, 6, 4], strides: [2, 2], pad: 'same' },
+  { x: [2, 13, 12, 3], filter: [5, 5, 3, 8], strides: [2, 3], pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
+  // Large enough to be processed in several chunks of output rows, with a boundary inside an image.
+  { x: [2, 160, 160, 2], filter: [5, 5, 2, 1], strides: [1, 1], pad: 'same' },
+  { x: [1, 128, 160, 104], filter: [1, 1, 104, 1], strides: [1, 1], pad: 'valid' },
+];
+
+for (const c of CONV_CASES) {
+  const label = `x=${c.x} filter=${c.filter} strides=${c.strides} pad=${JSON.stringify(c.pad)}`;
+  test(`conv kernels match stock: ${label}`, () => {
+    tf.tidy(() => {
+      const x = random(c.x);
+      const filter = random(c.filter);
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1] };
+      const y = tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, c.strides as [number, number], c.pad as 'same');
+      const dy = random(y.shape);
+      assertSameAsStock('Conv2D', { x, filter }, attrs, label);
+      assertSameAsStock('FusedConv2D', { x, filter, bias: random([c.filter[3]!]) },
+        { ...attrs, activation: 'relu' }, `${label} bias+relu`);
+      assertSameAsStock('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: c.x }, label);
+      assertSameAsStock('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: c.filter }, label);
+    });
+  });
+}
+
+test('FusedConv2D matches stock for every activation it handles and for scalar bias', () => {
+  tf.tidy(() => {
+    const x = random([2, 6, 6, 3]);
+    const filter = random([3, 3, 3, 4]);
+    const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
+    for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid']) {
+      assertSameAsStock('FusedConv2D', { x, filter, bias: random([4]) }, { ...attrs, activation }, activation);
+    }
+    assertSameAsStock('FusedConv2D', { x, filter, bias: random([1]) },
+      { ...attrs, activation: 'leakyrelu', leakyreluAlpha: 0.3 }, 'leakyrelu, scalar bias');
+    assertSameAsStock('FusedConv2D', { x, filter }, { ...attrs, activation: 'linear' }, 'no bias');
+  });
+});
+
+test('attributes outside the fast path are delegated to the stock kernels', () => {
+  tf.tidy(() => {
+    const x = random([1, 8, 8, 3]);
+    const filter = random([3, 3, 3, 2]);
+    const dilated = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [2, 2] };
+    assert.deepEqual(runRegistered('Conv2D', { x, filter }, dilated), runStock('Conv2D', { x, filter }, dilated));
+    const prelu = { ...dilated, dilations: [1, 1], activation: 'prelu' };
+    const fused = { x, filter, bias: random([2]), preluActivationWeights: random([2]) };
+    assert.deepEqual(runRegistered('FusedConv2D', fused, prelu), runStock('FusedConv2D', fused, prelu));
+
+    const xNchw = random([1, 3, 6, 6]);
+    const dyNchw = random([1, 2, 6, 6]);
+    const nchw = { strides: [1, 1], pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2] };
+    assert.deepEqual(runRegistered('Conv2DBackpropFilter', { x: xNchw, dy: dyNchw }, nchw),
+      runStock('Conv2DBackpropFilter', { x: xNchw, dy: dyNchw }, nchw));
+  });
+});
+
+interface PoolCase { x: number[]; size: number; stride: number; pad: 'same' | 'valid' }
+
+const POOL_CASES: PoolCase[] = [
+  { x: [2, 9, 9, 3], size: 3, stride: 2, pad: 'valid' },
+  { x: [1, 8, 8, 5], size: 2, stride: 2, pad: 'valid' },
+  { x: [2, 7, 9, 4], size: 3, stride: 1, pad: 'same' },
+  { x: [2, 10, 10, 3], size: 3, stride: 2, pad: 'same' },
+  { x: [3, 5, 5, 6], size: 5, stride: 5, pad: 'valid' },
+];
+
+for (const c of POOL_CASES) {
+  const label = `x=${c.x} size=${c.size} stride=${c.stride} pad=${c.pad}`;
+  test(`pool gradient kernels match stock: ${label}`, () => {
+    tf.tidy(() => {
+      const x = random(c.x);
+      // Values from {-1, 0, 1} make most windows contain ties, which must go where stock sends them.
+      const tied = tf.round(x);
+      const attrs = { filterSize: [c.size, c.size], strides: [c.stride, c.stride], pad: c.pad };
+      for (const input of [x, tied]) {
+        const output = tf.maxPool(input as tf.Tensor4D, c.size, c.stride, c.pad);
+        const dy = random(output.shape);
+        assertSameAsStock('MaxPoolGrad', { dy, input, output }, attrs, label);
+        assertSameAsStock('AvgPoolGrad', { dy, input }, attrs, label);
+      }
+    });
+  });
+}
+
+test('registering twice keeps the same kernels', () => {
+  const before = REPLACED.map((name) => tf.getKernel(name, 'cpu')!.kernelFunc);
+  registerFastCpuKernels();
+  assert.deepEqual(REPLACED.map((name) => tf.getKernel(name, 'cpu')!.kernelFunc), before);
+  for (const name of REPLACED) assert.notEqual(tf.getKernel(name, 'cpu')!.kernelFunc, stock.get(name));
+});
+
+test('tf.grad of a small conv net is the same with the fast kernels as with the stock ones', () => {
+  const fast = netGradients();
+  assert.equal(fast.length, stockNetGradients.length);
+  fast.forEach((g, i) => assertClose(g, stockNetGradients[i]!, `gradient ${i}`));
+});
+
+/**
+ * Gradients of a DCGAN-like block (fused conv with bias, stride-2 conv, max/avg pooling,
+ * stride-2 conv2dTranspose) with respect to the input and every weight.
+ */
+function netGradients(): Float32Array[] {
+  return tf.tidy(() => {
+    const x = tf.randomUniform([2, 12, 12, 3], -1, 1, 'float32', 101) as tf.Tensor4D;
+    const w1 = tf.randomUniform([3, 3, 3, 6], -1, 1, 'float32', 102) as tf.Tensor4D;
+    const b1 = tf.randomUniform([6], -1, 1, 'float32', 103) as tf.Tensor1D;
+    const w2 = tf.randomUniform([4, 4, 6, 8], -1, 1, 'float32', 104) as tf.Tensor4D;
+    const w3 = tf.randomUniform([4, 4, 5, 8], -1, 1, 'float32', 105) as tf.Tensor4D;
+    const target = tf.randomUniform([2, 6, 6, 5], -1, 1, 'float32', 106);
+    const loss = (xs: tf.Tensor4D, k1: tf.Tensor4D, bias: tf.Tensor1D, k2: tf.Tensor4D, k3: tf.Tensor4D) => {
+      let h = tf.relu(tf.fused.conv2d({ x: xs, filter: k1, strides: 1, pad: 'same', bias }));
+      h = tf.maxPool(h, 3, 1, 'same');
+      h = tf.leakyRelu(tf.conv2d(h, k2, 2, 'same'), 0.2);
+      h = tf.avgPool(h, 2, 1, 'valid');
+      const y = tf.conv2dTranspose(h, k3, [2, 10, 10, 5], 2, 'same');
+      return tf.sum(tf.mul(tf.slice(y, [0, 2, 2, 0], [2, 6, 6, 5]), target));
+    };
+    const grads = tf.grads(loss as (...args: tf.Tensor[]) => tf.Tensor)([x, w1, b1, w2, w3]);
+    return grads.map((g) => g.dataSync() as Float32Array);
+  });
+}

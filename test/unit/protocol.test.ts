@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LabeledImage } from '../../lib/data/manifest.js';
+import { InputError } from '../../lib/errors.js';
+import { aggregateMetrics, confusionMatrix, meanStd, metricsFromConfusion } from '../../lib/protocol/metrics.js';
+import { stratifiedSplit, stratifiedSubset } from '../../lib/protocol/sampling.js';
+import { sha256Hex } from '../../lib/storage.js';
+
+function images(normal: number, pneumonia: number): LabeledImage[] {
+  const make = (label: 'NORMAL' | 'PNEUMONIA', i: number): LabeledImage => {
+    const sha256 = sha256Hex(`${label}-${i}`);
+    return { image: { key: `cas/${sha256}.png`, sha256, bytes: 1 }, label, origin: 'real', patientId: null };
+  };
+  return [...Array.from({ length: normal }, (_, i) => make('NORMAL', i)), ...Array.from({ length: pneumonia }, (_, i) => make('PNEUMONIA', i))];
+}
+
+const keys = (set: LabeledImage[]) => set.map((i) => i.image.sha256).sort();
+
+test('stratifiedSubset keeps the fraction of each class', () => {
+  const subset = stratifiedSubset(images(1583, 4273), 624 / 5863, 1);
+  assert.equal(subset.filter((i) => i.label === 'NORMAL').length, 168);
+  assert.equal(subset.filter((i) => i.label === 'PNEUMONIA').length, 455);
+});
+
+test('stratifiedSubset is deterministic per seed, different across trials, and ignores input order', () => {
+  const all = images(100, 200);
+  assert.deepEqual(keys(stratifiedSubset(all, 0.1, 1)), keys(stratifiedSubset([...all].reverse(), 0.1, 1)));
+  const trials = [1, 2, 3].map((seed) => keys(stratifiedSubset(all, 0.1, seed)).join());
+  assert.equal(new Set(trials).size, 3);
+});
+
+test('stratifiedSplit is stratified, disjoint, complete and deterministic', () => {
+  const pool = images(50, 70);
+  const { train, test: held } = stratifiedSplit(pool, 0.8, 9);
+  assert.equal(train.filter((i) => i.label === 'NORMAL').length, 40);
+  assert.equal(held.filter((i) => i.label === 'PNEUMONIA').length, 14);
+  assert.deepEqual([...keys(train), ...keys(held)].sort(), keys(pool));
+  assert.equal(new Set([...keys(train), ...keys(held)]).size, pool.length);
+  assert.deepEqual(keys(stratifiedSplit(pool, 0.8, 9).train), keys(train));
+  assert.notDeepEqual(keys(stratifiedSplit(pool, 0.8, 10).train), keys(train));
+});
+
+test('a subset too small to split is an InputError naming the class and the fix', () => {
+  assert.throws(() => stratifiedSplit(images(1, 10), 0.8, 1), (err: unknown) => {
+    assert.ok(err instanceof InputError);
+    assert.match(err.message, /Too few NORMAL images to split: 1 image/);
+    assert.match(err.message, /subsetFraction/);
+    return true;
+  });
+});
+
+test('confusion matrix and metrics match a hand-computed example', () => {
+  // truth: 4 NORMAL, 6 PNEUMONIA; predictions: 3 of the NORMAL right, 5 of the PNEUMONIA right.
+  const truth = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+  const predicted = [0, 0, 0, 1, 1, 1, 1, 1, 1, 0];
+  const confusion = confusionMatrix(truth, predicted);
+  assert.deepEqual(confusion, [[3, 1], [1, 5]]);
+  const m = metricsFromConfusion(confusion);
+  assert.equal(m.accuracy, 0.8);
+  assert.equal(m.perClassAccuracy.NORMAL, 0.75);
+  assert.equal(m.perClassAccuracy.PNEUMONIA, 5 / 6);
+  assert.equal(m.precision, 5 / 6);
+  assert.equal(m.recall, 5 / 6);
+  assert.ok(Math.abs(m.f1 - 5 / 6) < 1e-12);
+  assert.equal(m.support, 10);
+});
+
+test('metrics of a classifier that never predicts PNEUMONIA report 0, not NaN', () => {
+  const m = metricsFromConfusion([[5, 0], [5, 0]]);
+  assert.equal(m.precision, 0);
+  assert.equal(m.f1, 0);
+  assert.equal(m.accuracy, 0.5);
+});
+
+test('aggregate is the mean and sample standard deviation over trials', () => {
+  const trials = [[[9, 1], [2, 8]], [[8, 2], [1, 9]], [[10, 0], [0, 10]]].map(metricsFromConfusion);
+  const agg = aggregateMetrics(trials);
+  assert.ok(Math.abs(agg.accuracy.mean - (0.85 + 0.85 + 1) / 3) < 1e-12);
+  assert.ok(Math.abs(agg.accuracy.std - meanStd([0.85, 0.85, 1]).std) < 1e-12);
+  assert.ok(Math.abs(meanStd([0.85, 0.85, 1]).std - Math.sqrt(((0.05 ** 2) * 2 + 0.1 ** 2) / 2)) < 1e-12);
+  assert.deepEqual(agg.confusion, [[27, 3], [3, 27]]);
+  assert.equal(agg.trials, 3);
+});
