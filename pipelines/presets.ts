@@ -48,42 +48,43 @@ const paper: PipelineConfig = {
 
 /**
  * Same topology as `paper` (three trials, two GANs, four backbones, the same protocol) at a size
- * that finishes on two CPU cores with the pure-JS backend in a few minutes.
+ * that finishes in a few minutes on two CPU cores with the native TensorFlow backend that
+ * `npm run setup` provisions (the pure-JS fallback is about ten times slower).
  */
 const smoke: PipelineConfig = {
   preset: 'smoke',
   data: {
-    source: { kind: 'synthetic', imagesPerClass: 60, seed: 7 },
+    source: { kind: 'synthetic', imagesPerClass: 100, seed: 7 },
     storeSize: 64,
   },
   protocol: {
     trialSeeds: [1, 2, 3],
-    // 10% of 120 synthetic images would leave 6 per class; 20% (12) keeps the split meaningful.
+    // 10% of 200 synthetic images would leave 10 per class; 20% (20) keeps the split meaningful.
     subsetFraction: 0.2,
     syntheticPerReal: 9,
     trainFraction: 0.8,
   },
   gan: {
     imageSize: 32,
-    latentDim: 32,
-    generatorWidth: 8,
-    discriminatorWidth: 8,
+    latentDim: 64,
+    generatorWidth: 16,
+    discriminatorWidth: 16,
     batchSize: 16,
-    steps: 40,
+    steps: 100,
     learningRate: 2e-4,
     beta1: 0.5,
-    checkpointEvery: 10,
+    checkpointEvery: 25,
   },
   classifier: {
     backbones: ['alexnet', 'googlenet', 'squeezenet', 'resnet18'],
     // AlexNet's smallest valid input is 63 px (its third max pool would otherwise see 1x1).
     inputSize: 64,
-    widthMultiplier: 0.0625,
-    epochs: 2,
-    batchSize: 32,
+    widthMultiplier: 0.25,
+    epochs: 3,
+    batchSize: 16,
     learningRate: 1e-3,
     dropout: 0.2,
-    checkpointEvery: 5,
+    checkpointEvery: 10,
   },
 };
 

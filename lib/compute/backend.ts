@@ -7,6 +7,9 @@
  * which kernels run. They are optional: their install downloads libtensorflow, which fails on
  * machines without that host, so a missing package is the normal case here, not an error.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerFastChannelKernels } from './cpu-channel-kernels.js';
 import { registerFastCpuKernels } from './cpu-kernels.js';
@@ -28,6 +31,7 @@ const CANDIDATES: ReadonlyArray<{ name: ComputeBackendName; packageName: string;
 ];
 
 let active: Promise<ComputeBackend> | undefined;
+const require = createRequire(import.meta.url);
 
 /**
  * Loads the best backend once per process. `PNEUMOGAN_BACKEND=cpu|tensorflow|tensorflow-gpu`
@@ -47,9 +51,15 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
     throw new Error(`PNEUMOGAN_BACKEND=${forced} is not a backend; use cpu, tensorflow or tensorflow-gpu`);
   }
   const skipped: string[] = [];
+  // libtensorflow logs CPU-feature and oneDNN notices at load; keep warnings and errors.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   for (const candidate of CANDIDATES) {
     if (forced && forced !== candidate.name) continue;
     try {
+      // Importing a native package registers its kernels before it loads the addon; skip a
+      // package whose addon was never built (its install script could not download it) so
+      // the next candidate registers its kernels once.
+      if (!hasNativeAddon(candidate.packageName)) throw new Error('its native addon is not built (see `npm run setup`)');
       await import(candidate.packageName);
       if (await tf.setBackend(candidate.tfBackend)) {
         await tf.ready();
@@ -68,6 +78,16 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
   // tfjs would otherwise print its own "install tfjs-node" banner; the log line above says it.
   tf.env().set('PROD', true);
   return { name: 'cpu', packageName: '@tensorflow/tfjs (pure JavaScript)', skipped };
+}
+
+function hasNativeAddon(packageName: string): boolean {
+  try {
+    const packageDir = path.dirname(require.resolve(`${packageName}/package.json`));
+    const libDir = path.join(packageDir, 'lib');
+    return readdirSync(libDir).some((entry) => existsSync(path.join(libDir, entry, 'tfjs_binding.node')));
+  } catch {
+    return false;
+  }
 }
 
 function firstLine(err: unknown): string {

@@ -9,16 +9,21 @@
  * multiply-adds, summed in doubles like the stock kernels), and the pool gradients make one pass
  * over the outputs with channels innermost, so every hot loop walks contiguous memory.
  *
- * Only NHWC float32 with dilation 1 takes the fast path. Anything else (NCHW, dilations > 1,
- * PReLU fusion, unusual bias shapes) goes to the stock kernel saved at registration, so those
- * cases keep the stock results and error messages.
+ * The stock data-movement kernels are just as slow for another reason: Transpose, Tile, PadV2
+ * and non-contiguous Slice compute a coordinate array per element. They sit on the training path
+ * through batch norm (Sum/Mean over N, H, W transpose first; its gradient tiles to full size)
+ * and concat (its gradient is SplitV), so they are replaced by row-at-a-time copies.
+ *
+ * Only float32 tensors (for the convs: NHWC with dilation 1) take the fast path. Anything else
+ * (other dtypes, NCHW, dilations > 1, PReLU fusion, unusual bias shapes, scalars) goes to the
+ * stock kernel saved at registration, so those cases keep the stock results and error messages.
  */
 import * as tf from '@tensorflow/tfjs';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 type Shape4 = [number, number, number, number];
 type KernelArgs<A> = { inputs: tf.NamedTensorInfoMap; backend: tf.MathBackendCPU; attrs: A };
-type Kernel<A> = (args: KernelArgs<A>) => tf.TensorInfo;
+type Kernel<A> = (args: KernelArgs<A>) => tf.TensorInfo | tf.TensorInfo[];
 
 /**
  * Upper bound on the floats in one im2col buffer. Output rows are processed in chunks so that a
@@ -38,6 +43,13 @@ export function registerFastCpuKernels(): void {
   replaceKernel(tf.Conv2DBackpropInput, fastConv2DBackpropInput);
   replaceKernel(tf.MaxPoolGrad, fastMaxPoolGrad);
   replaceKernel(tf.AvgPoolGrad, fastAvgPoolGrad);
+  replaceKernel(tf.Sum, fastSum);
+  replaceKernel(tf.Mean, fastMean);
+  replaceKernel(tf.Transpose, fastTranspose);
+  replaceKernel(tf.Slice, fastSlice);
+  replaceKernel(tf.SplitV, fastSplitV);
+  replaceKernel(tf.Tile, fastTile);
+  replaceKernel(tf.PadV2, fastPadV2);
 }
 
 function replaceKernel<A>(kernelName: string, make: (stock: Kernel<A>) => Kernel<A>): void {
@@ -152,6 +164,109 @@ function fastAvgPoolGrad(stock: Kernel<tf.AvgPoolGradAttrs>): Kernel<tf.AvgPoolG
     const dx = avgPoolGrad(info, valuesOf(args.backend, dy));
     return args.backend.makeTensorInfo(info.inShape, 'float32', dx);
   };
+}
+
+function fastSum(stock: Kernel<tf.SumAttrs>): Kernel<tf.SumAttrs> {
+  return (args) => reduceKernel(args, stock, false);
+}
+
+function fastMean(stock: Kernel<tf.MeanAttrs>): Kernel<tf.MeanAttrs> {
+  return (args) => reduceKernel(args, stock, true);
+}
+
+function reduceKernel(
+  args: KernelArgs<tf.SumAttrs | tf.MeanAttrs>, stock: Kernel<tf.SumAttrs | tf.MeanAttrs>, mean: boolean,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  if (!isFloatArray(x)) return stock(args);
+  const axes = tf.util.parseAxisParam(args.attrs.axis, x.shape);
+  const [outShape, reduceShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+  const sums = sumOverAxes(valuesOf(args.backend, x), x.shape, axes);
+  const scale = mean ? 1 / tf.util.sizeFromShape(reduceShape) : 1;
+  const out = new Float32Array(sums.length);
+  for (let i = 0; i < out.length; i++) out[i] = sums[i]! * scale;
+  const shape = args.attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
+  return args.backend.makeTensorInfo(shape, 'float32', out);
+}
+
+function fastTranspose(stock: Kernel<tf.TransposeAttrs>): Kernel<tf.TransposeAttrs> {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!isFloatArray(x)) return stock(args);
+    const { perm } = args.attrs;
+    const strides = stridesOf(x.shape);
+    const outShape = perm.map((axis) => x.shape[axis]!);
+    const out = gather(valuesOf(args.backend, x), outShape, perm.map((axis) => strides[axis]!), 0);
+    return args.backend.makeTensorInfo(outShape, 'float32', out);
+  };
+}
+
+/** Contiguous slices stay with the stock kernel, which returns them as views without copying. */
+function fastSlice(stock: Kernel<tf.SliceAttrs>): Kernel<tf.SliceAttrs> {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!isFloatArray(x)) return stock(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs.begin, args.attrs.size) as [number[], number[]];
+    if (tf.slice_util.isSliceContinous(x.shape, begin, size)) return stock(args);
+    tf.slice_util.assertParamsValid(x, begin, size);
+    return args.backend.makeTensorInfo(size, 'float32', sliceOf(valuesOf(args.backend, x), x.shape, begin, size));
+  };
+}
+
+function fastSplitV(stock: Kernel<tf.SplitVAttrs>): Kernel<tf.SplitVAttrs> {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!isFloatArray(x)) return stock(args);
+    const axis = tf.util.parseAxisParam(args.attrs.axis, x.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x, args.attrs.numOrSizeSplits, axis);
+    const values = valuesOf(args.backend, x);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((length) => {
+      const size = x.shape.slice();
+      size[axis] = length;
+      const piece = args.backend.makeTensorInfo(size, 'float32', sliceOf(values, x.shape, begin, size));
+      begin[axis] = begin[axis]! + length;
+      return piece;
+    });
+  };
+}
+
+function fastTile(stock: Kernel<tf.TileAttrs>): Kernel<tf.TileAttrs> {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!isFloatArray(x)) return stock(args);
+    const { reps } = args.attrs;
+    // Output index along dim d is rep * shape[d] + i: a row-major walk over the interleaved
+    // (reps[d], shape[d]) dims, where the rep dims do not move in the input.
+    const strides = stridesOf(x.shape);
+    const walkShape = x.shape.flatMap((n, d) => [reps[d]!, n]);
+    const out = gather(valuesOf(args.backend, x), walkShape, strides.flatMap((stride) => [0, stride]), 0);
+    return args.backend.makeTensorInfo(x.shape.map((n, d) => n * reps[d]!), 'float32', out);
+  };
+}
+
+function fastPadV2(stock: Kernel<tf.PadV2Attrs>): Kernel<tf.PadV2Attrs> {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!isFloatArray(x)) return stock(args);
+    const { paddings, constantValue } = args.attrs;
+    const outShape = x.shape.map((n, d) => paddings[d]![0] + n + paddings[d]![1]);
+    const outStrides = stridesOf(outShape);
+    const out = new Float32Array(tf.util.sizeFromShape(outShape));
+    if (constantValue !== 0) out.fill(constantValue);
+    const xValues = valuesOf(args.backend, x);
+    const run = x.shape[x.shape.length - 1]!;
+    const walk = new RowWalker(x.shape, outStrides, paddings.reduce((at, [before], d) => at + before * outStrides[d]!, 0));
+    for (let i = 0; i < xValues.length; i += run, walk.next()) {
+      for (let t = 0, o = walk.offset; t < run; t++, o++) out[o] = xValues[i + t]!;
+    }
+    return args.backend.makeTensorInfo(outShape, 'float32', out);
+  };
+}
+
+/** Scalars are left to the stock kernels, so every shape here has a last dimension to copy along. */
+function isFloatArray(t: tf.TensorInfo): boolean {
+  return t.dtype === 'float32' && t.shape.length > 0;
 }
 
 function onFastPath(tensors: tf.TensorInfo[], dataFormat: string | undefined, dilations: number | number[]): boolean {
@@ -459,4 +574,97 @@ function avgPoolGrad(info: Conv2DInfo, dy: Float32Array): Float32Array {
   const dx = new Float32Array(sums.length);
   for (let i = 0; i < sums.length; i++) dx[i] = sums[i]! * scale;
   return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data movement and reductions, one row (innermost dimension) at a time.
+
+/** Row-major strides, including the trailing 1. */
+function stridesOf(shape: number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  for (let d = shape.length - 1, stride = 1; d >= 0; d--) {
+    strides[d] = stride;
+    stride *= shape[d]!;
+  }
+  return strides;
+}
+
+/**
+ * Row-major walk over every dimension of `shape` but the last, tracking the flat offset of the
+ * current row in an array with the given per-dimension strides.
+ */
+class RowWalker {
+  offset: number;
+  private readonly index: number[];
+
+  constructor(private readonly shape: number[], private readonly strides: number[], start: number) {
+    this.offset = start;
+    this.index = shape.map(() => 0);
+  }
+
+  next(): void {
+    const { shape, strides, index } = this;
+    for (let d = shape.length - 2; d >= 0; d--) {
+      this.offset += strides[d]!;
+      if (++index[d]! < shape[d]!) return;
+      index[d] = 0;
+      this.offset -= shape[d]! * strides[d]!;
+    }
+  }
+}
+
+/** out[i] = x[the offset of output position i under `strides`], for an output of `outShape`. */
+function gather(x: Float32Array, outShape: number[], strides: number[], start: number): Float32Array {
+  const out = new Float32Array(tf.util.sizeFromShape(outShape));
+  const run = outShape[outShape.length - 1]!;
+  const step = strides[strides.length - 1]!;
+  const walk = new RowWalker(outShape, strides, start);
+  for (let o = 0; o < out.length; o += run, walk.next()) {
+    for (let t = 0, i = walk.offset; t < run; t++, i += step) out[o + t] = x[i]!;
+  }
+  return out;
+}
+
+function sliceOf(x: Float32Array, shape: number[], begin: number[], size: number[]): Float32Array {
+  const strides = stridesOf(shape);
+  return gather(x, size, strides, begin.reduce((at, b, d) => at + b * strides[d]!, 0));
+}
+
+/**
+ * Sums over `axes` in one row-major pass over x, so each output still receives its terms in
+ * the stock order (the stock kernel transposes the axes innermost first). Runs of adjacent
+ * dimensions that are all reduced or all kept are merged to keep rows long.
+ */
+function sumOverAxes(x: Float32Array, shape: number[], axes: number[]): Float64Array {
+  const dims: number[] = [];
+  const reduced: boolean[] = [];
+  shape.forEach((n, d) => {
+    const isReduced = axes.includes(d);
+    if (dims.length > 0 && reduced[reduced.length - 1] === isReduced) dims[dims.length - 1]! *= n;
+    else {
+      dims.push(n);
+      reduced.push(isReduced);
+    }
+  });
+  const outStrides = new Array<number>(dims.length);
+  let outSize = 1;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    outStrides[d] = reduced[d] ? 0 : outSize;
+    if (!reduced[d]) outSize *= dims[d]!;
+  }
+  const sums = new Float64Array(outSize);
+  const run = dims[dims.length - 1]!;
+  const walk = new RowWalker(dims, outStrides, 0);
+  if (reduced[reduced.length - 1]) {
+    for (let i = 0; i < x.length; i += run, walk.next()) {
+      let sum = sums[walk.offset]!;
+      for (let t = 0; t < run; t++) sum += x[i + t]!;
+      sums[walk.offset] = sum;
+    }
+  } else {
+    for (let i = 0; i < x.length; i += run, walk.next()) {
+      for (let t = 0, o = walk.offset; t < run; t++, o++) sums[o] = sums[o]! + x[i + t]!;
+    }
+  }
+  return sums;
 }

@@ -370,13 +370,13 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
     await fs.mkdir(path.dirname(dbFile), { recursive: true });
     await stopOrphanedServer(dbFile, log);
   }
-  const autoPorts = opts.port === undefined || (!opts.headless && opts.uiPort === undefined);
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce(cliPath, dbFile, opts, log);
     } catch (err) {
-      if (err instanceof PortInUseError && autoPorts && attempt < 3) {
-        log(`[temporal] ${err.message.split('\n')[0]}; retrying with other ports`);
+      // Another process took a port we picked between findFreePort and the server's bind.
+      if (err instanceof PortInUseError && err.port !== opts.port && err.port !== opts.uiPort && attempt < 3) {
+        log(`[temporal] port ${err.port} was taken before the server could bind it; retrying with other ports`);
         continue;
       }
       throw err;
@@ -384,7 +384,11 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
   }
 }
 
-class PortInUseError extends Error {}
+class PortInUseError extends Error {
+  constructor(message: string, readonly port: number) {
+    super(message);
+  }
+}
 
 async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServerOptions, log: Log): Promise<TemporalDevServer> {
   const namespace = opts.namespace ?? 'default';
@@ -470,9 +474,10 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
   const failWith = async (what: string, cause?: unknown): Promise<never> => {
     await stop();
     const out = tail.text() || '(no output)';
-    const msg = `Temporal dev server ${what}.\nCommand: ${cliPath} ${args.join(' ')}\nLast server output:\n${out}` +
+    const msg = `Temporal dev server ${what}\nCommand: ${cliPath} ${args.join(' ')}\nLast server output:\n${out}` +
       (cause ? `\nLast connection error: ${firstLine(cause)}` : '');
-    throw /address already in use|bind: /i.test(out) ? new PortInUseError(msg) : new Error(msg);
+    const busy = /listen tcp [^\s]*:(\d+): bind: address already in use/i.exec(out);
+    throw busy ? new PortInUseError(msg, Number(busy[1])) : new Error(msg);
   };
 
   if (dbFile && child.pid !== undefined) {
@@ -484,22 +489,22 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
   const { Connection } = await import('@temporalio/client');
   let lastErr: unknown;
   for (;;) {
-    if (spawnError) return failWith(`could not be started (${spawnError.message})`);
-    if (exitInfo) return failWith(`exited during startup (${exitInfo.code ?? exitInfo.signal})`);
+    if (spawnError) return failWith(`could not be started (${spawnError.message}).`);
+    if (exitInfo) return failWith(`exited during startup (exit ${exitInfo.code ?? exitInfo.signal}).`);
     if (Date.now() > deadline) {
-      return failWith(`did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s`, lastErr);
+      return failWith(`did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s.`, lastErr);
     }
     if (await isPortOpen(port, '127.0.0.1', 250)) {
+      // A lazy connection is always closed, even when the first call fails (a failed
+      // Connection.connect leaves its channel reconnecting, which keeps the process alive).
+      const connection = Connection.lazy({ address });
       try {
-        const connection = await Connection.connect({ address, connectTimeout: 2_000 });
-        try {
-          await connection.workflowService.describeNamespace({ namespace });
-        } finally {
-          await connection.close();
-        }
+        await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.describeNamespace({ namespace }));
         break;
       } catch (err) {
         lastErr = err;
+      } finally {
+        await connection.close().catch(() => {});
       }
     }
     await sleep(100);
