@@ -12,7 +12,9 @@
  * The stock data-movement kernels are just as slow for another reason: Transpose, Tile, PadV2
  * and non-contiguous Slice compute a coordinate array per element. They sit on the training path
  * through batch norm (Sum/Mean over N, H, W transpose first; its gradient tiles to full size)
- * and concat (its gradient is SplitV), so they are replaced by row-at-a-time copies.
+ * and concat (its gradient is SplitV), so they are replaced by row-at-a-time copies. Likewise
+ * the binary arithmetic kernels, when a dimension has to be broadcast from 1 (batch norm's
+ * [1, 1, 1, C] statistics, global average pooling's gradient).
  *
  * Only float32 tensors (for the convs: NHWC with dilation 1) take the fast path. Anything else
  * (other dtypes, NCHW, dilations > 1, PReLU fusion, unusual bias shapes, scalars) goes to the
@@ -50,6 +52,7 @@ export function registerFastCpuKernels(): void {
   replaceKernel(tf.SplitV, fastSplitV);
   replaceKernel(tf.Tile, fastTile);
   replaceKernel(tf.PadV2, fastPadV2);
+  for (const [kernelName, op] of BROADCASTING_OPS) replaceKernel(kernelName, fastBroadcasting(op));
 }
 
 function replaceKernel<A>(kernelName: string, make: (stock: Kernel<A>) => Kernel<A>): void {
@@ -262,6 +265,51 @@ function fastPadV2(stock: Kernel<tf.PadV2Attrs>): Kernel<tf.PadV2Attrs> {
     }
     return args.backend.makeTensorInfo(outShape, 'float32', out);
   };
+}
+
+/** Same formulas as the stock cpu kernels. */
+const BROADCASTING_OPS: ReadonlyArray<[string, (a: number, b: number) => number]> = [
+  [tf.Add, (a, b) => a + b],
+  [tf.Sub, (a, b) => a - b],
+  [tf.Multiply, (a, b) => a * b],
+  [tf.RealDiv, (a, b) => a / b],
+  [tf.SquaredDifference, (a, b) => (a - b) * (a - b)],
+];
+
+function fastBroadcasting(op: (a: number, b: number) => number): (stock: Kernel<tf.NamedAttrMap>) => Kernel<tf.NamedAttrMap> {
+  return (stock) => (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    if (!isFloatArray(a) || !isFloatArray(b)) return stock(args);
+    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    // Without a dimension to expand from 1 the stock kernel is already one flat loop.
+    if (tf.backend_util.getBroadcastDims(a.shape, outShape).length === 0 &&
+        tf.backend_util.getBroadcastDims(b.shape, outShape).length === 0) {
+      return stock(args);
+    }
+    const aValues = valuesOf(args.backend, a);
+    const bValues = valuesOf(args.backend, b);
+    const aStrides = broadcastStrides(a.shape, outShape);
+    const bStrides = broadcastStrides(b.shape, outShape);
+    const aStep = aStrides[aStrides.length - 1]!;
+    const bStep = bStrides[bStrides.length - 1]!;
+    const run = outShape[outShape.length - 1]!;
+    const aWalk = new RowWalker(outShape, aStrides, 0);
+    const bWalk = new RowWalker(outShape, bStrides, 0);
+    const out = new Float32Array(tf.util.sizeFromShape(outShape));
+    for (let o = 0; o < out.length; o += run, aWalk.next(), bWalk.next()) {
+      for (let t = 0, i = aWalk.offset, j = bWalk.offset; t < run; t++, i += aStep, j += bStep) {
+        out[o + t] = op(aValues[i]!, bValues[j]!);
+      }
+    }
+    return args.backend.makeTensorInfo(outShape, 'float32', out);
+  };
+}
+
+/** Strides of `shape` read as broadcast to `outShape`: 0 along dimensions it does not span. */
+function broadcastStrides(shape: number[], outShape: number[]): number[] {
+  const strides = stridesOf(shape);
+  const lead = outShape.length - shape.length;
+  return outShape.map((n, d) => (d < lead || shape[d - lead] === 1 ? 0 : strides[d - lead]!));
 }
 
 /** Scalars are left to the stock kernels, so every shape here has a last dimension to copy along. */

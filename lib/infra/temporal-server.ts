@@ -434,8 +434,8 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
       }
       resolve();
     });
-    child.once('error', (err) => {
-      spawnError = err;
+    child.on('error', (err) => {
+      spawnError ??= err;
       if (child.pid === undefined) resolve(); // never started: no 'exit' will come
     });
   });
@@ -472,8 +472,8 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
   };
 
   const failWith = async (what: string, cause?: unknown): Promise<never> => {
+    const out = tail.text() || '(no output)'; // before stop(): its shutdown noise would hide the cause
     await stop();
-    const out = tail.text() || '(no output)';
     const msg = `Temporal dev server ${what}\nCommand: ${cliPath} ${args.join(' ')}\nLast server output:\n${out}` +
       (cause ? `\nLast connection error: ${firstLine(cause)}` : '');
     const busy = /listen tcp [^\s]*:(\d+): bind: address already in use/i.exec(out);
@@ -492,11 +492,11 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
     if (spawnError) return failWith(`could not be started (${spawnError.message}).`);
     if (exitInfo) return failWith(`exited during startup (exit ${exitInfo.code ?? exitInfo.signal}).`);
     if (Date.now() > deadline) {
-      return failWith(`did not answer on ${address} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s.`, lastErr);
+      return failWith(`did not answer on ${address} within ${((opts.startTimeoutMs ?? 60_000) / 1000).toFixed(1)} s.`, lastErr);
     }
     if (await isPortOpen(port, '127.0.0.1', 250)) {
-      // A lazy connection is always closed, even when the first call fails (a failed
-      // Connection.connect leaves its channel reconnecting, which keeps the process alive).
+      // Lazy, so the connection can be closed even when this first call fails (a failed
+      // Connection.connect returns nothing to close).
       const connection = Connection.lazy({ address });
       try {
         await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.describeNamespace({ namespace }));
