@@ -5,8 +5,10 @@
  *   demo  embedded default: local Temporal dev server + local S3 + in-process workers
  *   run   against a running Temporal cluster and MinIO/S3 (workers started separately)
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
@@ -26,7 +28,12 @@ function parseDataOption(value: string): DataSource {
     if (!bucket) throw new InvalidArgumentError('an S3 data source looks like s3://bucket/prefix');
     return { kind: 's3', bucket, prefix: rest.join('/') };
   }
-  return { kind: 'folder', path: path.resolve(value) };
+  const folder = path.resolve(value);
+  if (!existsSync(folder)) {
+    throw new InvalidArgumentError(`no folder at ${folder}. Point --data at the chest_xray archive (or a folder with NORMAL/ and PNEUMONIA/); ` +
+      'the 366-image Kermany sample exists only beside CI checkouts, at ../shared/data/kermany-sample. Leave --data out to use synthetic X-rays.');
+  }
+  return { kind: 'folder', path: folder };
 }
 
 function defaultRunName(preset: string): string {
@@ -63,7 +70,7 @@ const program = new Command('pneumogan')
   .showHelpAfterError();
 
 program.command('demo')
-  .description('run a reproduction on the embedded default: local Temporal dev server, local S3 server and in-process workers, with state in --state-dir (rerun with the same --run to resume after a crash)')
+  .description('run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as child processes), with state in --state-dir (rerun with the same --run to resume after a crash)')
   .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption)
   .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
   .action(async (opts: { run?: string; preset: string; data?: DataSource; out: string; stateDir: string }) => {
@@ -105,10 +112,26 @@ program.command('workflow-id')
   .argument('<run>', 'run name')
   .action((run: string) => log(reproductionWorkflowId(run)));
 
+/**
+ * Bad input is reported by its message alone; a failed run by its chain of causes (workflow ->
+ * child workflow -> activity -> the error that stopped it), which says where and why.
+ */
+function explain(err: unknown): string {
+  if (err instanceof InputError || err instanceof ConfigError) return err.message;
+  if (err instanceof WorkflowFailedError) {
+    const chain: string[] = [];
+    for (let cause: unknown = err; cause instanceof Error; cause = cause.cause) {
+      const where = cause instanceof ActivityFailure ? ` (activity ${cause.activityType})` : cause instanceof ChildWorkflowFailure ? ` (workflow ${cause.execution.workflowId})` : '';
+      chain.push(`${cause.message}${where}`);
+    }
+    return chain.join('\n  caused by: ');
+  }
+  return err instanceof Error ? err.stack ?? err.message : String(err);
+}
+
 try {
   await program.parseAsync();
 } catch (err) {
-  const known = err instanceof InputError || err instanceof ConfigError;
-  console.error(`pneumogan: ${err instanceof Error ? (known ? err.message : err.stack ?? err.message) : String(err)}`);
+  console.error(`pneumogan: ${explain(err)}`);
   process.exitCode = 1;
 }

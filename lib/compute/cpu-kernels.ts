@@ -11,8 +11,9 @@
  *
  * The stock data-movement kernels are just as slow for another reason: Transpose, Tile, PadV2
  * and non-contiguous Slice compute a coordinate array per element. They sit on the training path
- * through batch norm (Sum/Mean over N, H, W transpose first; its gradient tiles to full size)
- * and concat (its gradient is SplitV), so they are replaced by row-at-a-time copies. Likewise
+ * through batch norm (Sum and Mean over N, H, W transpose the whole tensor first; the batch norm
+ * gradient tiles to full size) and concat (its gradient is SplitV), so they are replaced by
+ * row-at-a-time copies and a single-pass reduction. Likewise
  * the binary arithmetic kernels, when a dimension has to be broadcast from 1 (batch norm's
  * [1, 1, 1, C] statistics, global average pooling's gradient).
  *
@@ -181,7 +182,7 @@ function reduceKernel(
   args: KernelArgs<tf.SumAttrs | tf.MeanAttrs>, stock: Kernel<tf.SumAttrs | tf.MeanAttrs>, mean: boolean,
 ): tf.TensorInfo | tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  if (!isFloatArray(x)) return stock(args);
+  if (!isFloat32NonScalar(x)) return stock(args);
   const axes = tf.util.parseAxisParam(args.attrs.axis, x.shape);
   const [outShape, reduceShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
   const sums = sumOverAxes(valuesOf(args.backend, x), x.shape, axes);
@@ -195,7 +196,7 @@ function reduceKernel(
 function fastTranspose(stock: Kernel<tf.TransposeAttrs>): Kernel<tf.TransposeAttrs> {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!isFloatArray(x)) return stock(args);
+    if (!isFloat32NonScalar(x)) return stock(args);
     const { perm } = args.attrs;
     const strides = stridesOf(x.shape);
     const outShape = perm.map((axis) => x.shape[axis]!);
@@ -208,7 +209,7 @@ function fastTranspose(stock: Kernel<tf.TransposeAttrs>): Kernel<tf.TransposeAtt
 function fastSlice(stock: Kernel<tf.SliceAttrs>): Kernel<tf.SliceAttrs> {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!isFloatArray(x)) return stock(args);
+    if (!isFloat32NonScalar(x)) return stock(args);
     const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs.begin, args.attrs.size) as [number[], number[]];
     if (tf.slice_util.isSliceContinous(x.shape, begin, size)) return stock(args);
     tf.slice_util.assertParamsValid(x, begin, size);
@@ -219,7 +220,7 @@ function fastSlice(stock: Kernel<tf.SliceAttrs>): Kernel<tf.SliceAttrs> {
 function fastSplitV(stock: Kernel<tf.SplitVAttrs>): Kernel<tf.SplitVAttrs> {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!isFloatArray(x)) return stock(args);
+    if (!isFloat32NonScalar(x)) return stock(args);
     const axis = tf.util.parseAxisParam(args.attrs.axis, x.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x, args.attrs.numOrSizeSplits, axis);
     const values = valuesOf(args.backend, x);
@@ -237,7 +238,7 @@ function fastSplitV(stock: Kernel<tf.SplitVAttrs>): Kernel<tf.SplitVAttrs> {
 function fastTile(stock: Kernel<tf.TileAttrs>): Kernel<tf.TileAttrs> {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!isFloatArray(x)) return stock(args);
+    if (!isFloat32NonScalar(x)) return stock(args);
     const { reps } = args.attrs;
     // Output index along dim d is rep * shape[d] + i: a row-major walk over the interleaved
     // (reps[d], shape[d]) dims, where the rep dims do not move in the input.
@@ -251,7 +252,7 @@ function fastTile(stock: Kernel<tf.TileAttrs>): Kernel<tf.TileAttrs> {
 function fastPadV2(stock: Kernel<tf.PadV2Attrs>): Kernel<tf.PadV2Attrs> {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!isFloatArray(x)) return stock(args);
+    if (!isFloat32NonScalar(x)) return stock(args);
     const { paddings, constantValue } = args.attrs;
     const outShape = x.shape.map((n, d) => paddings[d]![0] + n + paddings[d]![1]);
     const outStrides = stridesOf(outShape);
@@ -279,7 +280,7 @@ const BROADCASTING_OPS: ReadonlyArray<[string, (a: number, b: number) => number]
 function fastBroadcasting(op: (a: number, b: number) => number): (stock: Kernel<tf.NamedAttrMap>) => Kernel<tf.NamedAttrMap> {
   return (stock) => (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    if (!isFloatArray(a) || !isFloatArray(b)) return stock(args);
+    if (!isFloat32NonScalar(a) || !isFloat32NonScalar(b)) return stock(args);
     const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     // Without a dimension to expand from 1 the stock kernel is already one flat loop.
     if (tf.backend_util.getBroadcastDims(a.shape, outShape).length === 0 &&
@@ -313,7 +314,7 @@ function broadcastStrides(shape: number[], outShape: number[]): number[] {
 }
 
 /** Scalars are left to the stock kernels, so every shape here has a last dimension to copy along. */
-function isFloatArray(t: tf.TensorInfo): boolean {
+function isFloat32NonScalar(t: tf.TensorInfo): boolean {
   return t.dtype === 'float32' && t.shape.length > 0;
 }
 
