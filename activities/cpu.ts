@@ -9,23 +9,18 @@ import { countByClass, DatasetManifestSchema, ImageSetSchema, type ImageSet, typ
 import { recordLineage } from '../lib/lineage.js';
 import { stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { writeReport } from '../lib/report/write.js';
-import type { ArtifactRef } from '../lib/storage.js';
 import {
   AggregateInputSchema, IngestInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
   type AggregateInput, type AggregateOutput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
   type SplitPoolInput, type SplitPoolOutput,
 } from './types.js';
-import { producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
 export function createCpuActivities(deps: ActivityDeps) {
   const { store } = deps;
 
   /** Stores a JSON artifact and its lineage record. */
-  async function putRecordedJson(value: unknown, kind: Parameters<typeof recordLineage>[1]['kind'], inputs: Array<{ role: string; ref: ArtifactRef }>, params: Record<string, unknown>): Promise<ArtifactRef> {
-    const ref = await store.putJson(value);
-    await recordLineage(store, { artifact: ref, kind, inputs, params, producer: producer(deps), recordedAt: new Date().toISOString() });
-    return ref;
-  }
+  const putRecordedJson = (...args: Parameters<ArtifactRecorder['putJson']>) => new ArtifactRecorder(deps).putJson(...args);
 
   return {
     async ingestDataset(input: IngestInput): Promise<IngestOutput> {

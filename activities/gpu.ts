@@ -8,9 +8,8 @@ import { ImageSetSchema, SplitSchema, type ImageSet, type LabeledImage } from '.
 import { loadGrayImages } from '../lib/data/load.js';
 import { InputError } from '../lib/errors.js';
 import { encodeGrayPng, imageGridPng } from '../lib/images.js';
-import { recordLineage, type ArtifactKind, type LineageRecord } from '../lib/lineage.js';
 import { deriveSeed } from '../lib/random.js';
-import { canonicalJson, type ArtifactRef } from '../lib/storage.js';
+import type { ArtifactRef } from '../lib/storage.js';
 import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
 import { evaluateClassifier, fineTune, loadClassifier, type ClassifierMeta, type LabelledPixels } from '../lib/training/classifier.js';
 import { generateImages, loadGenerator, trainGan, type GanMeta } from '../lib/training/gan.js';
@@ -19,19 +18,13 @@ import {
   type EvaluateInput, type EvaluateOutput, type FineTuneInput, type FineTuneOutput, type SynthesizeInput, type SynthesizeOutput,
   type TrainGanInput, type TrainGanOutput,
 } from './types.js';
-import { previousCheckpoint, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
 /** Images shown in each GAN's sample grid. */
 const SAMPLE_GRID = { images: 16, columns: 8 };
 
 export function createGpuActivities(deps: ActivityDeps) {
   const { store } = deps;
-
-  async function putRecorded(bytes: Uint8Array, ext: string, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>, generated?: LineageRecord['generated']): Promise<ArtifactRef> {
-    const ref = await store.putContent(bytes, ext);
-    await recordLineage(store, { artifact: ref, kind, inputs, params, producer: producer(deps), generated, recordedAt: new Date().toISOString() });
-    return ref;
-  }
 
   async function loadState<Meta>(ref: ArtifactRef): Promise<TrainingState<Meta>> {
     return decodeSafetensors<Meta>(await store.get(ref), ref.key);
@@ -52,7 +45,8 @@ export function createGpuActivities(deps: ActivityDeps) {
 
   return {
     async trainGan(input: TrainGanInput): Promise<TrainGanOutput> {
-      return runActivity(TrainGanInputSchema, input, async ({ subset, label, gan, seed }) => {
+      return runActivity(TrainGanInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
+        const { subset, label, gan, seed } = parsed;
         const images = (await store.getJson(subset, ImageSetSchema)).images.filter((i) => i.label === label);
         if (images.length < 2) {
           throw new InputError(`Cannot train the ${label} GAN on ${images.length} image(s); raise protocol.subsetFraction so each class keeps at least 2 real images.`);
@@ -70,10 +64,10 @@ export function createGpuActivities(deps: ActivityDeps) {
         try {
           const inputs = [{ role: 'subset', ref: subset }];
           const params = { label, seed, gan };
-          const checkpoint = await putRecorded(encodeSafetensors(state), 'safetensors', 'gan-checkpoint', inputs, params);
+          const checkpoint = await recorder.put(encodeSafetensors(state), 'safetensors', 'gan-checkpoint', inputs, params);
           const gridImages = await generateImages(generator, gan.latentDim, Array.from({ length: SAMPLE_GRID.images }, (_, i) => deriveSeed(seed, 'sample-grid', i)));
-          const samples = await putRecorded(await imageGridPng(gridImages, SAMPLE_GRID.columns, gan.imageSize < 64 ? 2 : 1), 'png', 'gan-samples', [{ role: 'generator', ref: checkpoint }], { label });
-          const history = await store.putJson({ kind: 'gan-history', label, ...state.meta.history });
+          const samples = await recorder.put(await imageGridPng(gridImages, SAMPLE_GRID.columns, gan.imageSize < 64 ? 2 : 1), 'png', 'gan-samples', [{ role: 'generator', ref: checkpoint }], { label });
+          const history = await recorder.putJson({ kind: 'gan-history', label, ...state.meta.history }, 'training-history', [{ role: 'generator', ref: checkpoint }], { label });
           return {
             checkpoint, samples, history,
             trainingImages: images.length,
@@ -83,11 +77,12 @@ export function createGpuActivities(deps: ActivityDeps) {
         } finally {
           generator.dispose();
         }
-      });
+      }));
     },
 
     async synthesize(input: SynthesizeInput): Promise<SynthesizeOutput> {
-      return runActivity(SynthesizeInputSchema, input, async ({ checkpoint, label, count, seed }) => {
+      return runActivity(SynthesizeInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
+        const { checkpoint, label, count, seed } = parsed;
         const progress = new ProgressReporter(`synthesize ${label}`, count);
         const generator = loadGenerator(await loadState<GanMeta>(checkpoint));
         try {
@@ -97,22 +92,23 @@ export function createGpuActivities(deps: ActivityDeps) {
           const limit = pLimit(8);
           let done = 0;
           const images = await Promise.all(generated.map((image, index) => limit(async (): Promise<LabeledImage> => {
-            const ref = await putRecorded(await encodeGrayPng(image), 'png', 'generated-image', [{ role: 'generator', ref: checkpoint }], { label },
+            const ref = await recorder.put(await encodeGrayPng(image), 'png', 'generated-image', [{ role: 'generator', ref: checkpoint }], { label },
               { generator: checkpoint, label, latentSeed: latentSeeds[index]!, index });
             progress.progress(++done);
             return { image: ref, label, origin: 'synthetic', patientId: null };
           })));
           const set: ImageSet = { kind: 'image-set', purpose: `${count} ${label} images from generator ${checkpoint.sha256.slice(0, 12)}`, images };
-          const ref = await putRecorded(canonicalJson(set), 'json', 'image-set', [{ role: 'generator', ref: checkpoint }], { label, count, seed });
+          const ref = await recorder.putJson(set, 'image-set', [{ role: 'generator', ref: checkpoint }], { label, count, seed });
           return { images: ref, count };
         } finally {
           generator.dispose();
         }
-      });
+      }));
     },
 
     async fineTune(input: FineTuneInput): Promise<FineTuneOutput> {
-      return runActivity(FineTuneInputSchema, input, async ({ split, backbone, classifier, seed }) => {
+      return runActivity(FineTuneInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
+        const { split, backbone, classifier, seed } = parsed;
         const { train } = await store.getJson(split, SplitSchema);
         const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
         const previous = previousCheckpoint();
@@ -125,14 +121,15 @@ export function createGpuActivities(deps: ActivityDeps) {
           signal: progress.signal,
         });
         model.dispose();
-        const checkpoint = await putRecorded(encodeSafetensors(state), 'safetensors', 'classifier-checkpoint', [{ role: 'split', ref: split }], { backbone, classifier, seed });
-        const history = await store.putJson({ kind: 'classifier-history', backbone, ...state.meta.history });
+        const checkpoint = await recorder.put(encodeSafetensors(state), 'safetensors', 'classifier-checkpoint', [{ role: 'split', ref: split }], { backbone, classifier, seed });
+        const history = await recorder.putJson({ kind: 'classifier-history', backbone, ...state.meta.history }, 'training-history', [{ role: 'model', ref: checkpoint }], { backbone });
         return { checkpoint, history, finalLoss: state.meta.history.loss.at(-1) ?? NaN, resumedFromBatch: resume?.meta.batchesDone ?? 0 };
-      });
+      }));
     },
 
     async evaluate(input: EvaluateInput): Promise<EvaluateOutput> {
-      return runActivity(EvaluateInputSchema, input, async ({ split, checkpoint, backbone, classifier }) => {
+      return runActivity(EvaluateInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
+        const { split, checkpoint, backbone, classifier } = parsed;
         const { test } = await store.getJson(split, SplitSchema);
         const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
         const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
@@ -142,12 +139,12 @@ export function createGpuActivities(deps: ActivityDeps) {
             kind: 'evaluation', backbone, metrics,
             predictions: test.map((t, i) => ({ image: t.image.sha256, label: t.label, origin: t.origin, predicted: predictions[i] })),
           };
-          const ref = await putRecorded(canonicalJson(evaluation), 'json', 'evaluation', [{ role: 'split', ref: split }, { role: 'model', ref: checkpoint }], { backbone });
+          const ref = await recorder.putJson(evaluation, 'evaluation', [{ role: 'split', ref: split }, { role: 'model', ref: checkpoint }], { backbone });
           return { evaluation: ref, metrics };
         } finally {
           model.dispose();
         }
-      });
+      }));
     },
   };
 }

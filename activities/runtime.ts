@@ -7,8 +7,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { InputError } from '../lib/errors.js';
 import { ConfigError } from '../pipelines/schema.js';
-import type { Producer } from '../lib/lineage.js';
-import { ArtifactRefSchema, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
+import { indexRunArtifact, recordLineage, type ArtifactKind, type LineageRecord, type Producer } from '../lib/lineage.js';
+import { ArtifactRefSchema, canonicalJson, sha256Hex, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
 
 export interface ActivityDeps {
   store: ArtifactStore;
@@ -99,4 +99,54 @@ export class ProgressReporter {
   get signal(): AbortSignal {
     return Context.current().cancellationSignal;
   }
+}
+
+/** Stores artifacts with their lineage records and remembers what it stored (for memoization). */
+export class ArtifactRecorder {
+  readonly recorded: Array<{ artifact: ArtifactRef; kind: ArtifactKind }> = [];
+
+  constructor(private readonly deps: ActivityDeps) {}
+
+  async put(bytes: Uint8Array, ext: string, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>, generated?: LineageRecord['generated']): Promise<ArtifactRef> {
+    const artifact = await this.deps.store.putContent(bytes, ext);
+    await recordLineage(this.deps.store, { artifact, kind, inputs, params, producer: producer(this.deps), generated, recordedAt: new Date().toISOString() });
+    this.recorded.push({ artifact, kind });
+    return artifact;
+  }
+
+  putJson(value: unknown, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>): Promise<ArtifactRef> {
+    return this.put(canonicalJson(value), 'json', kind, inputs, params);
+  }
+}
+
+const MemoRecordSchema = z.object({
+  output: z.unknown(),
+  artifacts: z.array(z.object({ artifact: ArtifactRefSchema, kind: z.string() })),
+  producer: z.object({ workflowId: z.string(), activityId: z.string() }).passthrough(),
+});
+
+/**
+ * Step memoization: a step whose validated input (artifact hashes and parameters) and code
+ * version match a completed step returns that step's output instead of recomputing, once every
+ * artifact it produced is confirmed present. `reuse: false` in the input forces a recomputation.
+ * The reused artifacts are listed under the new run too, so verifying the run checks them.
+ */
+export async function memoized<T>(deps: ActivityDeps, input: { reuse: boolean }, body: (recorder: ArtifactRecorder) => Promise<T>): Promise<T> {
+  const info = Context.current().info;
+  const { reuse, ...keyed } = input;
+  const memoKey = `memo/${info.activityType}/${sha256Hex(canonicalJson({ activity: info.activityType, input: keyed, codeVersion: deps.codeVersion }))}.json`;
+  if (reuse && (await deps.store.exists(memoKey))) {
+    const memo = MemoRecordSchema.parse(JSON.parse((await deps.store.getAt(memoKey)).toString('utf8')));
+    const present = await Promise.all(memo.artifacts.map((a) => deps.store.exists(a.artifact.key)));
+    if (present.every(Boolean)) {
+      const workflowId = info.workflowExecution?.workflowId ?? '';
+      for (const { artifact, kind } of memo.artifacts) await indexRunArtifact(deps.store, workflowId, artifact, kind as ArtifactKind);
+      Context.current().log.info(`${info.activityType}: reusing the output of ${memo.producer.workflowId} (${memoKey})`);
+      return memo.output as T;
+    }
+  }
+  const recorder = new ArtifactRecorder(deps);
+  const output = await body(recorder);
+  await deps.store.putAt(memoKey, canonicalJson({ output, artifacts: recorder.recorded, producer: producer(deps), recordedAt: new Date().toISOString() }));
+  return output;
 }

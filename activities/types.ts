@@ -11,6 +11,8 @@ import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
 const ClassCounts = z.object({ NORMAL: z.number().int(), PNEUMONIA: z.number().int() });
 const Label = z.enum(CLASS_NAMES);
 const Seed = z.number().int().min(0);
+/** false forces a step to recompute even when an identical step already completed. */
+const Reuse = z.boolean().default(true);
 
 export const IngestInputSchema = z.object({ config: PipelineConfigSchema });
 export type IngestInput = z.infer<typeof IngestInputSchema>;
@@ -27,8 +29,8 @@ export const SampleSubsetInputSchema = z.object({ manifest: ArtifactRefSchema, f
 export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
 export interface SampleSubsetOutput { subset: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts> }
 
-export const TrainGanInputSchema = z.object({ subset: ArtifactRefSchema, label: Label, gan: PipelineConfigSchema.shape.gan, seed: Seed });
-export type TrainGanInput = z.infer<typeof TrainGanInputSchema>;
+export const TrainGanInputSchema = z.object({ subset: ArtifactRefSchema, label: Label, gan: PipelineConfigSchema.shape.gan, seed: Seed, reuse: Reuse });
+export type TrainGanInput = z.input<typeof TrainGanInputSchema>;
 export interface TrainGanOutput {
   checkpoint: z.infer<typeof ArtifactRefSchema>;
   samples: z.infer<typeof ArtifactRefSchema>;
@@ -39,8 +41,8 @@ export interface TrainGanOutput {
   resumedFromStep: number;
 }
 
-export const SynthesizeInputSchema = z.object({ checkpoint: ArtifactRefSchema, label: Label, count: z.number().int().min(0), seed: Seed });
-export type SynthesizeInput = z.infer<typeof SynthesizeInputSchema>;
+export const SynthesizeInputSchema = z.object({ checkpoint: ArtifactRefSchema, label: Label, count: z.number().int().min(0), seed: Seed, reuse: Reuse });
+export type SynthesizeInput = z.input<typeof SynthesizeInputSchema>;
 export interface SynthesizeOutput { images: z.infer<typeof ArtifactRefSchema>; count: number }
 
 export const SplitPoolInputSchema = z.object({ subset: ArtifactRefSchema, synthetic: z.array(ArtifactRefSchema), trainFraction: z.number().gt(0).lt(1), seed: Seed });
@@ -51,8 +53,8 @@ export interface SplitPoolOutput {
   test: z.infer<typeof ClassCounts>;
 }
 
-export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed });
-export type FineTuneInput = z.infer<typeof FineTuneInputSchema>;
+export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed, reuse: Reuse });
+export type FineTuneInput = z.input<typeof FineTuneInputSchema>;
 export interface FineTuneOutput {
   checkpoint: z.infer<typeof ArtifactRefSchema>;
   history: z.infer<typeof ArtifactRefSchema>;
@@ -60,8 +62,8 @@ export interface FineTuneOutput {
   resumedFromBatch: number;
 }
 
-export const EvaluateInputSchema = z.object({ split: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier });
-export type EvaluateInput = z.infer<typeof EvaluateInputSchema>;
+export const EvaluateInputSchema = z.object({ split: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, reuse: Reuse });
+export type EvaluateInput = z.input<typeof EvaluateInputSchema>;
 export interface EvaluateOutput { evaluation: z.infer<typeof ArtifactRefSchema>; metrics: z.infer<typeof ClassificationMetricsSchema> }
 
 /** What a trial workflow returns to the parent. */

@@ -8,18 +8,20 @@ import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/
 import { defaultPayloadConverter } from '@temporalio/common';
 import { ArtifactStore } from '../lib/storage.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
-import { progressQuery, reproducePaper, type ProgressView, type ReproductionResult, type StageState } from '../workflows/index.js';
-import { ORCHESTRATION_TASK_QUEUE, reproductionWorkflowId } from '../workflows/queues.js';
+import { progressQuery, reproducePaper, type ProgressView, type ReproductionResult, type RunOptions, type StageState } from '../workflows/index.js';
+import { reproductionWorkflowId } from '../lib/run-names.js';
+import { ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
 
 export interface LaunchOptions {
   client: Client;
   runName: string;
   config: PipelineConfig;
+  options?: RunOptions;
   log: (line: string) => void;
 }
 
 /** Starts the run, or attaches to it when a run of that name is running or has completed. */
-export async function launchReproduction({ client, runName, config, log }: LaunchOptions): Promise<WorkflowHandle<typeof reproducePaper>> {
+export async function launchReproduction({ client, runName, config, options, log }: LaunchOptions): Promise<WorkflowHandle<typeof reproducePaper>> {
   const workflowId = reproductionWorkflowId(runName);
   try {
     const description = await client.workflow.getHandle(workflowId).describe();
@@ -34,7 +36,7 @@ export async function launchReproduction({ client, runName, config, log }: Launc
   return client.workflow.start(reproducePaper, {
     workflowId,
     taskQueue: ORCHESTRATION_TASK_QUEUE,
-    args: [{ runName, config }],
+    args: [{ runName, config, options }],
     // Two launches racing on the same name still make one workflow.
     workflowIdConflictPolicy: 'USE_EXISTING',
   });

@@ -15,7 +15,7 @@ import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
 import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
 import { presetNames, resolvePreset } from '../pipelines/presets.js';
 import { ConfigError, type DataSource } from '../pipelines/schema.js';
-import { reproductionWorkflowId } from '../workflows/queues.js';
+import { reproductionWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
 import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
 import { downloadReport, followReproduction, launchReproduction } from './launch.js';

@@ -17,9 +17,17 @@ import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from './queues.js';
 /** Mirrors activities/runtime.ts NON_RETRYABLE_TYPES (workflow code may not import it: it pulls in the SDK's activity side). */
 const NON_RETRYABLE_TYPES = ['InputError', 'ConfigError', 'ValidationError'];
 
+export interface RunOptions {
+  /** Reuse the outputs of identical completed steps (default true). */
+  reuse?: boolean;
+  /** A GPU step whose worker stops heartbeating this long is retried elsewhere (default 60). */
+  heartbeatTimeoutSeconds?: number;
+}
+
 export interface ReproducePaperInput {
   runName: string;
   config: PipelineConfig;
+  options?: RunOptions;
   /** Overrides for deployments that name their queues differently. */
   taskQueues?: { orchestration?: string; gpu?: string };
 }
@@ -38,6 +46,7 @@ export interface TrialInput {
   config: PipelineConfig;
   manifest: ArtifactRef;
   gpuTaskQueue: string;
+  options?: RunOptions;
 }
 
 export type StageState = { status: 'pending' | 'running' | 'done' | 'failed'; startedAt?: number; endedAt?: number; detail?: string };
@@ -87,12 +96,12 @@ function cpuActivities(taskQueue: string) {
   });
 }
 
-function gpuActivities(taskQueue: string) {
+function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
   return proxyActivities<ReturnType<typeof createGpuActivities>>({
     taskQueue,
     // Paper-size GAN training takes hours; the heartbeat, not this bound, detects dead workers.
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '1 minute',
+    heartbeatTimeout: `${options?.heartbeatTimeoutSeconds ?? 60} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
   });
 }
@@ -112,7 +121,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
     executeChild(trial, {
       workflowId: trialIds[i]!,
       taskQueue: orchestrationQueue,
-      args: [{ runName, trial: i + 1, seed, config, manifest: dataset.manifest, gpuTaskQueue }],
+      args: [{ runName, trial: i + 1, seed, config, manifest: dataset.manifest, gpuTaskQueue, options: input.options }],
     }))));
   const report = await stages.run('report', () => cpu.aggregateReport({
     runName, config,
@@ -125,7 +134,8 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
 export async function trial(input: TrialInput): Promise<TrialResult> {
   const { config, seed, manifest } = input;
   const cpu = cpuActivities(workflowInfo().taskQueue);
-  const gpu = gpuActivities(input.gpuTaskQueue);
+  const gpu = gpuActivities(input.gpuTaskQueue, input.options);
+  const reuse = input.options?.reuse ?? true;
   const labels = ['NORMAL', 'PNEUMONIA'] as const;
   const backbones = config.classifier.backbones;
   const stages = new StageTracker([
@@ -141,10 +151,10 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     (s) => `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA`);
 
   const gans = await Promise.all(labels.map(async (label) => {
-    const gan = await stages.run(`gan:${label}`, () => gpu.trainGan({ subset: subset.subset, label, gan: config.gan, seed }),
+    const gan = await stages.run(`gan:${label}`, () => gpu.trainGan({ subset: subset.subset, label, gan: config.gan, seed, reuse }),
       (g) => `${g.trainingImages} images, final loss D ${g.finalLoss.discriminator.toFixed(3)} G ${g.finalLoss.generator.toFixed(3)}` + (g.resumedFromStep ? `, resumed at step ${g.resumedFromStep}` : ''));
     const count = subset.counts[label] * config.protocol.syntheticPerReal;
-    const synthetic = await stages.run(`synthesize:${label}`, () => gpu.synthesize({ checkpoint: gan.checkpoint, label, count, seed }), (s) => `${s.count} images`);
+    const synthetic = await stages.run(`synthesize:${label}`, () => gpu.synthesize({ checkpoint: gan.checkpoint, label, count, seed, reuse }), (s) => `${s.count} images`);
     return { label, checkpoint: gan.checkpoint, samples: gan.samples, history: gan.history, synthetic: synthetic.images, syntheticCount: synthetic.count };
   }));
 
@@ -152,9 +162,9 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     (s) => `train ${s.train.NORMAL}+${s.train.PNEUMONIA}, test ${s.test.NORMAL}+${s.test.PNEUMONIA}`);
 
   const results = await Promise.all(backbones.map(async (backbone) => {
-    const tuned = await stages.run(`fine-tune:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed }),
+    const tuned = await stages.run(`fine-tune:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, reuse }),
       (t) => `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''));
-    const evaluated = await stages.run(`evaluate:${backbone}`, () => gpu.evaluate({ split: split.split, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier }),
+    const evaluated = await stages.run(`evaluate:${backbone}`, () => gpu.evaluate({ split: split.split, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
       (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`);
     return { backbone, checkpoint: tuned.checkpoint, history: tuned.history, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
   }));

@@ -1,8 +1,3 @@
 /** Task queues: workflows and light activities on one, accelerator-bound activities on the other. */
 export const ORCHESTRATION_TASK_QUEUE = 'pneumogan';
 export const GPU_TASK_QUEUE = 'pneumogan-gpu';
-
-/** Workflow id of a reproduction: derived from its run name so relaunching attaches to it. */
-export function reproductionWorkflowId(runName: string): string {
-  return `pneumogan-${runName}`;
-}

@@ -11,7 +11,6 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { registerFastChannelKernels } from './cpu-channel-kernels.js';
 import { registerFastCpuKernels } from './cpu-kernels.js';
 
 export type ComputeBackendName = 'tensorflow-gpu' | 'tensorflow' | 'cpu';
@@ -72,7 +71,6 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
     if (forced) throw new Error(`PNEUMOGAN_BACKEND=${forced} requested but ${skipped.at(-1)}`);
   }
   registerFastCpuKernels();
-  registerFastChannelKernels();
   await tf.setBackend('cpu');
   await tf.ready();
   // tfjs would otherwise print its own "install tfjs-node" banner; the log line above says it.

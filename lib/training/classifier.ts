@@ -99,7 +99,8 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
       const order = new SeededRandom(deriveSeed(seed, backbone, 'epoch', epoch)).shuffle([...options.train.keys()]);
       const batchIndex = batchesDone % batchesPerEpoch;
       const members = order.slice(batchIndex * classifier.batchSize, (batchIndex + 1) * classifier.batchSize).map((i) => options.train[i]!);
-      const [loss, correct] = tf.tidy(() => {
+      // Dropout draws its seed from Math.random(): seed it per batch so a trial is reproducible.
+      const [loss, correct] = withSeededMathRandom(deriveSeed(seed, backbone, 'batch', batchesDone), () => tf.tidy(() => {
         const x = toInputTensor(members.map((m) => m.image), classifier.inputSize);
         const y = tf.oneHot(tf.tensor1d(members.map((m) => CLASS_NAMES.indexOf(m.label)), 'int32'), CLASS_NAMES.length);
         let correct: tf.Tensor | undefined;
@@ -110,7 +111,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, true, variables)!;
         return [cost, correct!];
-      });
+      }));
       history.loss.push((await loss.data())[0]!);
       history.accuracy.push((await correct.data())[0]! / members.length);
       tf.dispose([loss, correct]);
