@@ -88,7 +88,8 @@ export async function verifyRun(store: ArtifactStore, runName: string, onProgres
       const actual = sha256Hex(await store.getAt(artifact.key));
       if (actual !== artifact.sha256) result.corrupt.push({ key: artifact.key, kind, expected: artifact.sha256, actual });
     }
-    onProgress?.(++result.checked, entries.length);
+    result.checked += 1;
+    onProgress?.(result.checked, entries.length);
   })));
   result.corrupt.sort((a, b) => a.key.localeCompare(b.key));
   result.missing.sort((a, b) => a.key.localeCompare(b.key));

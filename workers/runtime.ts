@@ -117,14 +117,20 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   };
 }
 
-interface GpuWorkerProcess {
+export interface GpuWorkerProcess {
   child: ChildProcess;
+  /** Resolves when the process ends after stop() or with code 0; rejects on any other exit. */
   exited: Promise<void>;
+  /** Graceful: SIGTERM (the SDK drains in-flight activities), SIGKILL after 20 s. */
   stop(): void;
 }
 
 /** GPU workers as child processes, configured through the same environment as workers/gpu.ts. */
 function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => void): GpuWorkerProcess[] {
+  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) => spawnGpuWorkerProcess(options, `gpu-worker ${index + 1}`, log));
+}
+
+export function spawnGpuWorkerProcess(options: Pick<StartWorkersOptions, 'temporal' | 's3' | 'gpuConcurrency' | 'taskQueues'>, name: string, log: (line: string) => void): GpuWorkerProcess {
   const env = {
     ...process.env,
     PNEUMOGAN_TEMPORAL_ADDRESS: options.temporal.address,
@@ -137,35 +143,32 @@ function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => vo
     PNEUMOGAN_GPU_CONCURRENCY: String(options.gpuConcurrency ?? 1),
     ...(options.taskQueues?.gpu ? { PNEUMOGAN_GPU_TASK_QUEUE: options.taskQueues.gpu } : {}),
   };
-  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const prefix = `[gpu-worker ${index + 1}]`;
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      let pending = '';
-      stream?.on('data', (chunk: string) => {
-        const lines = (pending + chunk).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) if (line.trim()) log(`${prefix} ${line}`);
-      });
-    }
-    let stopping = false;
-    const exited = new Promise<void>((resolve, reject) => child.once('exit', (code, signal) => {
-      if (stopping || code === 0) resolve();
-      else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
-    }));
-    const killOnExit = () => child.kill('SIGKILL');
-    process.once('exit', killOnExit);
-    return {
-      child,
-      exited,
-      stop() {
-        stopping = true;
-        process.off('exit', killOnExit);
-        // The SDK drains in-flight activities on SIGTERM; a stuck one must not hang the CLI.
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
-      },
-    };
-  });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = `[${name}]`;
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    let pending = '';
+    stream?.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) log(`${prefix} ${line}`);
+    });
+  }
+  let stopping = false;
+  const exited = new Promise<void>((resolve, reject) => child.once('exit', (code, signal) => {
+    if (stopping || code === 0) resolve();
+    else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
+  }));
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  return {
+    child,
+    exited,
+    stop() {
+      stopping = true;
+      process.off('exit', killOnExit);
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+    },
+  };
 }

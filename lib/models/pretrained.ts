@@ -419,8 +419,14 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
     }
     const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  - ${p}`);
     if (problems.length > MAX_LISTED_PROBLEMS) listed.push(`  ... and ${problems.length - MAX_LISTED_PROBLEMS} more`);
+    const kinds = new Map<string, number>();
+    for (const p of problems) {
+      const kind = p.slice(0, p.indexOf(':'));
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+    const byKind = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
     throw new Error(`${origin}: cannot load torchvision ${backbone} weights, ${problems.length} problem` +
-      `${problems.length === 1 ? '' : 's'} (no weights were changed):\n${listed.join('\n')}` +
+      `${problems.length === 1 ? '' : 's'}: ${byKind} (no weights were changed):\n${listed.join('\n')}` +
       (hints.length > 0 ? `\n${hints.map((h) => `  hint: ${h}`).join('\n')}` : ''));
   }
 
@@ -432,7 +438,7 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
     tf.tidy(() => {
       let t: tf.Tensor = tf.tensor(values, slot.torchShape, 'float32');
       if (slot.layout === 'conv') t = tf.transpose(t, [2, 3, 1, 0]); // [out,in,kh,kw] -> [kh,kw,in,out]
-      else if (slot.layout === 'linear') t = tf.reshape(t, [t.shape[1]!, t.shape[0]!]);
+      else if (slot.layout === 'linear') t = tf.transpose(t, [1, 0]); // [out,in] -> [in,out]
       slot.variable.write(t);
     });
     report.loaded.push(slot.name);

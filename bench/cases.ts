@@ -1,0 +1,118 @@
+/**
+ * What `npm run bench` measures, as plain data shared by the tfjs worker (`tfjs-worker.ts`) and
+ * the PyTorch reference (`reference/torch_bench.py`), so both run the same architectures at the
+ * same sizes and batch sizes. Sizes come from the presets: `smoke` and `paper`.
+ */
+import { PRESETS } from '../pipelines/presets.js';
+import { BACKBONES, type Backbone } from '../pipelines/schema.js';
+
+export type SizeName = 'smoke' | 'paper';
+
+interface Timing {
+  /** Untimed steps first (graph set-up, allocator warm-up). */
+  warmup: number;
+  /** Timed steps: at least `minSteps`, then more until `targetSeconds` of timed work or `maxSteps`. */
+  minSteps: number;
+  maxSteps: number;
+  targetSeconds: number;
+}
+
+export interface GanCase extends Timing {
+  id: string;
+  kind: 'gan-train';
+  size: SizeName;
+  imageSize: 32 | 64;
+  latentDim: number;
+  generatorWidth: number;
+  discriminatorWidth: number;
+  batch: number;
+  learningRate: number;
+  beta1: number;
+}
+
+export interface ClassifierCase extends Timing {
+  id: string;
+  kind: 'cls-train' | 'cls-infer';
+  size: SizeName;
+  backbone: Backbone;
+  inputSize: number;
+  widthMultiplier: number;
+  batch: number;
+  learningRate: number;
+  dropout: number;
+}
+
+export type ModelCase = GanCase | ClassifierCase;
+
+export type Engine = 'cpu' | 'tensorflow' | 'tensorflow-gpu' | 'pytorch';
+
+export interface PlanOptions {
+  quick: boolean;
+}
+
+/**
+ * Timing per engine and size. Small on purpose: the whole bench has to finish in a few minutes
+ * on two shared cores, so every number is a mean over few steps (the table says how many).
+ * The pure-JS backend at paper size gets exactly one warm-up and one timed step (a paper-size
+ * step takes it tens of seconds); the runner's per-case time cap turns a longer one into
+ * "skipped (> N s)".
+ */
+function timing(engine: Engine, size: SizeName, kind: ModelCase['kind']): Timing {
+  if (size === 'paper' && engine === 'cpu') return { warmup: 1, minSteps: 1, maxSteps: 1, targetSeconds: 0 };
+  if (size === 'paper') return { warmup: 1, minSteps: 2, maxSteps: kind === 'cls-infer' ? 8 : 5, targetSeconds: kind === 'cls-infer' ? 2 : 4 };
+  return { warmup: 2, minSteps: 3, maxSteps: 50, targetSeconds: engine === 'cpu' ? 2 : 1.5 };
+}
+
+/** Seconds one case may take (model build and warm-up included) before it is abandoned. */
+export function capSeconds(engine: Engine, c: ModelCase): number {
+  if (c.size === 'smoke') return 60;
+  if (engine === 'cpu') return c.kind === 'cls-infer' ? 30 : 40;
+  return 90;
+}
+
+export function sizesFor(options: PlanOptions): SizeName[] {
+  return options.quick ? ['smoke'] : ['smoke', 'paper'];
+}
+
+export function modelCases(engine: Engine, options: PlanOptions): ModelCase[] {
+  const cases: ModelCase[] = [];
+  for (const size of sizesFor(options)) {
+    const { gan, classifier } = PRESETS[size]!;
+    cases.push({
+      id: `gan-train/${size}`, kind: 'gan-train', size,
+      imageSize: gan.imageSize, latentDim: gan.latentDim, generatorWidth: gan.generatorWidth,
+      discriminatorWidth: gan.discriminatorWidth, batch: gan.batchSize, learningRate: gan.learningRate, beta1: gan.beta1,
+      ...timing(engine, size, 'gan-train'),
+    });
+    for (const kind of ['cls-train', 'cls-infer'] as const) {
+      for (const backbone of BACKBONES) {
+        cases.push({
+          id: `${kind}/${backbone}/${size}`, kind, size, backbone,
+          inputSize: classifier.inputSize, widthMultiplier: classifier.widthMultiplier, batch: classifier.batchSize,
+          learningRate: classifier.learningRate, dropout: classifier.dropout,
+          ...timing(engine, size, kind),
+        });
+      }
+    }
+  }
+  return cases;
+}
+
+/** One measured case, as a worker reports it. */
+export interface CaseResult {
+  id: string;
+  status: 'ok' | 'skipped' | 'failed';
+  /** Images per second over the timed steps. */
+  imagesPerSecond?: number;
+  /** Mean seconds per timed step. */
+  secondsPerStep?: number;
+  steps?: number;
+  batch?: number;
+  warmupSeconds?: number;
+  /** Trainable parameters of the model(s) (generator + discriminator for the GAN). */
+  params?: number;
+  note?: string;
+}
+
+/** Marks a worker's result lines on stdout (anything else there is ignored). */
+export const RESULT_PREFIX = '@@bench ';

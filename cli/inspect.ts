@@ -1,0 +1,110 @@
+/** Text renderings of lineage, run status and verification for the CLI. */
+import type { Client } from '@temporalio/client';
+import { ImageSetSchema } from '../lib/data/manifest.js';
+import { readLineage, RunArtifactSchema, traceLineage, type LineageNode, type LineageRecord } from '../lib/lineage.js';
+import type { ArtifactStore } from '../lib/storage.js';
+import { reproductionWorkflowId } from '../lib/run-names.js';
+import { progressQuery, type ProgressView } from '../workflows/index.js';
+
+const short = (sha: string) => sha.slice(0, 16);
+
+function describeRecord(record: LineageRecord, head: string, indent: string): string[] {
+  const p = record.producer;
+  const lines = [
+    `${head}${record.kind} ${record.artifact.key} (${record.artifact.bytes} bytes)`,
+    `${indent}  made by ${p.activity} in ${p.workflowId} (run ${p.runId.slice(0, 8)}, attempt ${p.attempt}) on ${p.worker}, code ${p.codeVersion}, backend ${p.computeBackend}, ${record.recordedAt}`,
+  ];
+  if (record.generated) {
+    const g = record.generated;
+    lines.push(`${indent}  generated: class ${g.label}, latent seed ${g.latentSeed}, index ${g.index}, generator ${short(g.generator.sha256)}`);
+  }
+  const params = Object.entries(record.params).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}=${String(v)}`);
+  if (params.length) lines.push(`${indent}  params: ${params.join(', ')}`);
+  return lines;
+}
+
+function renderNode(node: LineageNode, indent: string, role?: string): string[] {
+  const head = role ? `${indent}<- ${role}: ` : indent;
+  if (node.records.length === 0) return [`${head}${short(node.sha256)} (no lineage record)`];
+  const [first, ...others] = node.records;
+  const lines = describeRecord(first!, head, indent);
+  for (const other of others) lines.push(`${indent}  also recorded by ${other.producer.activity} in ${other.producer.workflowId}`);
+  for (const input of node.inputs) lines.push(...renderNode(input.node, `${indent}   `, input.role));
+  if (node.omittedInputs) lines.push(`${indent}   ... and ${node.omittedInputs} more input(s)`);
+  return lines;
+}
+
+/** Resolves a sha256, a prefix of one (>= 8 chars), or an S3 key to a full sha256. */
+export async function resolveArtifact(store: ArtifactStore, hashOrKey: string): Promise<string> {
+  const fromKey = /([0-9a-f]{64})\.[a-z]+$/.exec(hashOrKey)?.[1];
+  if (fromKey) return fromKey;
+  if (/^[0-9a-f]{64}$/.test(hashOrKey)) return hashOrKey;
+  if (/^[0-9a-f]{8,63}$/.test(hashOrKey)) {
+    const keys = await store.list(`lineage/${hashOrKey}`);
+    const matches = [...new Set(keys.map((k) => k.split('/')[1]!))];
+    if (matches.length === 1) return matches[0]!;
+    throw new Error(matches.length ? `${hashOrKey} is ambiguous: ${matches.length} artifacts start with it` : `No artifact with lineage starts with ${hashOrKey}`);
+  }
+  throw new Error(`${hashOrKey} is neither a sha256 (or a prefix of at least 8 hex digits) nor an artifact key`);
+}
+
+/**
+ * The whole chain of an artifact; for a generated image also the real images its GAN was
+ * trained on (the class's share of the trial's subset), with their source files.
+ */
+export async function lineageReport(store: ArtifactStore, sha256: string): Promise<string[]> {
+  const node = await traceLineage(store, sha256);
+  const lines = renderNode(node, '');
+  const generated = node.records.find((r) => r.generated)?.generated;
+  if (generated) {
+    const ganRecords = await readLineage(store, generated.generator.sha256);
+    const subsetRef = ganRecords.flatMap((r) => r.inputs).find((i) => i.role === 'subset')?.ref;
+    if (subsetRef) {
+      const subset = await store.getJson(subsetRef, ImageSetSchema);
+      const sources = subset.images.filter((i) => i.label === generated.label);
+      lines.push('', `Real source images of its generator (${sources.length} ${generated.label} images of subset ${short(subsetRef.sha256)}):`);
+      for (const image of sources) {
+        const ingested = (await readLineage(store, image.image.sha256)).find((r) => r.kind === 'ingested-image');
+        lines.push(`  ${short(image.image.sha256)}  ${String(ingested?.params.source ?? '(source unknown)')}${image.patientId ? `  patient ${image.patientId}` : ''}`);
+      }
+    }
+  }
+  return lines;
+}
+
+/** Stage table of a run and its trials, with the progress of running steps. */
+export async function statusReport(client: Client, runName: string): Promise<string[]> {
+  const handle = client.workflow.getHandle(reproductionWorkflowId(runName));
+  const description = await handle.describe();
+  const lines = [`${runName}: ${description.status.name}, started ${description.startTime.toISOString()}${description.closeTime ? `, closed ${description.closeTime.toISOString()}` : ''}`];
+  const view: ProgressView | undefined = await handle.query(progressQuery).catch(() => undefined);
+  if (!view) return [...lines, '  (progress unavailable: no worker is serving the run right now)'];
+  const stageLines = (v: ProgressView, indent: string) => Object.entries(v.stages).map(([name, s]) => {
+    const took = s.startedAt !== undefined && s.endedAt !== undefined ? ` ${((s.endedAt - s.startedAt) / 1000).toFixed(1)}s` : '';
+    return `${indent}${s.status.padEnd(8)} ${name}${took}${s.detail ? `  ${s.detail}` : ''}`;
+  });
+  lines.push(...stageLines(view, '  '));
+  for (const [i, trialId] of (view.trials ?? []).entries()) {
+    const trial = client.workflow.getHandle(trialId);
+    const trialView = await trial.query(progressQuery).catch(() => undefined);
+    if (!trialView) continue;
+    lines.push(`  trial ${i + 1} (${trialId})`, ...stageLines(trialView, '    '));
+    const { raw } = await trial.describe();
+    for (const activity of raw.pendingActivities ?? []) {
+      lines.push(`    ... ${activity.activityType?.name} attempt ${activity.attempt}${activity.lastFailure?.message ? `, last failure: ${activity.lastFailure.message}` : ''}`);
+    }
+  }
+  return lines;
+}
+
+/** Every artifact listed for a run, grouped by kind. */
+export async function runArtifactsReport(store: ArtifactStore, runName: string): Promise<string[]> {
+  const keys = await store.list(`runs/${runName}/artifacts/`);
+  const byKind = new Map<string, string[]>();
+  for (const key of keys) {
+    const { artifact, kind } = RunArtifactSchema.parse(JSON.parse((await store.getAt(key)).toString('utf8')));
+    byKind.set(kind, [...(byKind.get(kind) ?? []), `${artifact.key} (${artifact.bytes} bytes)`]);
+  }
+  if (byKind.size === 0) return [`Run ${runName} has no recorded artifacts.`];
+  return [...byKind].sort().flatMap(([kind, items]) => [`${kind}: ${items.length}`, ...items.sort().slice(0, 20).map((i) => `  ${i}`), ...(items.length > 20 ? [`  ... and ${items.length - 20} more`] : [])]);
+}
