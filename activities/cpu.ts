@@ -5,14 +5,14 @@
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { ingestDataset } from '../lib/data/ingest.js';
-import { countByClass, DatasetManifestSchema, ImageSetSchema, type ImageSet, type Split } from '../lib/data/manifest.js';
+import { countByClass, DatasetManifestSchema, ImageSetSchema, patientsByClass, type ImageSet, type Split } from '../lib/data/manifest.js';
 import { recordLineage } from '../lib/lineage.js';
-import { stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
+import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { writeReport } from '../lib/report/write.js';
 import {
-  AggregateInputSchema, IngestInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
+  AggregateInputSchema, IngestInputSchema, PartitionInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
   type AggregateInput, type AggregateOutput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
-  type SplitPoolInput, type SplitPoolOutput,
+  type PartitionInput, type PartitionOutput, type SplitPoolInput, type SplitPoolOutput,
 } from './types.js';
 import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
@@ -47,12 +47,34 @@ export function createCpuActivities(deps: ActivityDeps) {
       });
     },
 
-    async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {
-      return runActivity(SampleSubsetInputSchema, input, async ({ manifest, fraction, seed, trial }) => {
+    async partitionDataset(input: PartitionInput): Promise<PartitionOutput> {
+      return runActivity(PartitionInputSchema, input, async ({ manifest, protocol }) => {
         const dataset = await store.getJson(manifest, DatasetManifestSchema);
-        const images = stratifiedSubset(dataset.images, fraction, seed).map(({ image, label, origin, patientId }) => ({ image, label, origin, patientId }));
+        const real = dataset.images.map(({ image, label, origin, patientId }) => ({ image, label, origin, patientId }));
+        if (!protocol.evaluations.includes('heldout')) {
+          const pool = await putRecordedJson({ kind: 'image-set', purpose: 'every real image', images: real } satisfies ImageSet, 'image-set', [{ role: 'dataset', ref: manifest }], {});
+          return { pool, poolCounts: countByClass(real) };
+        }
+        // The archive's own test split is the held-out set when it has one; else a fixed sample.
+        const testSplit = dataset.images.filter((i) => i.split === 'test');
+        const hasTestSplit = testSplit.length > 0 && countByClass(testSplit).NORMAL > 0 && countByClass(testSplit).PNEUMONIA > 0;
+        const { taken: heldout, rest } = hasTestSplit
+          ? { taken: real.filter((_, i) => dataset.images[i]!.split === 'test'), rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
+          : stratifiedPartition(real, protocol.heldoutFraction, protocol.heldoutSeed);
+        const source = hasTestSplit ? "the dataset's test split" : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
+        const inputs = [{ role: 'dataset', ref: manifest }];
+        const heldoutRef = await putRecordedJson({ kind: 'image-set', purpose: `held-out real images: ${source}`, images: heldout } satisfies ImageSet, 'image-set', inputs, { source });
+        const pool = await putRecordedJson({ kind: 'image-set', purpose: 'real images outside the held-out set', images: rest } satisfies ImageSet, 'image-set', inputs, { excludes: heldoutRef.sha256 });
+        return { pool, poolCounts: countByClass(rest), heldout: { images: heldoutRef, counts: countByClass(heldout), patients: patientsByClass(heldout), source } };
+      });
+    },
+
+    async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {
+      return runActivity(SampleSubsetInputSchema, input, async ({ pool, fraction, seed, trial }) => {
+        const { images: available } = await store.getJson(pool, ImageSetSchema);
+        const images = stratifiedSubset(available, fraction, seed);
         const subset: ImageSet = { kind: 'image-set', purpose: `trial ${trial}: ${fraction} of the real images, seed ${seed}`, images };
-        const ref = await putRecordedJson(subset, 'subset', [{ role: 'dataset', ref: manifest }], { fraction, seed, trial });
+        const ref = await putRecordedJson(subset, 'subset', [{ role: 'pool', ref: pool }], { fraction, seed, trial });
         return { subset: ref, counts: countByClass(images) };
       });
     },
@@ -64,7 +86,11 @@ export function createCpuActivities(deps: ActivityDeps) {
         const { train, test } = stratifiedSplit(pool, trainFraction, seed);
         const split: Split = { kind: 'split', seed, trainFraction, train, test };
         const ref = await putRecordedJson(split, 'split', [{ role: 'real-subset', ref: subset }, ...synthetic.map((s) => ({ role: 'synthetic', ref: s }))], { trainFraction, seed });
-        return { split: ref, train: countByClass(train), test: countByClass(test) };
+        return {
+          split: ref,
+          train: { images: countByClass(train), patients: patientsByClass(train) },
+          test: { images: countByClass(test), patients: patientsByClass(test) },
+        };
       });
     },
 

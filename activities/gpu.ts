@@ -4,6 +4,7 @@
  * checkpoint's reference in their heartbeat; a retried attempt resumes from it.
  */
 import pLimit from 'p-limit';
+import { z } from 'zod';
 import { ImageSetSchema, SplitSchema, type ImageSet, type LabeledImage } from '../lib/data/manifest.js';
 import { loadGrayImages } from '../lib/data/load.js';
 import { InputError } from '../lib/errors.js';
@@ -129,8 +130,9 @@ export function createGpuActivities(deps: ActivityDeps) {
 
     async evaluate(input: EvaluateInput): Promise<EvaluateOutput> {
       return runActivity(EvaluateInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
-        const { split, checkpoint, backbone, classifier } = parsed;
-        const { test } = await store.getJson(split, SplitSchema);
+        const { test: testRef, checkpoint, backbone, classifier } = parsed;
+        const testSet = await store.getJson(testRef, z.union([SplitSchema, ImageSetSchema]));
+        const test = testSet.kind === 'split' ? testSet.test : testSet.images;
         const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
         const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
         try {
@@ -139,7 +141,7 @@ export function createGpuActivities(deps: ActivityDeps) {
             kind: 'evaluation', backbone, metrics,
             predictions: test.map((t, i) => ({ image: t.image.sha256, label: t.label, origin: t.origin, predicted: predictions[i] })),
           };
-          const ref = await recorder.putJson(evaluation, 'evaluation', [{ role: 'split', ref: split }, { role: 'model', ref: checkpoint }], { backbone });
+          const ref = await recorder.putJson(evaluation, 'evaluation', [{ role: 'test-set', ref: testRef }, { role: 'model', ref: checkpoint }], { backbone });
           return { evaluation: ref, metrics };
         } finally {
           model.dispose();

@@ -4,7 +4,7 @@
  * small numbers, never pixels or tensors.
  */
 import { z } from 'zod';
-import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
+import { BACKBONES, CLASS_NAMES, PipelineConfigSchema, PROTOCOLS } from '../pipelines/schema.js';
 import { ArtifactRefSchema } from '../lib/storage.js';
 import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
 
@@ -25,7 +25,17 @@ export interface IngestOutput {
   skipped: number;
 }
 
-export const SampleSubsetInputSchema = z.object({ manifest: ArtifactRefSchema, fraction: z.number().gt(0).lte(1), seed: Seed, trial: z.number().int().positive() });
+export const PartitionInputSchema = z.object({ manifest: ArtifactRefSchema, protocol: PipelineConfigSchema.shape.protocol });
+export type PartitionInput = z.infer<typeof PartitionInputSchema>;
+export interface PartitionOutput {
+  /** Real images trials sample their subsets from. */
+  pool: z.infer<typeof ArtifactRefSchema>;
+  poolCounts: z.infer<typeof ClassCounts>;
+  /** Real images no GAN or classifier sees, for the `heldout` evaluation (absent when it is not run). */
+  heldout?: { images: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts>; patients: z.infer<typeof ClassCounts>; source: string };
+}
+
+export const SampleSubsetInputSchema = z.object({ pool: ArtifactRefSchema, fraction: z.number().gt(0).lte(1), seed: Seed, trial: z.number().int().positive() });
 export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
 export interface SampleSubsetOutput { subset: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts> }
 
@@ -47,10 +57,11 @@ export interface SynthesizeOutput { images: z.infer<typeof ArtifactRefSchema>; c
 
 export const SplitPoolInputSchema = z.object({ subset: ArtifactRefSchema, synthetic: z.array(ArtifactRefSchema), trainFraction: z.number().gt(0).lt(1), seed: Seed });
 export type SplitPoolInput = z.infer<typeof SplitPoolInputSchema>;
+const SideCounts = z.object({ images: ClassCounts, patients: ClassCounts });
 export interface SplitPoolOutput {
   split: z.infer<typeof ArtifactRefSchema>;
-  train: z.infer<typeof ClassCounts>;
-  test: z.infer<typeof ClassCounts>;
+  train: z.infer<typeof SideCounts>;
+  test: z.infer<typeof SideCounts>;
 }
 
 export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed, reuse: Reuse });
@@ -62,9 +73,12 @@ export interface FineTuneOutput {
   resumedFromBatch: number;
 }
 
-export const EvaluateInputSchema = z.object({ split: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, reuse: Reuse });
+/** `test` is a split (its test side is used) or an image set (all of it). */
+export const EvaluateInputSchema = z.object({ test: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, reuse: Reuse });
 export type EvaluateInput = z.input<typeof EvaluateInputSchema>;
 export interface EvaluateOutput { evaluation: z.infer<typeof ArtifactRefSchema>; metrics: z.infer<typeof ClassificationMetricsSchema> }
+
+const SplitSummary = z.object({ split: ArtifactRefSchema, train: SideCounts, test: SideCounts });
 
 /** What a trial workflow returns to the parent. */
 export const TrialResultSchema = z.object({
@@ -73,11 +87,19 @@ export const TrialResultSchema = z.object({
   workflowId: z.string(),
   subset: ArtifactRefSchema,
   subsetCounts: ClassCounts,
-  split: ArtifactRefSchema,
-  trainCounts: ClassCounts,
-  testCounts: ClassCounts,
+  /** The paper's split of real + synthetic images (absent when only `no-gan` runs). */
+  pooledSplit: SplitSummary.optional(),
+  /** The split of the real subset alone, for `no-gan`. */
+  realSplit: SplitSummary.optional(),
   gans: z.array(z.object({ label: Label, checkpoint: ArtifactRefSchema, samples: ArtifactRefSchema, history: ArtifactRefSchema, synthetic: ArtifactRefSchema, syntheticCount: z.number().int() })),
-  backbones: z.array(z.object({ backbone: z.enum(BACKBONES), checkpoint: ArtifactRefSchema, history: ArtifactRefSchema, evaluation: ArtifactRefSchema, metrics: ClassificationMetricsSchema })),
+  evaluations: z.array(z.object({
+    protocol: z.enum(PROTOCOLS),
+    backbone: z.enum(BACKBONES),
+    checkpoint: ArtifactRefSchema,
+    history: ArtifactRefSchema,
+    evaluation: ArtifactRefSchema,
+    metrics: ClassificationMetricsSchema,
+  })),
   /** Wall time of each stage in milliseconds (workflow time, so it replays identically). */
   stageMillis: z.record(z.string(), z.number()),
 });
@@ -87,6 +109,7 @@ export const AggregateInputSchema = z.object({
   runName: z.string().min(1),
   config: PipelineConfigSchema,
   dataset: z.object({ manifest: ArtifactRefSchema, source: z.string(), counts: ClassCounts, patients: ClassCounts, duplicates: z.number().int(), skipped: z.number().int() }),
+  heldout: z.object({ images: ArtifactRefSchema, counts: ClassCounts, patients: ClassCounts, source: z.string() }).optional(),
   trials: z.array(TrialResultSchema).min(1),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;

@@ -3,6 +3,8 @@
  * the PyTorch reference (`reference/torch_bench.py`), so both run the same architectures at the
  * same sizes and batch sizes. Sizes come from the presets: `smoke` and `paper`.
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { PRESETS } from '../pipelines/presets.js';
 import { BACKBONES, type Backbone } from '../pipelines/schema.js';
 
@@ -116,3 +118,12 @@ export interface CaseResult {
 
 /** Marks a worker's result lines on stdout (anything else there is ignored). */
 export const RESULT_PREFIX = '@@bench ';
+
+/** Every image file under `dir` (NORMAL/ and PNEUMONIA/ layout), sorted. */
+export async function imageFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && /\.(jpe?g|png)$/i.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
+}

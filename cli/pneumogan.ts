@@ -83,7 +83,7 @@ async function followAndReport(client: Client, store: ArtifactStore, runName: st
   const reportPath = await downloadReport(store, runName, out);
   log(`[run] finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   for (const trial of result.trials) {
-    log(`[run] trial ${trial.trial}: ${trial.backbones.map((b) => `${b.backbone} ${(100 * b.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
+    log(`[run] trial ${trial.trial}: ${trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
   }
   log(`[run] report: ${reportPath}`);
 }

@@ -19,6 +19,10 @@ const paper: PipelineConfig = {
     subsetFraction: 624 / 5863,
     syntheticPerReal: 9,
     trainFraction: 0.8,
+    evaluations: ['paper', 'heldout', 'no-gan'],
+    // Used only without the archive's test split (624 images), which is the held-out set then.
+    heldoutFraction: 0.1,
+    heldoutSeed: 1000,
   },
   gan: {
     // Classic DCGAN (Radford et al.): 64 px, latent 100, 64 filters, Adam 2e-4 / beta1 0.5.
@@ -63,6 +67,9 @@ const smoke: PipelineConfig = {
     subsetFraction: 0.2,
     syntheticPerReal: 9,
     trainFraction: 0.8,
+    evaluations: ['paper', 'heldout', 'no-gan'],
+    heldoutFraction: 0.2,
+    heldoutSeed: 1000,
   },
   gan: {
     imageSize: 32,

@@ -13,6 +13,9 @@ export type ClassName = (typeof CLASS_NAMES)[number];
 export const BACKBONES = ['alexnet', 'googlenet', 'squeezenet', 'resnet18'] as const;
 export type Backbone = (typeof BACKBONES)[number];
 
+export const PROTOCOLS = ['paper', 'heldout', 'no-gan'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
 const positiveInt = z.number().int().positive();
 const seed = z.number().int().min(0).max(2 ** 31 - 1);
 
@@ -54,6 +57,18 @@ export const PipelineConfigSchema = z.object({
     syntheticPerReal: z.number().int().min(0).max(100),
     /** Share of the pooled images used for training; the rest is the test set (paper: 0.8). */
     trainFraction: z.number().gt(0).lt(1),
+    /**
+     * Which evaluations to run. `paper`: the paper's protocol (real subset + GAN images pooled,
+     * split, tested on the pooled 20%). `heldout`: the same models tested on real images that no
+     * GAN or classifier saw. `no-gan`: each backbone fine-tuned on the real subset alone.
+     */
+    evaluations: z.array(z.enum(PROTOCOLS)).min(1).refine((e) => new Set(e).size === e.length, 'evaluations must not repeat'),
+    /**
+     * Real images held out for `heldout`, per class, when the dataset has no `test` split (with
+     * one, its test split is the held-out set). Fixed across trials: drawn once with heldoutSeed.
+     */
+    heldoutFraction: z.number().gt(0).lt(1),
+    heldoutSeed: seed,
   }).strict(),
   gan: z.object({
     /** 64 is the classic DCGAN output; 32 keeps the same five layers for CPU smoke runs. */

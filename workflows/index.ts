@@ -9,8 +9,8 @@
 import { condition, defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createCpuActivities } from '../activities/cpu.js';
 import type { createGpuActivities } from '../activities/gpu.js';
-import type { AggregateOutput, IngestOutput, TrialResult } from '../activities/types.js';
-import type { PipelineConfig } from '../pipelines/schema.js';
+import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from '../activities/types.js';
+import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from './queues.js';
 
@@ -44,7 +44,10 @@ export interface TrialInput {
   trial: number;
   seed: number;
   config: PipelineConfig;
-  manifest: ArtifactRef;
+  /** Real images to sample the subset from (the held-out set excluded). */
+  pool: ArtifactRef;
+  /** Real images for the `heldout` evaluation. */
+  heldout?: ArtifactRef;
   gpuTaskQueue: string;
   options?: RunOptions;
 }
@@ -112,45 +115,57 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
   const gpuTaskQueue = input.taskQueues?.gpu ?? GPU_TASK_QUEUE;
   const cpu = cpuActivities(orchestrationQueue);
   const trialIds = config.protocol.trialSeeds.map((_, i) => `${workflowInfo().workflowId}/trial-${i + 1}`);
-  const stages = new StageTracker(['ingest', 'trials', 'report']);
+  const stages = new StageTracker(['ingest', 'held-out set', 'trials', 'report']);
   stages.view.trials = trialIds;
 
   const dataset = await stages.run('ingest', () => cpu.ingestDataset({ config }),
     (d) => `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` + (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''));
+  const partition = await stages.run('held-out set', () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
+    (p) => (p.heldout ? `${p.heldout.counts.NORMAL} NORMAL + ${p.heldout.counts.PNEUMONIA} PNEUMONIA held out (${p.heldout.source})` : 'none (heldout evaluation not requested)'));
   const trials = await stages.run('trials', () => Promise.all(config.protocol.trialSeeds.map((seed, i) =>
     executeChild(trial, {
       workflowId: trialIds[i]!,
       taskQueue: orchestrationQueue,
-      args: [{ runName, trial: i + 1, seed, config, manifest: dataset.manifest, gpuTaskQueue, options: input.options }],
+      args: [{ runName, trial: i + 1, seed, config, pool: partition.pool, heldout: partition.heldout?.images, gpuTaskQueue, options: input.options }],
     }))));
   const report = await stages.run('report', () => cpu.aggregateReport({
     runName, config,
     dataset: { manifest: dataset.manifest, source: dataset.source, counts: dataset.counts, patients: dataset.patients, duplicates: dataset.duplicates, skipped: dataset.skipped },
+    heldout: partition.heldout,
     trials,
   }), (r) => r.reportKey);
   return { runName, dataset, trials, report };
 }
 
 export async function trial(input: TrialInput): Promise<TrialResult> {
-  const { config, seed, manifest } = input;
+  const { config, seed } = input;
   const cpu = cpuActivities(workflowInfo().taskQueue);
   const gpu = gpuActivities(input.gpuTaskQueue, input.options);
   const reuse = input.options?.reuse ?? true;
   const labels = ['NORMAL', 'PNEUMONIA'] as const;
   const backbones = config.classifier.backbones;
+  const evaluations = config.protocol.evaluations;
+  const withGan = evaluations.includes('paper') || evaluations.includes('heldout');
+  const heldout = evaluations.includes('heldout') ? input.heldout : undefined;
+  const noGan = evaluations.includes('no-gan');
   const stages = new StageTracker([
     'subset',
-    ...labels.map((l) => `gan:${l}`),
-    ...labels.map((l) => `synthesize:${l}`),
-    'split',
-    ...backbones.map((b) => `fine-tune:${b}`),
-    ...backbones.map((b) => `evaluate:${b}`),
+    ...(withGan ? [...labels.map((l) => `gan:${l}`), ...labels.map((l) => `synthesize:${l}`), 'split'] : []),
+    ...(noGan ? ['split:no-gan'] : []),
+    ...backbones.flatMap((b) => [
+      ...(withGan ? [`fine-tune:${b}`] : []),
+      ...(evaluations.includes('paper') ? [`evaluate:${b}`] : []),
+      ...(heldout ? [`evaluate-heldout:${b}`] : []),
+      ...(noGan ? [`fine-tune-no-gan:${b}`, `evaluate-no-gan:${b}`] : []),
+    ]),
   ]);
+  const splitDetail = (s: SplitPoolOutput) => `train ${s.train.images.NORMAL}+${s.train.images.PNEUMONIA} images (${s.train.patients.PNEUMONIA} PNEUMONIA patients), ` +
+    `test ${s.test.images.NORMAL}+${s.test.images.PNEUMONIA} (${s.test.patients.PNEUMONIA} patients)`;
 
-  const subset = await stages.run('subset', () => cpu.sampleSubset({ manifest, fraction: config.protocol.subsetFraction, seed, trial: input.trial }),
+  const subset = await stages.run('subset', () => cpu.sampleSubset({ pool: input.pool, fraction: config.protocol.subsetFraction, seed, trial: input.trial }),
     (s) => `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA`);
 
-  const gans = await Promise.all(labels.map(async (label) => {
+  const gans = !withGan ? [] : await Promise.all(labels.map(async (label) => {
     const gan = await stages.run(`gan:${label}`, () => gpu.trainGan({ subset: subset.subset, label, gan: config.gan, seed, reuse }),
       (g) => `${g.trainingImages} images, final loss D ${g.finalLoss.discriminator.toFixed(3)} G ${g.finalLoss.generator.toFixed(3)}` + (g.resumedFromStep ? `, resumed at step ${g.resumedFromStep}` : ''));
     const count = subset.counts[label] * config.protocol.syntheticPerReal;
@@ -158,23 +173,37 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     return { label, checkpoint: gan.checkpoint, samples: gan.samples, history: gan.history, synthetic: synthetic.images, syntheticCount: synthetic.count };
   }));
 
-  const split = await stages.run('split', () => cpu.splitPool({ subset: subset.subset, synthetic: gans.map((g) => g.synthetic), trainFraction: config.protocol.trainFraction, seed }),
-    (s) => `train ${s.train.NORMAL}+${s.train.PNEUMONIA}, test ${s.test.NORMAL}+${s.test.PNEUMONIA}`);
+  const splits = (protocolSplit: 'split' | 'split:no-gan', synthetic: ArtifactRef[]) =>
+    stages.run(protocolSplit, () => cpu.splitPool({ subset: subset.subset, synthetic, trainFraction: config.protocol.trainFraction, seed }), splitDetail);
+  const [pooledSplit, realSplit] = await Promise.all([
+    withGan ? splits('split', gans.map((g) => g.synthetic)) : undefined,
+    noGan ? splits('split:no-gan', []) : undefined,
+  ]);
 
-  const results = await Promise.all(backbones.map(async (backbone) => {
-    const tuned = await stages.run(`fine-tune:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, reuse }),
+  const tuneAndEvaluate = async (backbone: Backbone, split: SplitPoolOutput, suffix: string, tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>) => {
+    const tuned = await stages.run(`fine-tune${suffix}:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, reuse }),
       (t) => `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''));
-    const evaluated = await stages.run(`evaluate:${backbone}`, () => gpu.evaluate({ split: split.split, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
-      (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`);
-    return { backbone, checkpoint: tuned.checkpoint, history: tuned.history, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
-  }));
+    return Promise.all(tests.map(async ({ protocol, stage, test }) => {
+      const evaluated = await stages.run(`${stage}:${backbone}`, () => gpu.evaluate({ test, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
+        (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`);
+      return { protocol, backbone, checkpoint: tuned.checkpoint, history: tuned.history, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
+    }));
+  };
+  const results = await Promise.all(backbones.flatMap((backbone) => [
+    ...(pooledSplit ? [tuneAndEvaluate(backbone, pooledSplit, '', [
+      ...(evaluations.includes('paper') ? [{ protocol: 'paper' as const, stage: 'evaluate', test: pooledSplit.split }] : []),
+      ...(heldout ? [{ protocol: 'heldout' as const, stage: 'evaluate-heldout', test: heldout }] : []),
+    ])] : []),
+    ...(realSplit ? [tuneAndEvaluate(backbone, realSplit, '-no-gan', [{ protocol: 'no-gan', stage: 'evaluate-no-gan', test: realSplit.split }])] : []),
+  ]));
 
   // Let a final progress query observe the finished stages before the result is returned.
   await condition(() => true);
+  const summary = (s: SplitPoolOutput | undefined) => (s ? { split: s.split, train: s.train, test: s.test } : undefined);
   return {
     trial: input.trial, seed, workflowId: workflowInfo().workflowId,
     subset: subset.subset, subsetCounts: subset.counts,
-    split: split.split, trainCounts: split.train, testCounts: split.test,
-    gans, backbones: results, stageMillis: stages.millis(),
+    pooledSplit: summary(pooledSplit), realSplit: summary(realSplit),
+    gans, evaluations: results.flat(), stageMillis: stages.millis(),
   };
 }

@@ -5,8 +5,8 @@
  * Markdown's relative figure links resolve.
  */
 import { z } from 'zod';
-import type { AggregateInput, AggregateOutput } from '../../activities/types.js';
-import { BACKBONES, type Backbone } from '../../pipelines/schema.js';
+import type { AggregateInput, AggregateOutput, TrialResult } from '../../activities/types.js';
+import { BACKBONES, PROTOCOLS, type Backbone, type Protocol } from '../../pipelines/schema.js';
 import { recordLineage, type Producer } from '../lineage.js';
 import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';
 import { canonicalJson, type ArtifactStore } from '../storage.js';
@@ -17,17 +17,24 @@ const GanHistorySchema = z.object({ discriminatorLoss: z.array(z.number()), gene
 const ClassifierHistorySchema = z.object({ loss: z.array(z.number()), accuracy: z.array(z.number()) });
 
 export interface BackboneSummary {
+  protocol: Protocol;
   backbone: Backbone;
   paperAccuracy: number;
   aggregate: AggregatedMetrics;
 }
 
-export function summarizeBackbones(trials: AggregateInput['trials']): BackboneSummary[] {
-  const present = BACKBONES.filter((b) => trials.every((t) => t.backbones.some((r) => r.backbone === b)));
-  return present.map((backbone) => ({
-    backbone,
-    paperAccuracy: PAPER_ACCURACY[backbone],
-    aggregate: aggregateMetrics(trials.map((t) => t.backbones.find((r) => r.backbone === backbone)!.metrics)),
+export const PROTOCOL_TITLES: Record<Protocol, string> = {
+  paper: "paper protocol: real subset + GAN images pooled, split 80/20, tested on the pooled 20%",
+  heldout: 'held-out: the same models tested on real images no GAN or classifier saw',
+  'no-gan': 'no GAN: fine-tuned on the real subset alone, tested on its 20%',
+};
+
+/** Mean and spread over trials of every (protocol, backbone) that every trial evaluated. */
+export function summarizeEvaluations(trials: AggregateInput['trials']): BackboneSummary[] {
+  return PROTOCOLS.flatMap((protocol) => BACKBONES.flatMap((backbone) => {
+    const perTrial = trials.map((t) => t.evaluations.find((e) => e.protocol === protocol && e.backbone === backbone));
+    if (perTrial.some((e) => e === undefined)) return [];
+    return [{ protocol, backbone, paperAccuracy: PAPER_ACCURACY[backbone], aggregate: aggregateMetrics(perTrial.map((e) => e!.metrics)) }];
   }));
 }
 
@@ -37,15 +44,15 @@ const pm = (m: MeanStd) => `${pct(m.mean)} ± ${(100 * m.std).toFixed(1)}`;
 export async function writeReport(store: ArtifactStore, input: AggregateInput, producer: Producer): Promise<AggregateOutput> {
   const { runName, config, dataset, trials } = input;
   const base = `runs/${runName}`;
-  const backbones = summarizeBackbones(trials);
+  const summaries = summarizeEvaluations(trials);
   const figures = new Map<string, Buffer>();
 
-  figures.set('accuracy.png', await renderPng(accuracySpec(backbones.flatMap((b) => [
-    { backbone: b.backbone, source: 'this run', accuracy: b.aggregate.accuracy.mean, low: Math.min(...b.aggregate.accuracy.values), high: Math.max(...b.aggregate.accuracy.values) },
-    { backbone: b.backbone, source: 'paper', accuracy: b.paperAccuracy, low: b.paperAccuracy, high: b.paperAccuracy },
-  ]))));
-  for (const b of backbones) {
-    figures.set(`confusion-${b.backbone}.png`, await renderPng(confusionSpec(`${b.backbone}: ${trials.length} trial(s) summed`, b.aggregate.confusion)));
+  figures.set('accuracy.png', await renderPng(accuracySpec([
+    ...summaries.map((b) => ({ backbone: b.backbone, source: b.protocol, accuracy: b.aggregate.accuracy.mean, low: Math.min(...b.aggregate.accuracy.values), high: Math.max(...b.aggregate.accuracy.values) })),
+    ...[...new Set(summaries.map((b) => b.backbone))].map((backbone) => ({ backbone, source: 'paper (reported)', accuracy: PAPER_ACCURACY[backbone], low: PAPER_ACCURACY[backbone], high: PAPER_ACCURACY[backbone] })),
+  ])));
+  for (const b of summaries) {
+    figures.set(`confusion-${b.protocol}-${b.backbone}.png`, await renderPng(confusionSpec(`${b.backbone} (${b.protocol}): ${trials.length} trial(s) summed`, b.aggregate.confusion)));
   }
   for (const trial of trials) {
     for (const gan of trial.gans) {
@@ -55,7 +62,10 @@ export async function writeReport(store: ArtifactStore, input: AggregateInput, p
         { discriminator: history.discriminatorLoss, generator: history.generatorLoss }, 'step')));
     }
     const curves: Record<string, number[]> = {};
-    for (const result of trial.backbones) curves[result.backbone] = (await store.getJson(result.history, ClassifierHistorySchema.passthrough())).loss;
+    for (const result of trial.evaluations) {
+      const name = result.protocol === 'no-gan' ? `${result.backbone} (no GAN)` : result.backbone;
+      curves[name] ??= (await store.getJson(result.history, ClassifierHistorySchema.passthrough())).loss;
+    }
     figures.set(`classifier-loss-trial${trial.trial}.png`, await renderPng(lossCurveSpec(`Trial ${trial.trial}: fine-tuning loss`, curves, 'batch')));
   }
 
@@ -72,14 +82,15 @@ export async function writeReport(store: ArtifactStore, input: AggregateInput, p
     producedBy: { workflowId: producer.workflowId, codeVersion: producer.codeVersion, computeBackend: producer.computeBackend },
     config,
     dataset,
-    backbones,
+    heldout: input.heldout,
+    evaluations: summaries,
     paper: { accuracy: PAPER_ACCURACY, bestPerClass: PAPER_BEST_PER_CLASS },
     trials,
   };
   const summary = await store.putJson(summaryValue);
-  const markdown = Buffer.from(renderMarkdown(input, backbones), 'utf8');
+  const markdown = Buffer.from(renderMarkdown(input, summaries), 'utf8');
   const report = await store.putContent(markdown, 'md');
-  const lineageInputs = trials.flatMap((t) => t.backbones.map((b) => ({ role: `evaluation:trial${t.trial}:${b.backbone}`, ref: b.evaluation })));
+  const lineageInputs = trials.flatMap((t) => t.evaluations.map((e) => ({ role: `evaluation:trial${t.trial}:${e.protocol}:${e.backbone}`, ref: e.evaluation })));
   for (const ref of [summary, report]) {
     await recordLineage(store, { artifact: ref, kind: 'report', inputs: lineageInputs, params: { runName }, producer, recordedAt: new Date().toISOString() });
   }
@@ -90,32 +101,44 @@ export async function writeReport(store: ArtifactStore, input: AggregateInput, p
   return { summary, report, reportKey, summaryKey, figureKeys };
 }
 
-export function renderMarkdown(input: AggregateInput, backbones: BackboneSummary[]): string {
-  const { runName, config, dataset, trials } = input;
+export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary[]): string {
+  const { runName, config, dataset, heldout, trials } = input;
   const lines: string[] = [];
   lines.push(`# pneumogan reproduction: ${runName}`, '');
   lines.push(`Khalifa et al. (2020), *Detection of Coronavirus (COVID-19) Associated Pneumonia based on GANs and a Fine-Tuned Deep Transfer Learning Model*, reproduced with preset **${config.preset}** over **${trials.length} trial(s)** (seeds ${config.protocol.trialSeeds.join(', ')}).`, '');
   lines.push(`Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
     `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`, '');
+  if (heldout) {
+    lines.push(`Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images, ${heldout.patients.PNEUMONIA} PNEUMONIA patients, the same for every trial and kept out of every subset; patients never straddle a subset, split or held-out boundary.`, '');
+  }
   if (config.data.source.kind === 'synthetic') {
     lines.push('> **The data are synthetic** (drawn by the project, not X-rays of patients): these numbers test the pipeline, they say nothing about pneumonia detection.', '');
   }
-  lines.push('## Results (paper protocol: real subset + GAN images pooled, split 80/20)', '');
-  lines.push('Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class.', '');
-  lines.push('| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const b of backbones) {
-    const a = b.aggregate;
-    lines.push(`| ${b.backbone} | ${pm(a.accuracy)} | ${pct(b.paperAccuracy)} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} |`);
+  lines.push('## Results', '');
+  lines.push('Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class. The paper reports only its own protocol.', '');
+  for (const protocol of PROTOCOLS) {
+    const rows = summaries.filter((b) => b.protocol === protocol);
+    if (rows.length === 0) continue;
+    lines.push(`### ${protocol}: ${PROTOCOL_TITLES[protocol]}`, '');
+    lines.push('| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const b of rows) {
+      const a = b.aggregate;
+      lines.push(`| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${a.confusion.flat().reduce((x, y) => x + y, 0) / trials.length} |`);
+    }
+    lines.push('');
   }
-  lines.push('', `Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`, '');
+  lines.push(`Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`, '');
   lines.push('![accuracy](figures/accuracy.png)', '');
   lines.push('### Accuracy per trial', '');
-  lines.push(`| backbone | ${trials.map((t) => `trial ${t.trial} (seed ${t.seed})`).join(' | ')} |`);
-  lines.push(`| --- | ${trials.map(() => '---').join(' | ')} |`);
-  for (const b of backbones) lines.push(`| ${b.backbone} | ${b.aggregate.accuracy.values.map(pct).join(' | ')} |`);
+  lines.push(`| protocol | backbone | ${trials.map((t) => `trial ${t.trial} (seed ${t.seed})`).join(' | ')} |`);
+  lines.push(`| --- | --- | ${trials.map(() => '---').join(' | ')} |`);
+  for (const b of summaries) lines.push(`| ${b.protocol} | ${b.backbone} | ${b.aggregate.accuracy.values.map(pct).join(' | ')} |`);
   lines.push('', '## Confusion matrices (summed over trials)', '');
-  lines.push(backbones.map((b) => `![${b.backbone}](figures/confusion-${b.backbone}.png)`).join(' '), '');
+  for (const protocol of PROTOCOLS) {
+    const rows = summaries.filter((b) => b.protocol === protocol);
+    if (rows.length) lines.push(`**${protocol}**`, '', rows.map((b) => `![${b.backbone} ${protocol}](figures/confusion-${protocol}-${b.backbone}.png)`).join(' '), '');
+  }
   lines.push('## GANs', '');
   for (const t of trials) {
     lines.push(`### Trial ${t.trial}`, '');
@@ -125,19 +148,24 @@ export function renderMarkdown(input: AggregateInput, backbones: BackboneSummary
     }
     lines.push(`![fine-tuning loss](figures/classifier-loss-trial${t.trial}.png)`, '');
   }
-  lines.push('## Trials and stage times', '');
-  lines.push('| trial | seed | subset (N/P) | train (N/P) | test (N/P) | stage times |', '| --- | --- | --- | --- | --- | --- |');
+  const side = (s: NonNullable<TrialResult['pooledSplit']>['train']) => `${s.images.NORMAL}/${s.images.PNEUMONIA} (${s.patients.PNEUMONIA} P patients)`;
+  lines.push('## Trials, splits and stage times', '');
+  lines.push('Counts are NORMAL/PNEUMONIA images; patients are PNEUMONIA patients identified from file names (synthetic images have none).', '');
+  lines.push('| trial | seed | subset | paper split: train | paper split: test | no-GAN split: train | no-GAN split: test | stage times |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const t of trials) {
     const stages = Object.entries(t.stageMillis).map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(1)}s`).join(', ');
-    lines.push(`| ${t.trial} | ${t.seed} | ${t.subsetCounts.NORMAL}/${t.subsetCounts.PNEUMONIA} | ${t.trainCounts.NORMAL}/${t.trainCounts.PNEUMONIA} | ${t.testCounts.NORMAL}/${t.testCounts.PNEUMONIA} | ${stages} |`);
+    const splitCells = (s: TrialResult['pooledSplit']) => (s ? `${side(s.train)} | ${side(s.test)}` : '— | —');
+    lines.push(`| ${t.trial} | ${t.seed} | ${t.subsetCounts.NORMAL}/${t.subsetCounts.PNEUMONIA} | ${splitCells(t.pooledSplit)} | ${splitCells(t.realSplit)} | ${stages} |`);
   }
   lines.push('', '## Lineage', '');
   lines.push(`- dataset manifest: \`${dataset.manifest.key}\``);
+  if (heldout) lines.push(`- held-out set: \`${heldout.images.key}\``);
   for (const t of trials) {
-    lines.push(`- trial ${t.trial} (\`${t.workflowId}\`): subset \`${t.subset.key}\`, split \`${t.split.key}\`, ` +
-      t.backbones.map((b) => `${b.backbone} model \`${b.checkpoint.sha256.slice(0, 16)}\``).join(', '));
+    lines.push(`- trial ${t.trial} (\`${t.workflowId}\`): subset \`${t.subset.key}\`` +
+      (t.pooledSplit ? `, split \`${t.pooledSplit.split.key}\`` : '') + ', models ' +
+      t.evaluations.filter((e) => e.protocol !== 'heldout').map((e) => `${e.backbone}${e.protocol === 'no-gan' ? ' (no GAN)' : ''} \`${e.checkpoint.sha256.slice(0, 16)}\``).join(', '));
   }
-  lines.push('', 'Every artifact has lineage records under `lineage/<sha256>/` in the bucket.', '');
+  lines.push('', 'Every artifact has lineage records under `lineage/<sha256>/` in the bucket; `pneumogan lineage <sha256>` traces one, `pneumogan verify <run>` re-hashes them all.', '');
   lines.push('## Configuration', '', '```json', JSON.stringify(config, null, 2), '```', '');
   return lines.join('\n');
 }

@@ -41,6 +41,7 @@ function tinyConfig(ganSteps: number): PipelineConfig {
   config.gan.checkpointEvery = 10;
   config.classifier.backbones = ['squeezenet', 'resnet18'];
   config.classifier.epochs = 2;
+  config.protocol.evaluations = ['paper'];
   return config;
 }
 
@@ -152,7 +153,7 @@ test('the Temporal server stopped and restarted (same SQLite file) in the middle
   temporal = await startTemporalDevServer({ dbFile, port, headless: true });
   const result = await handle.result();
   timings.temporalRestart = `run finished ${((Date.now() - restartedAt) / 1000).toFixed(1)}s after the server came back`;
-  assert.equal(result.trials[0]!.backbones.length, 2);
+  assert.equal(result.trials[0]!.evaluations.length, 2);
   await stopGpuWorkers();
 });
 
@@ -171,7 +172,7 @@ test('S3 unavailable for a while during a step: the step retries, the run comple
   const index = await store.list(`runs/${runName}/artifacts/`);
   const indexed = new Set(index.map((k) => path.basename(k, '.json')));
   const trial = result.trials[0]!;
-  const produced = [trial.subset, trial.split, ...trial.gans.flatMap((g) => [g.checkpoint, g.samples, g.history, g.synthetic]), ...trial.backbones.flatMap((b) => [b.checkpoint, b.history, b.evaluation])];
+  const produced = [trial.subset, trial.pooledSplit!.split, ...trial.gans.flatMap((g) => [g.checkpoint, g.samples, g.history, g.synthetic]), ...trial.evaluations.flatMap((e) => [e.checkpoint, e.history, e.evaluation])];
   for (const ref of produced) {
     assert.ok(indexed.has(ref.sha256), `${ref.key} is listed for the run`);
     const records = await readLineage(store, ref.sha256);
@@ -212,8 +213,8 @@ test('two GPU worker processes share a run through the task queue, and match a o
   const trial = client.workflow.getHandle('pneumogan-fault-two-workers/trial-1');
   const identities = new Set((await activityEvents(trial, 'fineTune')).started.map((e) => e.activityTaskStartedEventAttributes?.identity));
   assert.equal(identities.size, 2, `fine-tuning ran on both workers: ${[...identities].join(', ')}`);
-  for (const [i, backbone] of pair.trials[0]!.backbones.entries()) {
-    const reference = single.trials[0]!.backbones[i]!;
+  for (const [i, backbone] of pair.trials[0]!.evaluations.entries()) {
+    const reference = single.trials[0]!.evaluations[i]!;
     assert.equal(backbone.backbone, reference.backbone);
     assert.deepEqual(backbone.metrics.confusion, reference.metrics.confusion, `${backbone.backbone}: same predictions`);
     assert.ok(Math.abs(backbone.metrics.accuracy - reference.metrics.accuracy) < 1e-9);

@@ -17,7 +17,7 @@ import { readLineage } from '../../lib/lineage.js';
 import { ImageSetSchema } from '../../lib/data/manifest.js';
 import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
-import { BACKBONES } from '../../pipelines/schema.js';
+import { BACKBONES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.js';
 import { reproducePaper } from '../../workflows/index.js';
@@ -49,38 +49,54 @@ after(async () => {
 });
 
 const SummarySchema = z.object({
-  backbones: z.array(z.object({ backbone: z.string(), aggregate: z.object({ accuracy: z.object({ mean: z.number(), std: z.number(), values: z.array(z.number()) }) }) })),
-  trials: z.array(z.object({ trial: z.number(), backbones: z.array(z.object({ backbone: z.string(), metrics: z.object({ accuracy: z.number() }) })) })),
+  evaluations: z.array(z.object({ protocol: z.string(), backbone: z.string(), aggregate: z.object({ accuracy: z.object({ mean: z.number(), std: z.number(), values: z.array(z.number()) }) }) })),
+  trials: z.array(z.object({ trial: z.number(), evaluations: z.array(z.object({ protocol: z.string(), backbone: z.string(), metrics: z.object({ accuracy: z.number() }) })) })),
 });
 
-test('reproducePaper (smoke: three trials, four backbones) completes with a consistent report', { timeout: 12 * 60_000 }, async () => {
+test('reproducePaper (smoke: three trials, four backbones, three protocols) completes with a consistent report', { timeout: 12 * 60_000 }, async () => {
   const config = resolvePreset('smoke');
   const handle = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
   const result = await handle.result();
 
   assert.equal(result.trials.length, 3);
   for (const trial of result.trials) {
-    assert.deepEqual(trial.backbones.map((b) => b.backbone).sort(), [...BACKBONES].sort(), `trial ${trial.trial} has every backbone`);
-    assert.ok(trial.stageMillis['gan:NORMAL']! > 0 && trial.stageMillis['fine-tune:resnet18']! > 0);
+    for (const protocol of PROTOCOLS) {
+      assert.deepEqual(trial.evaluations.filter((e) => e.protocol === protocol).map((e) => e.backbone).sort(), [...BACKBONES].sort(), `trial ${trial.trial} evaluated every backbone under ${protocol}`);
+    }
+    assert.ok(trial.stageMillis['gan:NORMAL']! > 0 && trial.stageMillis['fine-tune:resnet18']! > 0 && trial.stageMillis['fine-tune-no-gan:resnet18']! > 0);
+    // The paper's model and the held-out evaluation share a checkpoint; the no-GAN model is another.
+    const resnet = (protocol: string) => trial.evaluations.find((e) => e.backbone === 'resnet18' && e.protocol === protocol)!;
+    assert.equal(resnet('paper').checkpoint.sha256, resnet('heldout').checkpoint.sha256);
+    assert.notEqual(resnet('paper').checkpoint.sha256, resnet('no-gan').checkpoint.sha256);
   }
-  // Different seeds, different subsets.
+  // Different seeds, different subsets; one held-out set for all trials, disjoint from every subset.
   assert.equal(new Set(result.trials.map((t) => t.subset.sha256)).size, 3);
+  const summaryValue = JSON.parse((await store.getAt(result.report.summaryKey)).toString('utf8')) as { heldout: { images: { key: string; sha256: string; bytes: number } } };
+  const heldout = await store.getJson(summaryValue.heldout.images, ImageSetSchema);
+  const heldoutHashes = new Set(heldout.images.map((i) => i.image.sha256));
+  for (const trial of result.trials) {
+    const subset = await store.getJson(trial.subset, ImageSetSchema);
+    assert.ok(subset.images.every((i) => !heldoutHashes.has(i.image.sha256)), `trial ${trial.trial}'s subset avoids the held-out set`);
+    assert.equal(trial.evaluations.find((e) => e.protocol === 'heldout')!.metrics.support, heldout.images.length);
+  }
 
   // Above chance on the synthetic data: the pipeline learns.
-  const accuracies = result.trials.flatMap((t) => t.backbones.map((b) => b.metrics.accuracy));
+  const accuracies = result.trials.flatMap((t) => t.evaluations.filter((e) => e.protocol === 'paper').map((e) => e.metrics.accuracy));
   const meanAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
-  assert.ok(meanAccuracy > 0.6, `mean accuracy over trials and backbones is ${meanAccuracy.toFixed(3)}`);
+  assert.ok(meanAccuracy > 0.6, `mean paper-protocol accuracy over trials and backbones is ${meanAccuracy.toFixed(3)}`);
 
   // The aggregate in the stored summary is the mean of the trials' metrics.
   const summary = SummarySchema.parse(JSON.parse((await store.getAt(result.report.summaryKey)).toString('utf8')));
-  for (const entry of summary.backbones) {
-    const perTrial = summary.trials.map((t) => t.backbones.find((b) => b.backbone === entry.backbone)!.metrics.accuracy);
+  assert.equal(summary.evaluations.length, PROTOCOLS.length * BACKBONES.length);
+  for (const entry of summary.evaluations) {
+    const perTrial = summary.trials.map((t) => t.evaluations.find((e) => e.backbone === entry.backbone && e.protocol === entry.protocol)!.metrics.accuracy);
     assert.deepEqual(entry.aggregate.accuracy.values, perTrial);
     assert.ok(Math.abs(entry.aggregate.accuracy.mean - perTrial.reduce((a, b) => a + b, 0) / perTrial.length) < 1e-12);
   }
   const report = (await store.getAt(result.report.reportKey)).toString('utf8');
+  for (const protocol of PROTOCOLS) assert.match(report, new RegExp(`### ${protocol}: `));
   for (const backbone of BACKBONES) assert.match(report, new RegExp(`\\| ${backbone} \\| \\d+\\.\\d% ± `));
-  assert.ok(result.report.figureKeys.includes('runs/e2e-smoke/figures/confusion-resnet18.png'));
+  assert.ok(result.report.figureKeys.includes('runs/e2e-smoke/figures/confusion-heldout-resnet18.png'));
   const figure = await sharp(await store.getAt('runs/e2e-smoke/figures/accuracy.png')).metadata();
   assert.equal(figure.format, 'png');
 
@@ -90,6 +106,11 @@ test('reproducePaper (smoke: three trials, four backbones) completes with a cons
   assert.equal(record?.kind, 'generated-image');
   assert.equal(record?.generated?.generator.sha256, result.trials[0]!.gans[0]!.checkpoint.sha256);
   assert.equal(record?.producer.workflowId, 'pneumogan-e2e-smoke/trial-1');
+
+  // Fine-tuning steps were spread over both GPU worker processes by the shared task queue.
+  const history = await client.workflow.getHandle('pneumogan-e2e-smoke/trial-1').fetchHistory();
+  const identities = new Set(history.events?.flatMap((e) => (e.activityTaskStartedEventAttributes?.identity ? [e.activityTaskStartedEventAttributes.identity] : [])));
+  assert.ok(identities.size >= 2, `GPU steps ran on ${identities.size} worker(s)`);
 
   // Launching the same run name again attaches to it: still one workflow.
   const again = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { LabeledImage } from '../../lib/data/manifest.js';
 import { InputError } from '../../lib/errors.js';
 import { aggregateMetrics, confusionMatrix, meanStd, metricsFromConfusion } from '../../lib/protocol/metrics.js';
-import { stratifiedSplit, stratifiedSubset } from '../../lib/protocol/sampling.js';
+import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../../lib/protocol/sampling.js';
 import { sha256Hex } from '../../lib/storage.js';
 
 function images(normal: number, pneumonia: number): LabeledImage[] {
@@ -80,4 +80,19 @@ test('aggregate is the mean and sample standard deviation over trials', () => {
   assert.ok(Math.abs(meanStd([0.85, 0.85, 1]).std - Math.sqrt(((0.05 ** 2) * 2 + 0.1 ** 2) / 2)) < 1e-12);
   assert.deepEqual(agg.confusion, [[27, 3], [3, 27]]);
   assert.equal(agg.trials, 3);
+});
+
+test('subsets, partitions and splits keep each patient on one side', () => {
+  // 30 PNEUMONIA images from 10 patients (3 each) and 30 NORMAL images without patient ids.
+  const pool = images(30, 30).map((image, i) => (image.label === 'PNEUMONIA' ? { ...image, patientId: `person${i % 10}` } : image));
+  const sides = (parts: LabeledImage[][]) => parts.map((part) => new Set(part.flatMap((i) => (i.patientId ? [i.patientId] : []))));
+  const { train, test: held } = stratifiedSplit(pool, 0.8, 4);
+  const [trainPatients, testPatients] = sides([train, held]);
+  assert.equal([...trainPatients!].filter((p) => testPatients!.has(p)).length, 0, 'no patient in both train and test');
+  assert.equal(held.filter((i) => i.label === 'PNEUMONIA').length % 3, 0, 'whole patients');
+  const { taken, rest } = stratifiedPartition(pool, 0.2, 5);
+  const [takenPatients, restPatients] = sides([taken, rest]);
+  assert.equal([...takenPatients!].filter((p) => restPatients!.has(p)).length, 0);
+  assert.equal(taken.length + rest.length, pool.length);
+  assert.equal(taken.filter((i) => i.label === 'NORMAL').length, 6);
 });
