@@ -8,10 +8,12 @@ import { ingestDataset } from '../lib/data/ingest.js';
 import { countByClass, DatasetManifestSchema, ImageSetSchema, patientsByClass, type ImageSet, type Split } from '../lib/data/manifest.js';
 import { recordLineage } from '../lib/lineage.js';
 import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
+import { readWeightsSource } from '../lib/models/weights-source.js';
 import { writeReport } from '../lib/report/write.js';
+import type { ArtifactRef } from '../lib/storage.js';
 import {
-  AggregateInputSchema, IngestInputSchema, PartitionInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
-  type AggregateInput, type AggregateOutput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
+  AggregateInputSchema, ImportWeightsInputSchema, IngestInputSchema, PartitionInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
+  type AggregateInput, type AggregateOutput, type ImportWeightsInput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
   type PartitionInput, type PartitionOutput, type SplitPoolInput, type SplitPoolOutput,
 } from './types.js';
 import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
@@ -21,6 +23,9 @@ export function createCpuActivities(deps: ActivityDeps) {
 
   /** Stores a JSON artifact and its lineage record. */
   const putRecordedJson = (...args: Parameters<ArtifactRecorder['putJson']>) => new ArtifactRecorder(deps).putJson(...args);
+
+  const putRecordedWeights = (bytes: Uint8Array, backbone: string, source: string) =>
+    new ArtifactRecorder(deps).put(bytes, 'safetensors', 'pretrained-weights', [], { backbone, source });
 
   return {
     async ingestDataset(input: IngestInput): Promise<IngestOutput> {
@@ -67,6 +72,12 @@ export function createCpuActivities(deps: ActivityDeps) {
         const pool = await putRecordedJson({ kind: 'image-set', purpose: 'real images outside the held-out set', images: rest } satisfies ImageSet, 'image-set', inputs, { excludes: heldoutRef.sha256 });
         return { pool, poolCounts: countByClass(rest), heldout: { images: heldoutRef, counts: countByClass(heldout), patients: patientsByClass(heldout), source } };
       });
+    },
+
+    /** Copies pretrained weights into the store, so trials use (and lineage names) their content hash. */
+    async importWeights(input: ImportWeightsInput): Promise<ArtifactRef> {
+      return runActivity(ImportWeightsInputSchema, input, async ({ backbone, source }) =>
+        putRecordedWeights(await readWeightsSource(store, source), backbone, source));
     },
 
     async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {

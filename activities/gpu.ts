@@ -109,20 +109,22 @@ export function createGpuActivities(deps: ActivityDeps) {
 
     async fineTune(input: FineTuneInput): Promise<FineTuneOutput> {
       return runActivity(FineTuneInputSchema, input, (parsed) => memoized(deps, parsed, async (recorder) => {
-        const { split, backbone, classifier, seed } = parsed;
+        const { split, backbone, classifier, seed, pretrained } = parsed;
         const { train } = await store.getJson(split, SplitSchema);
         const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
         const previous = previousCheckpoint();
         const resume = previous ? await loadState<ClassifierMeta>(previous.ref) : undefined;
         const { model, state } = await fineTune({
           backbone, classifier, seed, resume,
+          pretrained: pretrained ? { bytes: await store.get(pretrained), origin: `pretrained ${backbone} weights ${pretrained.key}` } : undefined,
           train: await labelledPixels(train, classifier.inputSize),
           onProgress: (done, total) => progress.progress(done, total),
           onCheckpoint: checkpointer<ClassifierMeta>(progress, (m) => m.batchesDone),
           signal: progress.signal,
         });
         model.dispose();
-        const checkpoint = await recorder.put(encodeSafetensors(state), 'safetensors', 'classifier-checkpoint', [{ role: 'split', ref: split }], { backbone, classifier, seed });
+        const checkpoint = await recorder.put(encodeSafetensors(state), 'safetensors', 'classifier-checkpoint',
+          [{ role: 'split', ref: split }, ...(pretrained ? [{ role: 'pretrained-weights', ref: pretrained }] : [])], { backbone, classifier, seed });
         const history = await recorder.putJson({ kind: 'classifier-history', backbone, ...state.meta.history }, 'training-history', [{ role: 'model', ref: checkpoint }], { backbone });
         return { checkpoint, history, finalLoss: state.meta.history.loss.at(-1) ?? NaN, resumedFromBatch: resume?.meta.batchesDone ?? 0 };
       }));

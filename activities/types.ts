@@ -35,6 +35,9 @@ export interface PartitionOutput {
   heldout?: { images: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts>; patients: z.infer<typeof ClassCounts>; source: string };
 }
 
+export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: z.string().min(1) });
+export type ImportWeightsInput = z.infer<typeof ImportWeightsInputSchema>;
+
 export const SampleSubsetInputSchema = z.object({ pool: ArtifactRefSchema, fraction: z.number().gt(0).lte(1), seed: Seed, trial: z.number().int().positive() });
 export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
 export interface SampleSubsetOutput { subset: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts> }
@@ -64,7 +67,7 @@ export interface SplitPoolOutput {
   test: z.infer<typeof SideCounts>;
 }
 
-export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed, reuse: Reuse });
+export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed, pretrained: ArtifactRefSchema.optional(), reuse: Reuse });
 export type FineTuneInput = z.input<typeof FineTuneInputSchema>;
 export interface FineTuneOutput {
   checkpoint: z.infer<typeof ArtifactRefSchema>;

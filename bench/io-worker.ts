@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { ingestDataset } from '../lib/data/ingest.js';
 import { decodeGray, encodeGrayPng } from '../lib/images.js';
 import { findOrProvisionTemporalCli, startTemporalDevServer } from '../lib/infra/temporal-server.js';
@@ -61,6 +61,8 @@ async function ingest(spec: { dir: string; sizes: number[] }): Promise<void> {
 
 async function temporal(spec: { roundTrips: number }): Promise<void> {
   emit({ type: 'start', id: 'temporal' });
+  // The SDK logs every worker state change at INFO; keep warnings and errors.
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
   const cliPath = await findOrProvisionTemporalCli({ provision: false });
   const server = await startTemporalDevServer({ cliPath, headless: true });
   let worker: Worker | undefined;

@@ -46,6 +46,7 @@ async function timeSteps(c: ModelCase, body: (tick: () => void, signal: AbortSig
   const ticks: number[] = [];
   const tick = () => {
     ticks.push(performance.now());
+    if (ticks.length === c.warmup) emit({ type: 'warm', id: c.id });
     const timed = ticks.length - c.warmup;
     if (timed <= 0) return;
     const elapsed = (ticks.at(-1)! - ticks[c.warmup - 1]!) / 1000;

@@ -11,7 +11,7 @@ import { ArtifactRefSchema, sha256Hex, canonicalJson, type ArtifactRef, type Art
 
 export const ARTIFACT_KINDS = [
   'ingested-image', 'dataset-manifest', 'subset', 'gan-checkpoint', 'gan-samples', 'training-history',
-  'generated-image', 'image-set', 'split', 'classifier-checkpoint', 'evaluation', 'report', 'figure',
+  'generated-image', 'image-set', 'split', 'pretrained-weights', 'classifier-checkpoint', 'evaluation', 'report', 'figure',
 ] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 

@@ -46,6 +46,10 @@ const paper: PipelineConfig = {
     // A fine-tuning rate for Adam; the paper (MATLAB) does not state its optimiser.
     learningRate: 1e-4,
     dropout: 0.5,
+    // Point these at torchvision's ImageNet weights converted to safetensors (README, "Models");
+    // they cannot be downloaded here, so the preset starts from random weights until given.
+    pretrained: {},
+    freeze: 'none',
     checkpointEvery: 50,
   },
 };
@@ -93,6 +97,8 @@ const smoke: PipelineConfig = {
     batchSize: 16,
     learningRate: 1e-3,
     dropout: 0.2,
+    pretrained: {},
+    freeze: 'none',
     checkpointEvery: 10,
   },
 };

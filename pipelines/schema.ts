@@ -92,6 +92,14 @@ export const PipelineConfigSchema = z.object({
     batchSize: positiveInt,
     learningRate: z.number().positive(),
     dropout: z.number().min(0).lt(1),
+    /**
+     * ImageNet weights per backbone: a file path on the workers, an http(s) URL or s3://bucket/key
+     * of a safetensors file with torchvision parameter names (see lib/models/pretrained.ts for how
+     * to make one from published weights). Backbones without an entry start from random weights.
+     */
+    pretrained: z.partialRecord(z.enum(BACKBONES), z.string().min(1)),
+    /** `features`: train only the new 2-class head; `none`: fine-tune every layer. */
+    freeze: z.enum(['none', 'features']),
     /** Batches between checkpoints written to S3. */
     checkpointEvery: positiveInt,
   }).strict(),

@@ -48,6 +48,8 @@ export interface TrialInput {
   pool: ArtifactRef;
   /** Real images for the `heldout` evaluation. */
   heldout?: ArtifactRef;
+  /** Imported ImageNet weights per backbone. */
+  pretrained: Partial<Record<Backbone, ArtifactRef>>;
   gpuTaskQueue: string;
   options?: RunOptions;
 }
@@ -115,18 +117,21 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
   const gpuTaskQueue = input.taskQueues?.gpu ?? GPU_TASK_QUEUE;
   const cpu = cpuActivities(orchestrationQueue);
   const trialIds = config.protocol.trialSeeds.map((_, i) => `${workflowInfo().workflowId}/trial-${i + 1}`);
-  const stages = new StageTracker(['ingest', 'held-out set', 'trials', 'report']);
+  const stages = new StageTracker(['ingest', 'held-out set', 'weights', 'trials', 'report']);
   stages.view.trials = trialIds;
 
   const dataset = await stages.run('ingest', () => cpu.ingestDataset({ config }),
     (d) => `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` + (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''));
   const partition = await stages.run('held-out set', () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
     (p) => (p.heldout ? `${p.heldout.counts.NORMAL} NORMAL + ${p.heldout.counts.PNEUMONIA} PNEUMONIA held out (${p.heldout.source})` : 'none (heldout evaluation not requested)'));
+  const pretrained = await stages.run('weights', async () => Object.fromEntries(await Promise.all(
+    Object.entries(config.classifier.pretrained).map(async ([backbone, source]) => [backbone, await cpu.importWeights({ backbone: backbone as Backbone, source: source! })] as const))),
+  (w) => (Object.keys(w).length ? `pretrained ${Object.keys(w).join(', ')}` : 'none configured: backbones start from random weights'));
   const trials = await stages.run('trials', () => Promise.all(config.protocol.trialSeeds.map((seed, i) =>
     executeChild(trial, {
       workflowId: trialIds[i]!,
       taskQueue: orchestrationQueue,
-      args: [{ runName, trial: i + 1, seed, config, pool: partition.pool, heldout: partition.heldout?.images, gpuTaskQueue, options: input.options }],
+      args: [{ runName, trial: i + 1, seed, config, pool: partition.pool, heldout: partition.heldout?.images, pretrained, gpuTaskQueue, options: input.options }],
     }))));
   const report = await stages.run('report', () => cpu.aggregateReport({
     runName, config,
@@ -181,7 +186,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
   ]);
 
   const tuneAndEvaluate = async (backbone: Backbone, split: SplitPoolOutput, suffix: string, tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>) => {
-    const tuned = await stages.run(`fine-tune${suffix}:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, reuse }),
+    const tuned = await stages.run(`fine-tune${suffix}:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, pretrained: input.pretrained[backbone], reuse }),
       (t) => `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''));
     return Promise.all(tests.map(async ({ protocol, stage, test }) => {
       const evaluated = await stages.run(`${stage}:${backbone}`, () => gpu.evaluate({ test, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),

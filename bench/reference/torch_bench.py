@@ -240,6 +240,7 @@ def timed_steps(case, step):
     t0 = time.perf_counter()
     for _ in range(case["warmup"]):
         step()
+    emit({"type": "warm", "id": case["id"]})
     t1 = time.perf_counter()
     steps = 0
     while True:

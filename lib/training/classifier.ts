@@ -5,7 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../../pipelines/schema.js';
+import { InputError } from '../errors.js';
 import { buildBackbone } from '../models/backbones.js';
+import { loadTorchvisionWeights, TORCHVISION_HEADS } from '../models/pretrained.js';
 import type { GrayImage } from '../images.js';
 import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } from '../protocol/metrics.js';
 import { deriveSeed, SeededRandom } from '../random.js';
@@ -63,6 +65,8 @@ export function buildClassifier(backbone: Backbone, classifier: PipelineConfig['
 
 export interface FineTuneOptions {
   backbone: Backbone;
+  /** torchvision-named safetensors weights to start from (the head stays fresh). */
+  pretrained?: { bytes: Uint8Array; origin: string };
   train: readonly LabelledPixels[];
   classifier: PipelineConfig['classifier'];
   seed: number;
@@ -75,6 +79,15 @@ export interface FineTuneOptions {
 export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
   const { classifier, seed, backbone } = options;
   const model = buildClassifier(backbone, classifier, seed);
+  if (options.pretrained) {
+    // A file that does not fit the architecture is bad input: retrying cannot fix it.
+    await loadTorchvisionWeights(model, backbone, options.pretrained.bytes, options.pretrained.origin).catch((err: Error) => {
+      throw new InputError(err.message);
+    });
+  }
+  if (classifier.freeze === 'features') {
+    for (const layer of model.layers) if (layer.name !== TORCHVISION_HEADS[backbone]) layer.trainable = false;
+  }
   const optimizer = tf.train.adam(classifier.learningRate);
   const batchesPerEpoch = Math.ceil(options.train.length / classifier.batchSize);
   const totalBatches = batchesPerEpoch * classifier.epochs;
