@@ -15,6 +15,7 @@ import { buildDiscriminator, buildGenerator } from '../lib/models/dcgan.js';
 import { countParams } from '../lib/models/backbones.js';
 import { trainGan, dcganOptions } from '../lib/training/gan.js';
 import { buildClassifier, evaluateClassifier, fineTune, type LabelledPixels } from '../lib/training/classifier.js';
+import { PRESETS } from '../pipelines/presets.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
 import { RESULT_PREFIX, type CaseResult, type ClassifierCase, type GanCase, type ModelCase } from './cases.js';
 
@@ -65,6 +66,7 @@ async function timeSteps(c: ModelCase, body: (tick: () => void, signal: AbortSig
 
 async function ganCase(c: GanCase): Promise<CaseResult> {
   const gan: PipelineConfig['gan'] = {
+    ...structuredClone(PRESETS[c.size]!.gan),
     imageSize: c.imageSize, latentDim: c.latentDim, generatorWidth: c.generatorWidth, discriminatorWidth: c.discriminatorWidth,
     batchSize: c.batch, steps: c.warmup + c.maxSteps, learningRate: c.learningRate, beta1: c.beta1, checkpointEvery: 1_000_000,
   };
@@ -81,8 +83,10 @@ async function ganCase(c: GanCase): Promise<CaseResult> {
   return { id: c.id, status: 'ok', batch: c.batch, params, ...timed };
 }
 
+/** The preset's classifier settings (so new fields keep their defaults) with the case's sizes. */
 function classifierConfig(c: ClassifierCase, epochs: number): PipelineConfig['classifier'] {
   return {
+    ...structuredClone(PRESETS[c.size]!.classifier),
     backbones: [c.backbone], inputSize: c.inputSize, widthMultiplier: c.widthMultiplier, epochs, batchSize: c.batch,
     learningRate: c.learningRate, dropout: c.dropout, checkpointEvery: 1_000_000,
   };

@@ -4,7 +4,7 @@ import { ImageSetSchema } from '../lib/data/manifest.js';
 import { readLineage, RunArtifactSchema, traceLineage, type LineageNode, type LineageRecord } from '../lib/lineage.js';
 import type { ArtifactStore } from '../lib/storage.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
-import { progressQuery, type ProgressView } from '../workflows/index.js';
+import { progressQuery, type ProgressView, type reproducePaper } from '../workflows/index.js';
 
 const short = (sha: string) => sha.slice(0, 16);
 
@@ -78,6 +78,16 @@ export async function statusReport(client: Client, runName: string): Promise<str
   const description = await handle.describe();
   const lines = [`${runName}: ${description.status.name}, started ${description.startTime.toISOString()}${description.closeTime ? `, closed ${description.closeTime.toISOString()}` : ''}`];
   const view: ProgressView | undefined = await handle.query(progressQuery).catch(() => undefined);
+  if (!view && description.status.name === 'COMPLETED') {
+    // A closed workflow answers queries only through a worker; its result holds the same facts.
+    const result = await client.workflow.getHandle<typeof reproducePaper>(handle.workflowId).result();
+    for (const trial of result.trials) {
+      lines.push(`  trial ${trial.trial} (${trial.workflowId})`);
+      for (const [stage, ms] of Object.entries(trial.stageMillis)) lines.push(`    done     ${stage} ${(ms / 1000).toFixed(1)}s`);
+      lines.push(`    accuracy: ${trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
+    }
+    return [...lines, `  report: ${result.report.reportKey}`];
+  }
   if (!view) return [...lines, '  (progress unavailable: no worker is serving the run right now)'];
   const stageLines = (v: ProgressView, indent: string) => Object.entries(v.stages).map(([name, s]) => {
     const took = s.startedAt !== undefined && s.endedAt !== undefined ? ` ${((s.endedAt - s.startedAt) / 1000).toFixed(1)}s` : '';
