@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { ArtifactStore } from '../lib/storage.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
 import { progressQuery, reproducePaper, type ProgressView, type ReproductionResult, type RunOptions, type StageState } from '../workflows/index.js';
@@ -60,13 +61,64 @@ function describeStage(name: string, stage: StageState): string {
   return `${name} ${stage.status}${seconds}${stage.detail ? `: ${stage.detail}` : ''}`;
 }
 
+/** Where following a run shows its progress. */
+export interface ProgressDisplay {
+  /** A stage started, finished or failed. */
+  stage(line: string): void;
+  /** Heartbeat progress of every running step, keyed by trial and step. */
+  steps(progress: Map<string, { label: string; done: number; total: number }>): void;
+  stop(): void;
+}
+
+/** Progress bars for a terminal (cli-progress), one per running step. */
+export function barDisplay(): ProgressDisplay {
+  const multibar = new MultiBar({ format: ' {label} |{bar}| {value}/{total} {percentage}%', hideCursor: true, clearOnComplete: false, autopadding: true }, Presets.shades_classic);
+  const bars = new Map<string, SingleBar>();
+  return {
+    stage: (line) => multibar.log(`${line}\n`),
+    steps(progress) {
+      for (const [key, bar] of bars) {
+        if (!progress.has(key)) {
+          multibar.remove(bar);
+          bars.delete(key);
+        }
+      }
+      for (const [key, { label, done, total }] of progress) {
+        if (!total) continue;
+        const bar = bars.get(key) ?? multibar.create(total, 0, { label });
+        bars.set(key, bar);
+        bar.setTotal(total);
+        bar.update(done, { label });
+      }
+    },
+    stop: () => multibar.stop(),
+  };
+}
+
+/** Plain lines for logs and CI: stage transitions, and each running step at every 25%. */
+export function lineDisplay(log: (line: string) => void): ProgressDisplay {
+  const lastQuarter = new Map<string, number>();
+  return {
+    stage: log,
+    steps(progress) {
+      for (const [key, { label, done, total }] of progress) {
+        const quarter = total ? Math.floor((4 * done) / total) : -1;
+        if (quarter > (lastQuarter.get(key) ?? -1)) {
+          lastQuarter.set(key, quarter);
+          log(`${label}: ${done}/${total} (${Math.floor((100 * done) / total)}%)`);
+        }
+      }
+    },
+    stop() {},
+  };
+}
+
 /**
- * Prints each stage transition of the run and its trials, and the progress of long steps,
+ * Shows each stage transition of the run and its trials, and the progress of running steps,
  * until the workflow closes; returns its result.
  */
-export async function followReproduction(client: Client, handle: WorkflowHandle<typeof reproducePaper>, log: (line: string) => void, pollMillis = 1000): Promise<ReproductionResult> {
+export async function followReproduction(client: Client, handle: WorkflowHandle<typeof reproducePaper>, display: ProgressDisplay, pollMillis = 1000): Promise<ReproductionResult> {
   const printed = new Map<string, string>();
-  const lastProgress = new Map<string, number>();
   let finished = false;
   const result = handle.result().finally(() => { finished = true; });
   const report = (scope: string, view: ProgressView) => {
@@ -75,35 +127,35 @@ export async function followReproduction(client: Client, handle: WorkflowHandle<
       const line = `[${scope}] ${describeStage(name, stage)}`;
       if (printed.get(`${scope}/${name}`) !== line) {
         printed.set(`${scope}/${name}`, line);
-        log(line);
+        display.stage(line);
       }
     }
   };
   const poll = async () => {
     const parent = await handle.query(progressQuery);
     report('run', parent);
+    const running = new Map<string, { label: string; done: number; total: number }>();
     for (const [index, trialId] of (parent.trials ?? []).entries()) {
       const child = client.workflow.getHandle(trialId);
       const view = await child.query(progressQuery).catch(() => undefined);
       if (!view) continue;
       report(`trial ${index + 1}`, view);
       for (const progress of await activityProgress(child).catch(() => [])) {
-        const key = `${trialId}/${progress.stage}`;
-        const percent = progress.total ? Math.floor((100 * progress.done) / progress.total) : 0;
-        // A line per 25% keeps logs readable on long steps.
-        if (progress.total && Math.floor(percent / 25) > Math.floor((lastProgress.get(key) ?? -1) / 25)) {
-          lastProgress.set(key, percent);
-          log(`[trial ${index + 1}] ${progress.stage}: ${progress.done}/${progress.total} (${percent}%)`);
-        }
+        running.set(`${trialId}/${progress.stage}`, { label: `[trial ${index + 1}] ${progress.stage}`, done: progress.done, total: progress.total });
       }
     }
+    display.steps(running);
   };
-  while (!finished) {
-    // Queries fail while a workflow task is being retried or the server restarts: keep following.
+  try {
+    while (!finished) {
+      // Queries fail while a workflow task is being retried or the server restarts: keep following.
+      await poll().catch(() => undefined);
+      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, pollMillis))]);
+    }
     await poll().catch(() => undefined);
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, pollMillis))]);
+  } finally {
+    display.stop();
   }
-  await poll().catch(() => undefined);
   return result;
 }
 

@@ -22,7 +22,7 @@ import { quietTemporalLogs } from '../workers/main.js';
 import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
 import { withBackends } from './backends.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport } from './inspect.js';
-import { downloadReport, followReproduction, launchReproduction } from './launch.js';
+import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
 
 const log = (line: string) => console.log(line);
 
@@ -79,7 +79,7 @@ async function reproduce(client: Client, store: ArtifactStore, opts: LaunchCliOp
 async function followAndReport(client: Client, store: ArtifactStore, runName: string, out: string): Promise<void> {
   const handle = client.workflow.getHandle<typeof reproducePaper>(reproductionWorkflowId(runName));
   const started = Date.now();
-  const result = await followReproduction(client, handle, log);
+  const result = await followReproduction(client, handle, process.stdout.isTTY ? barDisplay() : lineDisplay(log));
   const reportPath = await downloadReport(store, runName, out);
   log(`[run] finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   for (const trial of result.trials) {
