@@ -2,6 +2,7 @@
 
     python torch_bench.py '<cases JSON>'        model cases (bench/cases.ts), one result line each
     python torch_bench.py --ingest '<JSON>'     Pillow ingestion: decode, grayscale, resize, PNG
+    python torch_bench.py --probe-threads       how many threads to give both native engines now
 
 Prints `@@bench {json}` lines on stdout, as the tfjs worker does. The architectures are the
 project's (lib/models/dcgan.ts, lib/models/backbones.ts) in PyTorch's NCHW layout: at width 1
@@ -358,8 +359,47 @@ def ingest(spec):
     return results
 
 
+def pick_threads():
+    """PyTorch's OpenMP threads spin at barriers; on a loaded machine a thread that loses its
+    core stalls the others and 2 threads can run 10x slower than 1. Time a small conv with the
+    default count and with 1 and keep the faster (PNEUMOGAN_BENCH_TORCH_THREADS forces one)."""
+    forced = os.environ.get("PNEUMOGAN_BENCH_TORCH_THREADS")
+    if forced:
+        torch.set_num_threads(int(forced))
+        return int(forced), "forced by PNEUMOGAN_BENCH_TORCH_THREADS"
+    default = torch.get_num_threads()
+    if default <= 1:
+        return default, "default"
+    conv = nn.Conv2d(32, 64, 3, padding=1)
+    x = torch.randn(16, 32, 32, 32)
+
+    def cost(n):
+        torch.set_num_threads(n)
+        with torch.inference_mode():
+            conv(x)
+            times = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                conv(x)
+                times.append(time.perf_counter() - t0)
+        return sorted(times)[3]
+
+    many, one = cost(default), cost(1)
+    many = min(many, cost(default))  # a second chance for the default: the load may have dipped
+    if one < 0.9 * many:
+        torch.set_num_threads(1)
+        return 1, f"a probe conv ran {many / one:.1f}x slower on {default} threads than on 1: the cores are busy with other work"
+    torch.set_num_threads(default)
+    return default, f"a probe conv ran {one / many:.1f}x faster on {default} threads than on 1"
+
+
 def main():
     import PIL
+    if sys.argv[1] == "--probe-threads":
+        threads, why = pick_threads()
+        emit({"type": "threads", "threads": threads, "cores": os.cpu_count(), "why": why})
+        emit({"type": "done"})
+        return
     if sys.argv[1] == "--ingest":
         emit({"type": "hello", "backend": "pytorch", "packageName": f"Pillow {PIL.__version__}"})
         for r in ingest(json.loads(sys.argv[2])):
@@ -367,9 +407,10 @@ def main():
         emit({"type": "done"})
         return
     cases = json.loads(sys.argv[1])
+    threads, why = pick_threads()
     emit({"type": "hello", "backend": "pytorch",
           "packageName": f"torch {torch.__version__}, torchvision {torchvision.__version__}",
-          "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available()})
+          "threads": threads, "threadsWhy": why, "mkldnn": torch.backends.mkldnn.is_available()})
     self_check()
     for c in cases:
         emit({"type": "start", "id": c["id"]})

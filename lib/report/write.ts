@@ -24,9 +24,9 @@ export interface BackboneSummary {
 }
 
 export const PROTOCOL_TITLES: Record<Protocol, string> = {
-  paper: "paper protocol: real subset + GAN images pooled, split 80/20, tested on the pooled 20%",
-  heldout: 'held-out: the same models tested on real images no GAN or classifier saw',
-  'no-gan': 'no GAN: fine-tuned on the real subset alone, tested on its 20%',
+  paper: "the paper's protocol: real subset + GAN images pooled, split 80/20, tested on the pooled 20%",
+  heldout: 'the same models tested on real images no GAN or classifier saw',
+  'no-gan': 'fine-tuned on the real subset alone, tested on its 20%',
 };
 
 /** Mean and spread over trials of every (protocol, backbone) that every trial evaluated. */
