@@ -7,6 +7,12 @@
  *   npm run bench                   smoke and paper sizes (several minutes on 2 cores)
  *   npm run bench -- --quick        smoke sizes only, fewer images and round trips (~2 minutes)
  *   npm run bench -- --no-reference without the PyTorch / Pillow reference
+ *   npm run bench -- --threads=N    N threads for libtensorflow and PyTorch (default: see below)
+ *
+ * Threads: both native engines get the same count. By default it is every core, unless a probe
+ * (reference/torch_bench.py --probe-threads, before each size) finds one thread faster: on a
+ * machine busy with other work, PyTorch's OpenMP threads spin at barriers and two threads can
+ * run ten times slower than one; libtensorflow then gets one thread too. Pure JS has one.
  *
  * Every engine runs in a child process of its own (one tfjs backend per process), one engine
  * at a time, smoke sizes for all engines first, then paper sizes. A case that outruns its cap
@@ -22,23 +28,26 @@ import { fileURLToPath } from 'node:url';
 import { drawSyntheticXray, syntheticFileNames } from '../lib/data/synthetic.js';
 import { CLASS_NAMES } from '../pipelines/schema.js';
 import { KERMANY_SAMPLE } from '../test/helpers/s3.js';
-import { caps, imageFiles, modelCases, RESULT_PREFIX, sizesFor, type CaseResult, type Engine, type ModelCase } from './cases.js';
+import { caps, imageFiles, modelCases, RESULT_PREFIX, sizesFor, type CaseResult, type Engine, type ModelCase, type SizeName } from './cases.js';
 import { ensureReference, type ReferenceSetup } from './reference.js';
-import { renderReport, type BenchReport, type EngineInfo, type IoRow, type ModelRow } from './table.js';
+import { renderReport, type BenchReport, type EngineInfo, type IoRow, type ModelRow, type ThreadChoice } from './table.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const require = createRequire(import.meta.url);
 
 const args = new Set(process.argv.slice(2));
+let forcedThreads: number | undefined;
 for (const a of args) {
-  if (!['--quick', '--no-reference', '--help', '-h'].includes(a)) {
-    console.error(`unknown option ${a}; use --quick, --no-reference`);
+  const threads = /^--threads=(\d+)$/.exec(a);
+  if (threads) forcedThreads = Number(threads[1]);
+  else if (!['--quick', '--no-reference', '--help', '-h'].includes(a)) {
+    console.error(`unknown option ${a}; use --quick, --no-reference, --threads=N`);
     process.exit(2);
   }
 }
 if (args.has('--help') || args.has('-h')) {
-  console.log('npm run bench [-- --quick] [-- --no-reference]   (see bench/run.ts)');
+  console.log('npm run bench [-- --quick] [--no-reference] [--threads=N]   (see bench/run.ts)');
   process.exit(0);
 }
 const quick = args.has('--quick');
@@ -49,6 +58,7 @@ const progress = (line: string) => process.stderr.write(`[bench +${((Date.now() 
 // Child processes speaking the `@@bench {json}` protocol
 
 type WorkerEvent = { type: 'hello'; backend: string; packageName: string; threads?: number }
+  | { type: 'threads'; threads: number; cores: number; why: string }
   | { type: 'start' | 'warm'; id: string }
   | ({ type: 'result' } & CaseResult)
   | { type: 'done' }
@@ -168,12 +178,28 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
   return { results, hello };
 }
 
-function tfjsWorker(engine: Engine): (cases: ModelCase[]) => Spawned {
-  return (cases) => spawnWorker(process.execPath, ['--import', 'tsx', path.join(here, 'tfjs-worker.ts'), JSON.stringify(cases)], { PNEUMOGAN_BACKEND: engine });
+function tfjsWorker(engine: Engine, threads: number | undefined): (cases: ModelCase[]) => Spawned {
+  // libtensorflow reads these when it creates its thread pools (tensorflow/core/common_runtime/process_util.cc).
+  const env: Record<string, string> = { PNEUMOGAN_BACKEND: engine };
+  if (threads && engine !== 'cpu') Object.assign(env, { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: String(threads) });
+  return (cases) => spawnWorker(process.execPath, ['--import', 'tsx', path.join(here, 'tfjs-worker.ts'), JSON.stringify(cases)], env);
 }
 
-function torchWorker(python: string): (cases: ModelCase[]) => Spawned {
-  return (cases) => spawnWorker(python, [path.join(here, 'reference', 'torch_bench.py'), JSON.stringify(cases)]);
+function torchWorker(python: string, threads: number | undefined): (cases: ModelCase[]) => Spawned {
+  const env: Record<string, string> = threads ? { PNEUMOGAN_BENCH_TORCH_THREADS: String(threads) } : {};
+  return (cases) => spawnWorker(python, [path.join(here, 'reference', 'torch_bench.py'), JSON.stringify(cases)], env);
+}
+
+/** Threads for both native engines now (see the module comment). */
+async function chooseThreads(python: string | undefined): Promise<ThreadChoice> {
+  const cores = os.cpus().length;
+  if (forcedThreads) return { threads: forcedThreads, why: '--threads' };
+  if (!python) return { threads: cores, why: 'every core (no PyTorch to probe with)' };
+  const probe = spawnWorker(python, [path.join(here, 'reference', 'torch_bench.py'), '--probe-threads']);
+  for await (const event of probe.events) {
+    if (event.type === 'threads') return { threads: event.threads, why: event.why };
+  }
+  return { threads: cores, why: `every core (the probe failed: ${probe.stderrTail() || 'no output'})` };
 }
 
 /** Whether a native tfjs package's addon is built (the same test lib/compute/backend.ts makes). */
@@ -233,6 +259,7 @@ async function ingestionData(count: number): Promise<{ dir: string; description:
 
 const loadStart = os.loadavg();
 const engines: EngineInfo[] = [];
+// PyTorch right after the native backend it is compared with most, pure JS last.
 const tfjsEngines: Engine[] = ['tensorflow-gpu', 'tensorflow', 'cpu'];
 const packages: Record<string, string> = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' };
 for (const engine of tfjsEngines) {
@@ -259,18 +286,21 @@ const benchStarted = Date.now();
 
 const modelResults = new Map<string, Map<Engine, CaseResult>>();
 const allCases = new Map<string, ModelCase>();
+const order: Engine[] = ['tensorflow-gpu', 'tensorflow', 'pytorch', 'cpu'];
+const threadsBySize: Partial<Record<SizeName, ThreadChoice>> = {};
+const python = reference?.ok ? reference.python : undefined;
 for (const size of sizesFor({ quick })) {
-  for (const info of engines) {
+  const choice = await chooseThreads(python);
+  threadsBySize[size] = choice;
+  progress(`${size} size: ${choice.threads} thread(s) for the native engines (${choice.why})`);
+  for (const info of order.map((e) => engines.find((x) => x.engine === e)!)) {
     if (!info.available) continue;
     const cases = modelCases(info.engine, { quick }).filter((c) => c.size === size);
     for (const c of cases) if (!allCases.has(c.id)) allCases.set(c.id, c);
     progress(`${info.engine}: ${size} size, ${cases.length} cases`);
-    const start = info.engine === 'pytorch' ? torchWorker((reference as Extract<ReferenceSetup, { ok: true }>).python) : tfjsWorker(info.engine);
+    const start = info.engine === 'pytorch' ? torchWorker(python!, choice.threads) : tfjsWorker(info.engine, choice.threads);
     const run = await runEngineCases(info.engine, cases, start);
-    if (run.hello) {
-      info.packageName = run.hello.packageName;
-      if (run.hello.threads) info.threads = run.hello.threads;
-    }
+    if (run.hello) info.packageName = run.hello.packageName;
     for (const r of run.results) {
       if (!modelResults.has(r.id)) modelResults.set(r.id, new Map());
       modelResults.get(r.id)!.set(info.engine, r);
@@ -322,6 +352,7 @@ const report: BenchReport = {
     loadAverageStart: loadStart, loadAverageEnd: os.loadavg(), node: process.version, platform: `${os.platform()} ${os.arch()}`,
   },
   engines,
+  threads: threadsBySize,
   reference: reference ? (reference.ok ? { ok: true, python: reference.python, versions: reference.versions, how: reference.how } : { ok: false, reason: reference.reason }) : { ok: false, reason: '--no-reference' },
   models: rows,
   io,

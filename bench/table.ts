@@ -1,12 +1,17 @@
 /** The report of `npm run bench`: its data (also written as JSON) and its fixed-width text form. */
-import type { CaseResult, Engine, ModelCase } from './cases.js';
+import type { CaseResult, Engine, ModelCase, SizeName } from './cases.js';
 
 export interface EngineInfo {
   engine: Engine;
   available: boolean;
   reason?: string;
   packageName?: string;
-  threads?: number;
+}
+
+/** Threads given to libtensorflow and PyTorch for one size's measurements, and why. */
+export interface ThreadChoice {
+  threads: number;
+  why: string;
 }
 
 export interface ModelRow {
@@ -33,6 +38,7 @@ export interface BenchReport {
   setupSeconds: number;
   machine: { cpu: string; cores: number; memoryGiB: number; loadAverageStart: number[]; loadAverageEnd: number[]; node: string; platform: string };
   engines: EngineInfo[];
+  threads: Partial<Record<SizeName, ThreadChoice>>;
   reference: { ok: true; python: string; versions: string; how: string } | { ok: false; reason: string };
   models: ModelRow[];
   io: IoRow[];
@@ -110,8 +116,11 @@ export function renderReport(r: BenchReport): string {
   out.push(`load average (1/5/15 min): ${load(r.machine.loadAverageStart)} at start, ${load(r.machine.loadAverageEnd)} at end` +
     (Math.max(r.machine.loadAverageStart[0]!, r.machine.loadAverageEnd[0]!) > r.machine.cores * 0.75 ? ' -- other processes were competing for the cores' : ''));
   for (const e of r.engines) {
-    const what = e.available ? `${e.packageName ?? ''}${e.threads ? `, ${e.threads} threads` : ''}` : `not measured: ${e.reason}`;
+    const what = e.available || r.models.some((m) => m.results[e.engine]) ? (e.packageName ?? '') + (e.available ? '' : `; stopped: ${e.reason}`) : `not measured: ${e.reason}`;
     out.push(`  ${TITLE[e.engine].padEnd(15)} ${what}`);
+  }
+  for (const [size, t] of Object.entries(r.threads)) {
+    out.push(`  threads at ${size} size: ${t.threads} for libtensorflow and PyTorch (${t.why}); pure JS: 1`);
   }
 
   const shown = r.engines.filter((e) => e.available || r.models.some((m) => m.results[e.engine]));
@@ -175,7 +184,7 @@ export function renderReport(r: BenchReport): string {
   out.push('', 'What limits these numbers:');
   out.push(`  - ${r.machine.cores} cores, shared: anything else running (tests, builds) takes cycles from whichever engine runs then;`,
     '    compare rows measured close together, rerun when the load average above is high. Few steps per cell: expect +-20%.',
-    '  - pure JS runs on one thread; tfjs-node (libtensorflow 2.9.1) and PyTorch use every core; PyTorch is its PyPI build',
+    '  - pure JS runs on one thread; tfjs-node (libtensorflow 2.9.1) and PyTorch get the threads above; PyTorch is its PyPI build',
     '    (CUDA-enabled wheel, CPU kernels: oneDNN/MKL), NCHW layout, eager mode, no torch.compile.',
     '  - tfjs cells time the project code (trainGan, fineTune, evaluateClassifier) including its per-batch JS work:',
     '    uint8 -> normalised float conversion, loss readback, one event-loop yield per step.');

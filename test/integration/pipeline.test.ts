@@ -93,7 +93,19 @@ test('reproducePaper (smoke: three trials, four backbones, three protocols) comp
     assert.deepEqual(entry.aggregate.accuracy.values, perTrial);
     assert.ok(Math.abs(entry.aggregate.accuracy.mean - perTrial.reduce((a, b) => a + b, 0) / perTrial.length) < 1e-12);
   }
+  // ... and each trial's metrics are those of the evaluation artifact stored in S3.
+  for (const trial of result.trials) {
+    for (const evaluation of trial.evaluations) {
+      const stored = await store.getJson(evaluation.evaluation, z.object({ backbone: z.string(), metrics: z.object({ accuracy: z.number(), confusion: z.array(z.array(z.number())) }) }).passthrough());
+      assert.equal(stored.backbone, evaluation.backbone);
+      assert.equal(stored.metrics.accuracy, summary.trials[trial.trial - 1]!.evaluations.find((e) => e.backbone === evaluation.backbone && e.protocol === evaluation.protocol)!.metrics.accuracy);
+    }
+  }
   const report = (await store.getAt(result.report.reportKey)).toString('utf8');
+  for (const entry of summary.evaluations) {
+    const mean = `${(100 * entry.aggregate.accuracy.mean).toFixed(1)}% ± ${(100 * entry.aggregate.accuracy.std).toFixed(1)}`;
+    assert.ok(report.includes(`| ${entry.backbone} | ${mean} |`), `the report shows ${entry.protocol}/${entry.backbone} accuracy ${mean}`);
+  }
   for (const protocol of PROTOCOLS) assert.match(report, new RegExp(`### ${protocol}: `));
   for (const backbone of BACKBONES) assert.match(report, new RegExp(`\\| ${backbone} \\| \\d+\\.\\d% ± `));
   assert.ok(result.report.figureKeys.includes('runs/e2e-smoke/figures/confusion-heldout-resnet18.png'));
