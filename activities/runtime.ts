@@ -20,9 +20,6 @@ export interface ActivityDeps {
   workerIdentity: string;
 }
 
-/** Failure types the workflows' retry policies treat as final. */
-export const NON_RETRYABLE_TYPES = ['InputError', 'ConfigError', 'ValidationError'];
-
 /**
  * Validates the input and runs the body; bad input (invalid payload, InputError, ConfigError)
  * becomes a non-retryable ApplicationFailure, everything else stays retryable.

@@ -123,6 +123,8 @@ export interface CaseResult {
   warmupSeconds?: number;
   /** Skipped cases: what the cap proves, a step takes at least this long (so rate <= batch / it). */
   minSecondsPerStep?: number;
+  /** Cores' worth of CPU other processes used during the timed steps (Linux; set by the runner). */
+  otherCores?: number;
   /** Trainable parameters of the model(s) (generator + discriminator for the GAN). */
   params?: number;
   note?: string;

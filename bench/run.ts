@@ -9,17 +9,20 @@
  *   npm run bench -- --no-reference without the PyTorch / Pillow reference
  *   npm run bench -- --threads=N    N threads for libtensorflow and PyTorch (default: see below)
  *
- * Threads: both native engines get the same count. By default it is every core, unless a probe
- * (reference/torch_bench.py --probe-threads, before each size) finds one thread faster: on a
+ * Threads: both native engines get the same count. By default it is every core, unless, before
+ * each size, other processes are seen using half a core or more (/proc/stat over one idle
+ * second) or a probe (reference/torch_bench.py --probe-threads) finds one thread faster: on a
  * machine busy with other work, PyTorch's OpenMP threads spin at barriers and two threads can
  * run ten times slower than one; libtensorflow then gets one thread too. Pure JS has one.
+ * Every cell also records how many cores' worth of CPU other processes used during its timed
+ * steps (`otherCores`), and the table flags the cells where that was half a core or more.
  *
  * Every engine runs in a child process of its own (one tfjs backend per process), one engine
  * at a time, smoke sizes for all engines first, then paper sizes. A case that outruns its cap
  * (cases.ts, `caps`) is killed and reported as skipped; the rest go on in a new process.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -65,6 +68,7 @@ type WorkerEvent = { type: 'hello'; backend: string; packageName: string; thread
   | { type: 'fatal'; message: string };
 
 interface Spawned {
+  pid: number | undefined;
   events: AsyncGenerator<WorkerEvent>;
   kill(): void;
   stderrTail(): string;
@@ -103,6 +107,7 @@ function spawnWorker(command: string, argv: string[], env: Record<string, string
     }
   }
   return {
+    pid: child.pid,
     events: events(),
     kill: () => { if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL'); },
     stderrTail: () => stderr.trim().split('\n').slice(-3).join(' | '),
@@ -111,6 +116,56 @@ function spawnWorker(command: string, argv: string[], env: Record<string, string
 
 function lastLine(text: string): string {
   return text.split(' | ').at(-1) ?? text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contention: how much CPU other processes took while a measurement ran (Linux /proc only)
+
+const CLOCK_TICKS = 100; // USER_HZ: /proc/stat and /proc/<pid>/stat both count in it (100 on Linux)
+
+interface CpuSnapshot { at: number; busyTicks: number; ownTicks: number }
+
+function busyTicks(): number | undefined {
+  try {
+    // cpu user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+  } catch {
+    return undefined;
+  }
+}
+
+function processTicks(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime, all threads
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU of this process and of `pid` (the worker measuring) against all CPU in use. */
+function cpuSnapshot(pid: number | undefined): CpuSnapshot | undefined {
+  const busy = busyTicks();
+  if (busy === undefined) return undefined;
+  const own = process.cpuUsage();
+  return { at: performance.now(), busyTicks: busy, ownTicks: processTicks(pid) + ((own.user + own.system) / 1e6) * CLOCK_TICKS };
+}
+
+/** Cores' worth of CPU that other processes used between two snapshots. */
+function otherCores(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): number | undefined {
+  if (!a || !b || b.at - a.at < 200) return undefined;
+  const others = (b.busyTicks - a.busyTicks) - (b.ownTicks - a.ownTicks);
+  return Math.max(0, others / CLOCK_TICKS / ((b.at - a.at) / 1000));
+}
+
+/** What other processes use right now, measured over `ms` while this bench runs nothing. */
+async function idleWindowOtherCores(ms = 1000): Promise<number | undefined> {
+  const a = cpuSnapshot(undefined);
+  await new Promise((r) => setTimeout(r, ms));
+  return otherCores(a, cpuSnapshot(undefined));
 }
 
 /**
@@ -132,6 +187,7 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
     };
     let caseStarted = 0;
     let warmAfter = 0;
+    let timedFrom: CpuSnapshot | undefined;
     for await (const event of worker.events) {
       if (event.type === 'hello') hello = event;
       else if (event.type === 'start') {
@@ -143,12 +199,16 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
       } else if (event.type === 'warm' && current) {
         const cap = caps(engine, current);
         warmAfter = (Date.now() - caseStarted) / 1000;
+        timedFrom = cpuSnapshot(worker.pid);
         arm(Math.max(1, cap.caseSeconds - warmAfter), `case:${cap.caseSeconds}`);
       } else if (event.type === 'result') {
         clearTimeout(timer);
         const { type: _type, ...result } = event;
+        const others = otherCores(timedFrom, cpuSnapshot(worker.pid));
+        if (result.status === 'ok' && others !== undefined) result.otherCores = Math.round(others * 100) / 100;
+        timedFrom = undefined;
         results.push(result);
-        progress(`${engine.padEnd(10)} ${result.id.padEnd(26)} ${result.status === 'ok' ? `${result.imagesPerSecond!.toFixed(2)} img/s (${result.steps} steps)` : `${result.status}: ${result.note}`}`);
+        progress(`${engine.padEnd(10)} ${result.id.padEnd(26)} ${result.status === 'ok' ? `${result.imagesPerSecond!.toFixed(2)} img/s (${result.steps} steps${others !== undefined ? `, others used ${others.toFixed(2)} cores` : ''})` : `${result.status}: ${result.note}`}`);
         remaining = remaining.filter((c) => c.id !== result.id);
         current = undefined;
       } else if (event.type === 'fatal') {
@@ -193,13 +253,16 @@ function torchWorker(python: string, threads: number | undefined): (cases: Model
 /** Threads for both native engines now (see the module comment). */
 async function chooseThreads(python: string | undefined): Promise<ThreadChoice> {
   const cores = os.cpus().length;
-  if (forcedThreads) return { threads: forcedThreads, why: '--threads' };
-  if (!python) return { threads: cores, why: 'every core (no PyTorch to probe with)' };
+  const others = await idleWindowOtherCores();
+  const seen = others === undefined ? '' : `other processes used ${others.toFixed(2)} of ${cores} cores in a 1 s idle window`;
+  if (forcedThreads) return { threads: forcedThreads, why: '--threads', otherCores: others };
+  if (cores > 1 && others !== undefined && others >= 0.5) return { threads: 1, why: seen, otherCores: others };
+  if (!python) return { threads: cores, why: ['every core', seen].filter(Boolean).join('; '), otherCores: others };
   const probe = spawnWorker(python, [path.join(here, 'reference', 'torch_bench.py'), '--probe-threads']);
   for await (const event of probe.events) {
-    if (event.type === 'threads') return { threads: event.threads, why: event.why };
+    if (event.type === 'threads') return { threads: event.threads, why: [seen, event.why].filter(Boolean).join('; '), otherCores: others };
   }
-  return { threads: cores, why: `every core (the probe failed: ${probe.stderrTail() || 'no output'})` };
+  return { threads: cores, why: `every core (the probe failed: ${probe.stderrTail() || 'no output'})`, otherCores: others };
 }
 
 /** Whether a native tfjs package's addon is built (the same test lib/compute/backend.ts makes). */
@@ -236,9 +299,11 @@ async function runSection(argv: string[], capSeconds: number, command = process.
 
 /** The real sample when it is there, else synthetic JPEGs written to a temporary folder. */
 async function ingestionData(count: number): Promise<{ dir: string; description: string; cleanup(): Promise<void> }> {
-  if (existsSync(KERMANY_SAMPLE)) {
-    const files = await imageFiles(KERMANY_SAMPLE);
-    return { dir: KERMANY_SAMPLE, description: `real sample ${path.relative(root, KERMANY_SAMPLE)} (${files.length} JPEGs, 224x224 gray)`, cleanup: async () => {} };
+  // PNEUMOGAN_BENCH_SAMPLE points elsewhere (a folder with NORMAL/ and PNEUMONIA/ images).
+  const sample = process.env.PNEUMOGAN_BENCH_SAMPLE ? path.resolve(process.env.PNEUMOGAN_BENCH_SAMPLE) : KERMANY_SAMPLE;
+  if (existsSync(sample)) {
+    const files = await imageFiles(sample);
+    return { dir: sample, description: `real sample ${path.relative(root, sample)} (${files.length} images)`, cleanup: async () => {} };
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-bench-data-'));
   for (const label of CLASS_NAMES) {
@@ -250,7 +315,7 @@ async function ingestionData(count: number): Promise<{ dir: string; description:
   }
   return {
     dir,
-    description: `synthetic JPEGs (${count}, 128x128; the real sample ${path.relative(root, KERMANY_SAMPLE)} is absent)`,
+    description: `synthetic JPEGs (${count}, 128x128 gray; the real sample ${path.relative(root, sample)} is absent)`,
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

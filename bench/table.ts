@@ -12,7 +12,12 @@ export interface EngineInfo {
 export interface ThreadChoice {
   threads: number;
   why: string;
+  /** Cores' worth of CPU other processes used just before (Linux). */
+  otherCores?: number;
 }
+
+/** Cells measured while other processes used at least this many cores get a "!". */
+export const BUSY_CORES = 0.5;
 
 export interface ModelRow {
   case: ModelCase;
@@ -81,7 +86,7 @@ function ratio(a: CaseResult | undefined, b: CaseResult | undefined): string {
 
 function cell(r: CaseResult | undefined, available: boolean, notes: string[]): string {
   if (!r) return available ? '-' : 'n/a';
-  if (r.status === 'ok') return `${num(r.imagesPerSecond!)}${r.steps === 1 ? '*' : ''}`;
+  if (r.status === 'ok') return `${num(r.imagesPerSecond!)}${r.steps === 1 ? '*' : ''}${(r.otherCores ?? 0) >= BUSY_CORES ? '!' : ''}`;
   if (r.status === 'skipped') return `skipped (${r.note})`;
   notes.push(`${r.id}: ${r.note}`);
   return `failed [${notes.length}]`;
@@ -144,6 +149,11 @@ export function renderReport(r: BenchReport): string {
   out.push(...table(header, rows, header.map((_, i) => (i < 3 ? 'l' : 'r'))));
   const single = r.models.some((m) => Object.values(m.results).some((x) => x?.status === 'ok' && x.steps === 1));
   if (single) out.push('  * one timed step (after one warm-up step): a single sample');
+  const busy = r.models.flatMap((m) => Object.values(m.results)).filter((x) => (x?.otherCores ?? 0) >= BUSY_CORES).length;
+  if (busy) {
+    out.push(`  ! other processes used ${BUSY_CORES} core or more (of ${r.machine.cores}) during these timed steps (${busy} cells; JSON: otherCores):`,
+      '    slower than on an idle machine, by an amount that varied from cell to cell');
+  }
   if (r.models.some((m) => Object.values(m.results).some((x) => x?.status === 'skipped'))) {
     out.push('  skipped (> N s): the warm-up step (model build, < 1 s, included) or the timed step ran past its cap and was killed;',
       '  ratios against it are bounds (> or <) that take its rate as at most batch / (seconds the cap proves per step)');

@@ -6,3 +6,6 @@
 export class InputError extends Error {
   override name = 'InputError';
 }
+
+/** Failure types that retry policies treat as final: bad input, bad config, an invalid payload. */
+export const NON_RETRYABLE_TYPES = ['InputError', 'ConfigError', 'ValidationError'];

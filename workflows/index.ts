@@ -12,10 +12,9 @@ import type { createGpuActivities } from '../activities/gpu.js';
 import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from '../activities/types.js';
 import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
+import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from './queues.js';
 
-/** Mirrors activities/runtime.ts NON_RETRYABLE_TYPES (workflow code may not import it: it pulls in the SDK's activity side). */
-const NON_RETRYABLE_TYPES = ['InputError', 'ConfigError', 'ValidationError'];
 
 export interface RunOptions {
   /** Reuse the outputs of identical completed steps (default true). */
