@@ -64,7 +64,10 @@ async function temporal(spec: { roundTrips: number }): Promise<void> {
   // The SDK logs every worker state change at INFO; keep warnings and errors.
   Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
   const cliPath = await findOrProvisionTemporalCli({ provision: false });
-  const server = await startTemporalDevServer({ cliPath, headless: true });
+  // PNEUMOGAN_BENCH_TEMPORAL_ARGS: extra `temporal server start-dev` flags as a JSON list, to try
+  // settings, e.g. '["--dynamic-config-value", "system.enableActivityEagerExecution=true"]'.
+  const extraArgs = JSON.parse(process.env.PNEUMOGAN_BENCH_TEMPORAL_ARGS ?? '[]') as string[];
+  const server = await startTemporalDevServer({ cliPath, headless: true, extraArgs });
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   let connection: Connection | undefined;

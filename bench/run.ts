@@ -188,6 +188,7 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
     let caseStarted = 0;
     let warmAfter = 0;
     let timedFrom: CpuSnapshot | undefined;
+    arm(120, 'startup:120'); // import + backend start-up (+ the PyTorch self-check)
     for await (const event of worker.events) {
       if (event.type === 'hello') hello = event;
       else if (event.type === 'start') {
@@ -218,6 +219,7 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
     }
     clearTimeout(timer);
     if (!current) {
+      if (killedFor?.startsWith('startup')) return { results, hello, fatal: `the worker did not start within 120 s: ${worker.stderrTail() || 'no output'}` };
       if (remaining.length) return { results, hello, fatal: `worker exited before ${remaining[0]!.id}: ${worker.stderrTail() || 'no output'}` };
       break;
     }
@@ -278,8 +280,8 @@ function nativeAddonBuilt(packageName: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Ingestion and orchestration
 
-async function runSection(argv: string[], capSeconds: number, command = process.execPath): Promise<{ results: CaseResult[]; error?: string; hello?: string }> {
-  const worker = spawnWorker(command, argv);
+async function runSection(argv: string[], capSeconds: number, command = process.execPath, env: Record<string, string> = {}): Promise<{ results: CaseResult[]; error?: string; hello?: string }> {
+  const worker = spawnWorker(command, argv, env);
   const results: CaseResult[] = [];
   let error: string | undefined;
   let hello: string | undefined;
@@ -402,8 +404,15 @@ try {
 }
 const roundTrips = quick ? 20 : 50;
 progress(`temporal: ${roundTrips} activity round trips on a local dev server`);
-const temporal = await runSection(['--import', 'tsx', path.join(here, 'io-worker.ts'), 'temporal', JSON.stringify({ roundTrips })], 180);
+const temporalArgs = ['--import', 'tsx', path.join(here, 'io-worker.ts'), 'temporal', JSON.stringify({ roundTrips })];
+const temporal = await runSection(temporalArgs, 180);
 io.push({ id: 'temporal-roundtrip', label: 'Temporal activity round trip', unit: 'ms', result: temporal.results.find((r) => r.id === 'temporal-roundtrip'), error: temporal.error });
+// The dev server leaves eager activity dispatch off (system.enableActivityEagerExecution): the
+// activity then travels through the server's transfer queue and matching instead of coming
+// back in the response to the workflow task that scheduled it. The same loop with it on:
+progress('temporal: the same with eager activity dispatch enabled on the server');
+const eager = await runSection(temporalArgs, 180, process.execPath, { PNEUMOGAN_BENCH_TEMPORAL_ARGS: JSON.stringify(['--dynamic-config-value', 'system.enableActivityEagerExecution=true']) });
+io.push({ id: 'temporal-roundtrip-eager', label: '  same, eager activity dispatch on', unit: 'ms', result: eager.results.find((r) => r.id === 'temporal-roundtrip'), error: eager.error });
 io.push({ id: 'temporal-workflow', label: 'Temporal empty workflow, start->result', unit: 'ms', result: temporal.results.find((r) => r.id === 'temporal-workflow'), error: temporal.error });
 
 const rows: ModelRow[] = [...allCases.values()].map((c) => ({ case: c, results: Object.fromEntries(modelResults.get(c.id) ?? []) }));

@@ -118,8 +118,9 @@ export function renderReport(r: BenchReport): string {
   out.push(`pneumogan bench (${r.mode}), ${r.startedAt}: measurements took ${duration(r.seconds)}` +
     (r.setupSeconds > 5 ? ` (+ ${duration(r.setupSeconds)} reference setup)` : ''));
   out.push(`machine: ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.platform}, node ${r.machine.node}`);
+  const others = r.models.flatMap((m) => Object.values(m.results)).map((x) => x?.otherCores).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
   out.push(`load average (1/5/15 min): ${load(r.machine.loadAverageStart)} at start, ${load(r.machine.loadAverageEnd)} at end` +
-    (Math.max(r.machine.loadAverageStart[0]!, r.machine.loadAverageEnd[0]!) > r.machine.cores * 0.75 ? ' -- other processes were competing for the cores' : ''));
+    (others.length ? `; other processes used ${others[others.length >> 1]!.toFixed(2)} cores (median), up to ${others.at(-1)!.toFixed(2)}, during the timed steps` : ''));
   for (const e of r.engines) {
     const what = e.available || r.models.some((m) => m.results[e.engine]) ? (e.packageName ?? '') + (e.available ? '' : `; stopped: ${e.reason}`) : `not measured: ${e.reason}`;
     out.push(`  ${TITLE[e.engine].padEnd(15)} ${what}`);
