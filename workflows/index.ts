@@ -13,7 +13,7 @@ import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from
 import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
-import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from './queues.js';
+import { GPU_TASK_QUEUE } from './queues.js';
 
 
 export interface RunOptions {
@@ -112,7 +112,7 @@ function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
 
 export async function reproducePaper(input: ReproducePaperInput): Promise<ReproductionResult> {
   const { runName, config } = input;
-  const orchestrationQueue = input.taskQueues?.orchestration ?? workflowInfo().taskQueue ?? ORCHESTRATION_TASK_QUEUE;
+  const orchestrationQueue = input.taskQueues?.orchestration ?? workflowInfo().taskQueue;
   const gpuTaskQueue = input.taskQueues?.gpu ?? GPU_TASK_QUEUE;
   const cpu = cpuActivities(orchestrationQueue);
   const trialIds = config.protocol.trialSeeds.map((_, i) => `${workflowInfo().workflowId}/trial-${i + 1}`);
@@ -133,8 +133,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
       args: [{ runName, trial: i + 1, seed, config, pool: partition.pool, heldout: partition.heldout?.images, pretrained, gpuTaskQueue, options: input.options }],
     }))));
   const report = await stages.run('report', () => cpu.aggregateReport({
-    runName, config,
-    dataset: { manifest: dataset.manifest, source: dataset.source, counts: dataset.counts, patients: dataset.patients, duplicates: dataset.duplicates, skipped: dataset.skipped },
+    runName, config, dataset,
     heldout: partition.heldout,
     trials,
   }), (r) => r.reportKey);

@@ -221,3 +221,25 @@ test('two GPU worker processes share a run through the task queue, and match a o
   }
   await stopGpuWorkers();
 });
+
+test('an identical step is reused, not recomputed, and is listed for the new run; --no-reuse recomputes', { timeout: 6 * 60_000 }, async () => {
+  // A step count no other test uses, so the first run cannot reuse their steps.
+  const config = tinyConfig(31);
+  startGpuWorker('gpu-memo');
+  const first = await (await launchReproduction({ client, runName: 'memo-first', config, log: () => {} })).result();
+  const startedAt = Date.now();
+  const reused = await (await launchReproduction({ client, runName: 'memo-again', config, log: () => {} })).result();
+  timings.memoizedRun = `identical run took ${((Date.now() - startedAt) / 1000).toFixed(1)}s with every GPU step reused`;
+  const gan = reused.trials[0]!.gans[0]!;
+  assert.equal(gan.checkpoint.sha256, first.trials[0]!.gans[0]!.checkpoint.sha256);
+  const producers = (await readLineage(store, gan.checkpoint.sha256)).map((r) => r.producer.workflowId);
+  assert.ok(producers.includes('pneumogan-memo-first/trial-1'));
+  assert.ok(!producers.includes('pneumogan-memo-again/trial-1'), 'the second run did not train the GAN again');
+  assert.ok(await store.exists(`runs/memo-again/artifacts/${gan.checkpoint.sha256}.json`), 'the reused checkpoint is listed for the second run');
+  assert.deepEqual((await verifyRun(store, 'memo-again')).corrupt, []);
+
+  await (await launchReproduction({ client, runName: 'memo-forced', config, options: { reuse: false }, log: () => {} })).result();
+  const recomputed = (await readLineage(store, gan.checkpoint.sha256)).map((r) => r.producer.workflowId);
+  assert.ok(recomputed.includes('pneumogan-memo-forced/trial-1'), 'reuse: false trained the GAN again (to the same bytes)');
+  await stopGpuWorkers();
+});
