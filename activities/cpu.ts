@@ -24,9 +24,6 @@ export function createCpuActivities(deps: ActivityDeps) {
   /** Stores a JSON artifact and its lineage record. */
   const putRecordedJson = (...args: Parameters<ArtifactRecorder['putJson']>) => new ArtifactRecorder(deps).putJson(...args);
 
-  const putRecordedWeights = (bytes: Uint8Array, backbone: string, source: string) =>
-    new ArtifactRecorder(deps).put(bytes, 'safetensors', 'pretrained-weights', [], { backbone, source });
-
   return {
     async ingestDataset(input: IngestInput): Promise<IngestOutput> {
       return runActivity(IngestInputSchema, input, async ({ config }) => {
@@ -60,11 +57,12 @@ export function createCpuActivities(deps: ActivityDeps) {
           const pool = await putRecordedJson({ kind: 'image-set', purpose: 'every real image', images: real } satisfies ImageSet, 'image-set', [{ role: 'dataset', ref: manifest }], {});
           return { pool, poolCounts: countByClass(real) };
         }
-        // The archive's own test split is the held-out set when it has one; else a fixed sample.
-        const testSplit = dataset.images.filter((i) => i.split === 'test');
-        const hasTestSplit = testSplit.length > 0 && countByClass(testSplit).NORMAL > 0 && countByClass(testSplit).PNEUMONIA > 0;
+        // The archive's own test split is the held-out set when it has both classes; else a fixed sample.
+        const inTestSplit = real.filter((_, i) => dataset.images[i]!.split === 'test');
+        const testCounts = countByClass(inTestSplit);
+        const hasTestSplit = testCounts.NORMAL > 0 && testCounts.PNEUMONIA > 0;
         const { taken: heldout, rest } = hasTestSplit
-          ? { taken: real.filter((_, i) => dataset.images[i]!.split === 'test'), rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
+          ? { taken: inTestSplit, rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
           : stratifiedPartition(real, protocol.heldoutFraction, protocol.heldoutSeed);
         const source = hasTestSplit ? "the dataset's test split" : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
         const inputs = [{ role: 'dataset', ref: manifest }];
@@ -77,7 +75,7 @@ export function createCpuActivities(deps: ActivityDeps) {
     /** Copies pretrained weights into the store, so trials use (and lineage names) their content hash. */
     async importWeights(input: ImportWeightsInput): Promise<ArtifactRef> {
       return runActivity(ImportWeightsInputSchema, input, async ({ backbone, source }) =>
-        putRecordedWeights(await readWeightsSource(store, source), backbone, source));
+        new ArtifactRecorder(deps).put(await readWeightsSource(store, source), 'safetensors', 'pretrained-weights', [], { backbone, source }));
     },
 
     async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {

@@ -1,5 +1,6 @@
 /** Text renderings of lineage, run status and verification for the CLI. */
 import type { Client } from '@temporalio/client';
+import type { TrialResult } from '../activities/types.js';
 import { ImageSetSchema } from '../lib/data/manifest.js';
 import { readLineage, RunArtifactSchema, traceLineage, type LineageNode, type LineageRecord } from '../lib/lineage.js';
 import type { ArtifactStore } from '../lib/storage.js';
@@ -72,6 +73,11 @@ export async function lineageReport(store: ArtifactStore, sha256: string): Promi
   return lines;
 }
 
+/** `alexnet/paper 97.4%, alexnet/heldout 77.0%, ...` for one trial. */
+export function trialAccuracies(trial: TrialResult): string {
+  return trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ');
+}
+
 /** Stage table of a run and its trials, with the progress of running steps. */
 export async function statusReport(client: Client, runName: string): Promise<string[]> {
   const handle = client.workflow.getHandle(reproductionWorkflowId(runName));
@@ -84,7 +90,7 @@ export async function statusReport(client: Client, runName: string): Promise<str
     for (const trial of result.trials) {
       lines.push(`  trial ${trial.trial} (${trial.workflowId})`);
       for (const [stage, ms] of Object.entries(trial.stageMillis)) lines.push(`    done     ${stage} ${(ms / 1000).toFixed(1)}s`);
-      lines.push(`    accuracy: ${trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
+      lines.push(`    accuracy: ${trialAccuracies(trial)}`);
     }
     return [...lines, `  report: ${result.report.reportKey}`];
   }

@@ -21,7 +21,7 @@ import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.
 import { quietTemporalLogs } from '../workers/main.js';
 import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
 import { withBackends } from './backends.js';
-import { lineageReport, resolveArtifact, runArtifactsReport, statusReport } from './inspect.js';
+import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
 import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
 
 const log = (line: string) => console.log(line);
@@ -83,7 +83,7 @@ async function followAndReport(client: Client, store: ArtifactStore, runName: st
   const reportPath = await downloadReport(store, runName, out);
   log(`[run] finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   for (const trial of result.trials) {
-    log(`[run] trial ${trial.trial}: ${trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ')}`);
+    log(`[run] trial ${trial.trial}: ${trialAccuracies(trial)}`);
   }
   log(`[run] report: ${reportPath}`);
 }

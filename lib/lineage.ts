@@ -132,4 +132,3 @@ export async function readLineage(store: ArtifactStore, artifactSha256: string):
   return Promise.all(keys.map(async (key) => LineageRecordSchema.parse(JSON.parse((await store.getAt(key)).toString('utf8')))));
 }
 
-export type LineageInputs = Array<{ role: string; ref: ArtifactRef }>;
