@@ -5,16 +5,37 @@
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { ingestDataset } from '../lib/data/ingest.js';
-import { countByClass, DatasetManifestSchema, ImageSetSchema, patientsByClass, type ImageSet, type Split } from '../lib/data/manifest.js';
+import {
+  countByClass,
+  DatasetManifestSchema,
+  ImageSetSchema,
+  patientsByClass,
+  type ImageSet,
+  type Split,
+} from '../lib/data/manifest.js';
 import { recordLineage } from '../lib/lineage.js';
 import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { readWeightsSource } from '../lib/models/weights-source.js';
 import { writeReport } from '../lib/report/write.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import {
-  AggregateInputSchema, ImportWeightsInputSchema, IngestInputSchema, PartitionInputSchema, SampleSubsetInputSchema, SplitPoolInputSchema,
-  type AggregateInput, type AggregateOutput, type ImportWeightsInput, type IngestInput, type IngestOutput, type SampleSubsetInput, type SampleSubsetOutput,
-  type PartitionInput, type PartitionOutput, type SplitPoolInput, type SplitPoolOutput,
+  AggregateInputSchema,
+  ImportWeightsInputSchema,
+  IngestInputSchema,
+  PartitionInputSchema,
+  SampleSubsetInputSchema,
+  SplitPoolInputSchema,
+  type AggregateInput,
+  type AggregateOutput,
+  type ImportWeightsInput,
+  type IngestInput,
+  type IngestOutput,
+  type SampleSubsetInput,
+  type SampleSubsetOutput,
+  type PartitionInput,
+  type PartitionOutput,
+  type SplitPoolInput,
+  type SplitPoolOutput,
 } from './types.js';
 import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
@@ -22,7 +43,8 @@ export function createCpuActivities(deps: ActivityDeps) {
   const { store } = deps;
 
   /** Stores a JSON artifact and its lineage record. */
-  const putRecordedJson = (...args: Parameters<ArtifactRecorder['putJson']>) => new ArtifactRecorder(deps).putJson(...args);
+  const putRecordedJson = (...args: Parameters<ArtifactRecorder['putJson']>) =>
+    new ArtifactRecorder(deps).putJson(...args);
 
   return {
     async ingestDataset(input: IngestInput): Promise<IngestOutput> {
@@ -36,16 +58,39 @@ export function createCpuActivities(deps: ActivityDeps) {
         });
         const who = producer(deps);
         const limit = pLimit(8);
-        await Promise.all(manifest.images.map((image) => limit(() => recordLineage(store, {
-          artifact: image.image,
-          kind: 'ingested-image',
-          inputs: [],
-          params: { source: `${manifest.source}/${image.source}`, sourceSha256: image.sourceSha256, label: image.label, storeSize: manifest.storeSize },
-          producer: who,
-          recordedAt: new Date().toISOString(),
-        }))));
-        const ref = await putRecordedJson(manifest, 'dataset-manifest', manifest.images.map((i) => ({ role: 'image', ref: i.image })), { source: manifest.source, storeSize: manifest.storeSize });
-        return { manifest: ref, source: manifest.source, counts: manifest.counts, patients: manifest.patients, duplicates: manifest.duplicates.length, skipped: manifest.skipped.length };
+        await Promise.all(
+          manifest.images.map((image) =>
+            limit(() =>
+              recordLineage(store, {
+                artifact: image.image,
+                kind: 'ingested-image',
+                inputs: [],
+                params: {
+                  source: `${manifest.source}/${image.source}`,
+                  sourceSha256: image.sourceSha256,
+                  label: image.label,
+                  storeSize: manifest.storeSize,
+                },
+                producer: who,
+                recordedAt: new Date().toISOString(),
+              }),
+            ),
+          ),
+        );
+        const ref = await putRecordedJson(
+          manifest,
+          'dataset-manifest',
+          manifest.images.map((i) => ({ role: 'image', ref: i.image })),
+          { source: manifest.source, storeSize: manifest.storeSize },
+        );
+        return {
+          manifest: ref,
+          source: manifest.source,
+          counts: manifest.counts,
+          patients: manifest.patients,
+          duplicates: manifest.duplicates.length,
+          skipped: manifest.skipped.length,
+        };
       });
     },
 
@@ -54,7 +99,12 @@ export function createCpuActivities(deps: ActivityDeps) {
         const dataset = await store.getJson(manifest, DatasetManifestSchema);
         const real = dataset.images.map(({ image, label, origin, patientId }) => ({ image, label, origin, patientId }));
         if (!protocol.evaluations.includes('heldout')) {
-          const pool = await putRecordedJson({ kind: 'image-set', purpose: 'every real image', images: real } satisfies ImageSet, 'image-set', [{ role: 'dataset', ref: manifest }], {});
+          const pool = await putRecordedJson(
+            { kind: 'image-set', purpose: 'every real image', images: real } satisfies ImageSet,
+            'image-set',
+            [{ role: 'dataset', ref: manifest }],
+            {},
+          );
           return { pool, poolCounts: countByClass(real) };
         }
         // The archive's own test split is the held-out set when it has both classes; else a fixed sample.
@@ -64,25 +114,52 @@ export function createCpuActivities(deps: ActivityDeps) {
         const { taken: heldout, rest } = hasTestSplit
           ? { taken: inTestSplit, rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
           : stratifiedPartition(real, protocol.heldoutFraction, protocol.heldoutSeed);
-        const source = hasTestSplit ? "the dataset's test split" : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
+        const source = hasTestSplit
+          ? "the dataset's test split"
+          : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
         const inputs = [{ role: 'dataset', ref: manifest }];
-        const heldoutRef = await putRecordedJson({ kind: 'image-set', purpose: `held-out real images: ${source}`, images: heldout } satisfies ImageSet, 'image-set', inputs, { source });
-        const pool = await putRecordedJson({ kind: 'image-set', purpose: 'real images outside the held-out set', images: rest } satisfies ImageSet, 'image-set', inputs, { excludes: heldoutRef.sha256 });
-        return { pool, poolCounts: countByClass(rest), heldout: { images: heldoutRef, counts: countByClass(heldout), patients: patientsByClass(heldout), source } };
+        const heldoutRef = await putRecordedJson(
+          { kind: 'image-set', purpose: `held-out real images: ${source}`, images: heldout } satisfies ImageSet,
+          'image-set',
+          inputs,
+          { source },
+        );
+        const pool = await putRecordedJson(
+          { kind: 'image-set', purpose: 'real images outside the held-out set', images: rest } satisfies ImageSet,
+          'image-set',
+          inputs,
+          { excludes: heldoutRef.sha256 },
+        );
+        return {
+          pool,
+          poolCounts: countByClass(rest),
+          heldout: { images: heldoutRef, counts: countByClass(heldout), patients: patientsByClass(heldout), source },
+        };
       });
     },
 
     /** Copies pretrained weights into the store, so trials use (and lineage names) their content hash. */
     async importWeights(input: ImportWeightsInput): Promise<ArtifactRef> {
       return runActivity(ImportWeightsInputSchema, input, async ({ backbone, source }) =>
-        new ArtifactRecorder(deps).put(await readWeightsSource(store, source), 'safetensors', 'pretrained-weights', [], { backbone, source }));
+        new ArtifactRecorder(deps).put(
+          await readWeightsSource(store, source),
+          'safetensors',
+          'pretrained-weights',
+          [],
+          { backbone, source },
+        ),
+      );
     },
 
     async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {
       return runActivity(SampleSubsetInputSchema, input, async ({ pool, fraction, seed, trial }) => {
         const { images: available } = await store.getJson(pool, ImageSetSchema);
         const images = stratifiedSubset(available, fraction, seed);
-        const subset: ImageSet = { kind: 'image-set', purpose: `trial ${trial}: ${fraction} of the real images, seed ${seed}`, images };
+        const subset: ImageSet = {
+          kind: 'image-set',
+          purpose: `trial ${trial}: ${fraction} of the real images, seed ${seed}`,
+          images,
+        };
         const ref = await putRecordedJson(subset, 'subset', [{ role: 'pool', ref: pool }], { fraction, seed, trial });
         return { subset: ref, counts: countByClass(images) };
       });
@@ -94,7 +171,12 @@ export function createCpuActivities(deps: ActivityDeps) {
         const pool = sets.flatMap((s) => s.images);
         const { train, test } = stratifiedSplit(pool, trainFraction, seed);
         const split: Split = { kind: 'split', seed, trainFraction, train, test };
-        const ref = await putRecordedJson(split, 'split', [{ role: 'real-subset', ref: subset }, ...synthetic.map((s) => ({ role: 'synthetic', ref: s }))], { trainFraction, seed });
+        const ref = await putRecordedJson(
+          split,
+          'split',
+          [{ role: 'real-subset', ref: subset }, ...synthetic.map((s) => ({ role: 'synthetic', ref: s }))],
+          { trainFraction, seed },
+        );
         return {
           split: ref,
           train: { images: countByClass(train), patients: patientsByClass(train) },

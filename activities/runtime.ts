@@ -7,7 +7,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { InputError } from '../lib/errors.js';
 import { ConfigError } from '../pipelines/schema.js';
-import { indexRunArtifact, recordLineage, type ArtifactKind, type LineageRecord, type Producer } from '../lib/lineage.js';
+import {
+  indexRunArtifact,
+  recordLineage,
+  type ArtifactKind,
+  type LineageRecord,
+  type Producer,
+} from '../lib/lineage.js';
 import { ArtifactRefSchema, canonicalJson, sha256Hex, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
 
 export interface ActivityDeps {
@@ -24,10 +30,17 @@ export interface ActivityDeps {
  * Validates the input and runs the body; bad input (invalid payload, InputError, ConfigError)
  * becomes a non-retryable ApplicationFailure, everything else stays retryable.
  */
-export async function runActivity<S extends z.ZodType, R>(schema: S, input: unknown, body: (input: z.infer<S>) => Promise<R>): Promise<R> {
+export async function runActivity<S extends z.ZodType, R>(
+  schema: S,
+  input: unknown,
+  body: (input: z.infer<S>) => Promise<R>,
+): Promise<R> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`Invalid activity input: ${z.prettifyError(parsed.error)}`, 'ValidationError');
+    throw ApplicationFailure.nonRetryable(
+      `Invalid activity input: ${z.prettifyError(parsed.error)}`,
+      'ValidationError',
+    );
   }
   try {
     return await body(parsed.data);
@@ -104,14 +117,34 @@ export class ArtifactRecorder {
 
   constructor(private readonly deps: ActivityDeps) {}
 
-  async put(bytes: Uint8Array, ext: string, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>, generated?: LineageRecord['generated']): Promise<ArtifactRef> {
+  async put(
+    bytes: Uint8Array,
+    ext: string,
+    kind: ArtifactKind,
+    inputs: LineageRecord['inputs'],
+    params: Record<string, unknown>,
+    generated?: LineageRecord['generated'],
+  ): Promise<ArtifactRef> {
     const artifact = await this.deps.store.putContent(bytes, ext);
-    await recordLineage(this.deps.store, { artifact, kind, inputs, params, producer: producer(this.deps), generated, recordedAt: new Date().toISOString() });
+    await recordLineage(this.deps.store, {
+      artifact,
+      kind,
+      inputs,
+      params,
+      producer: producer(this.deps),
+      generated,
+      recordedAt: new Date().toISOString(),
+    });
     this.recorded.push({ artifact, kind });
     return artifact;
   }
 
-  putJson(value: unknown, kind: ArtifactKind, inputs: LineageRecord['inputs'], params: Record<string, unknown>): Promise<ArtifactRef> {
+  putJson(
+    value: unknown,
+    kind: ArtifactKind,
+    inputs: LineageRecord['inputs'],
+    params: Record<string, unknown>,
+  ): Promise<ArtifactRef> {
     return this.put(canonicalJson(value), 'json', kind, inputs, params);
   }
 }
@@ -128,7 +161,11 @@ const MemoRecordSchema = z.object({
  * artifact it produced is confirmed present. `reuse: false` in the input forces a recomputation.
  * The reused artifacts are listed under the new run too, so verifying the run checks them.
  */
-export async function memoized<T>(deps: ActivityDeps, input: { reuse: boolean }, body: (recorder: ArtifactRecorder) => Promise<T>): Promise<T> {
+export async function memoized<T>(
+  deps: ActivityDeps,
+  input: { reuse: boolean },
+  body: (recorder: ArtifactRecorder) => Promise<T>,
+): Promise<T> {
   const info = Context.current().info;
   const { reuse, ...keyed } = input;
   const memoKey = `memo/${info.activityType}/${sha256Hex(canonicalJson({ activity: info.activityType, input: keyed, codeVersion: deps.codeVersion }))}.json`;
@@ -137,13 +174,24 @@ export async function memoized<T>(deps: ActivityDeps, input: { reuse: boolean },
     const present = await Promise.all(memo.artifacts.map((a) => deps.store.exists(a.artifact.key)));
     if (present.every(Boolean)) {
       const workflowId = info.workflowExecution?.workflowId ?? '';
-      for (const { artifact, kind } of memo.artifacts) await indexRunArtifact(deps.store, workflowId, artifact, kind as ArtifactKind);
-      Context.current().log.info(`${info.activityType}: reusing the output of ${memo.producer.workflowId} (${memoKey})`);
+      for (const { artifact, kind } of memo.artifacts)
+        await indexRunArtifact(deps.store, workflowId, artifact, kind as ArtifactKind);
+      Context.current().log.info(
+        `${info.activityType}: reusing the output of ${memo.producer.workflowId} (${memoKey})`,
+      );
       return memo.output as T;
     }
   }
   const recorder = new ArtifactRecorder(deps);
   const output = await body(recorder);
-  await deps.store.putAt(memoKey, canonicalJson({ output, artifacts: recorder.recorded, producer: producer(deps), recordedAt: new Date().toISOString() }));
+  await deps.store.putAt(
+    memoKey,
+    canonicalJson({
+      output,
+      artifacts: recorder.recorded,
+      producer: producer(deps),
+      recordedAt: new Date().toISOString(),
+    }),
+  );
   return output;
 }

@@ -25,24 +25,46 @@ export interface IngestOutput {
   skipped: number;
 }
 
-export const PartitionInputSchema = z.object({ manifest: ArtifactRefSchema, protocol: PipelineConfigSchema.shape.protocol });
+export const PartitionInputSchema = z.object({
+  manifest: ArtifactRefSchema,
+  protocol: PipelineConfigSchema.shape.protocol,
+});
 export type PartitionInput = z.infer<typeof PartitionInputSchema>;
 export interface PartitionOutput {
   /** Real images trials sample their subsets from. */
   pool: z.infer<typeof ArtifactRefSchema>;
   poolCounts: z.infer<typeof ClassCounts>;
   /** Real images no GAN or classifier sees, for the `heldout` evaluation (absent when it is not run). */
-  heldout?: { images: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts>; patients: z.infer<typeof ClassCounts>; source: string };
+  heldout?: {
+    images: z.infer<typeof ArtifactRefSchema>;
+    counts: z.infer<typeof ClassCounts>;
+    patients: z.infer<typeof ClassCounts>;
+    source: string;
+  };
 }
 
 export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: z.string().min(1) });
 export type ImportWeightsInput = z.infer<typeof ImportWeightsInputSchema>;
 
-export const SampleSubsetInputSchema = z.object({ pool: ArtifactRefSchema, fraction: z.number().gt(0).lte(1), seed: Seed, trial: z.number().int().positive() });
+export const SampleSubsetInputSchema = z.object({
+  pool: ArtifactRefSchema,
+  fraction: z.number().gt(0).lte(1),
+  seed: Seed,
+  trial: z.number().int().positive(),
+});
 export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
-export interface SampleSubsetOutput { subset: z.infer<typeof ArtifactRefSchema>; counts: z.infer<typeof ClassCounts> }
+export interface SampleSubsetOutput {
+  subset: z.infer<typeof ArtifactRefSchema>;
+  counts: z.infer<typeof ClassCounts>;
+}
 
-export const TrainGanInputSchema = z.object({ subset: ArtifactRefSchema, label: Label, gan: PipelineConfigSchema.shape.gan, seed: Seed, reuse: Reuse });
+export const TrainGanInputSchema = z.object({
+  subset: ArtifactRefSchema,
+  label: Label,
+  gan: PipelineConfigSchema.shape.gan,
+  seed: Seed,
+  reuse: Reuse,
+});
 export type TrainGanInput = z.input<typeof TrainGanInputSchema>;
 export interface TrainGanOutput {
   checkpoint: z.infer<typeof ArtifactRefSchema>;
@@ -54,11 +76,25 @@ export interface TrainGanOutput {
   resumedFromStep: number;
 }
 
-export const SynthesizeInputSchema = z.object({ checkpoint: ArtifactRefSchema, label: Label, count: z.number().int().min(0), seed: Seed, reuse: Reuse });
+export const SynthesizeInputSchema = z.object({
+  checkpoint: ArtifactRefSchema,
+  label: Label,
+  count: z.number().int().min(0),
+  seed: Seed,
+  reuse: Reuse,
+});
 export type SynthesizeInput = z.input<typeof SynthesizeInputSchema>;
-export interface SynthesizeOutput { images: z.infer<typeof ArtifactRefSchema>; count: number }
+export interface SynthesizeOutput {
+  images: z.infer<typeof ArtifactRefSchema>;
+  count: number;
+}
 
-export const SplitPoolInputSchema = z.object({ subset: ArtifactRefSchema, synthetic: z.array(ArtifactRefSchema), trainFraction: z.number().gt(0).lt(1), seed: Seed });
+export const SplitPoolInputSchema = z.object({
+  subset: ArtifactRefSchema,
+  synthetic: z.array(ArtifactRefSchema),
+  trainFraction: z.number().gt(0).lt(1),
+  seed: Seed,
+});
 export type SplitPoolInput = z.infer<typeof SplitPoolInputSchema>;
 const SideCounts = z.object({ images: ClassCounts, patients: ClassCounts });
 export interface SplitPoolOutput {
@@ -67,7 +103,14 @@ export interface SplitPoolOutput {
   test: z.infer<typeof SideCounts>;
 }
 
-export const FineTuneInputSchema = z.object({ split: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, seed: Seed, pretrained: ArtifactRefSchema.optional(), reuse: Reuse });
+export const FineTuneInputSchema = z.object({
+  split: ArtifactRefSchema,
+  backbone: z.enum(BACKBONES),
+  classifier: PipelineConfigSchema.shape.classifier,
+  seed: Seed,
+  pretrained: ArtifactRefSchema.optional(),
+  reuse: Reuse,
+});
 export type FineTuneInput = z.input<typeof FineTuneInputSchema>;
 export interface FineTuneOutput {
   checkpoint: z.infer<typeof ArtifactRefSchema>;
@@ -77,9 +120,18 @@ export interface FineTuneOutput {
 }
 
 /** `test` is a split (its test side is used) or an image set (all of it). */
-export const EvaluateInputSchema = z.object({ test: ArtifactRefSchema, checkpoint: ArtifactRefSchema, backbone: z.enum(BACKBONES), classifier: PipelineConfigSchema.shape.classifier, reuse: Reuse });
+export const EvaluateInputSchema = z.object({
+  test: ArtifactRefSchema,
+  checkpoint: ArtifactRefSchema,
+  backbone: z.enum(BACKBONES),
+  classifier: PipelineConfigSchema.shape.classifier,
+  reuse: Reuse,
+});
 export type EvaluateInput = z.input<typeof EvaluateInputSchema>;
-export interface EvaluateOutput { evaluation: z.infer<typeof ArtifactRefSchema>; metrics: z.infer<typeof ClassificationMetricsSchema> }
+export interface EvaluateOutput {
+  evaluation: z.infer<typeof ArtifactRefSchema>;
+  metrics: z.infer<typeof ClassificationMetricsSchema>;
+}
 
 const SplitSummary = z.object({ split: ArtifactRefSchema, train: SideCounts, test: SideCounts });
 
@@ -94,15 +146,26 @@ export const TrialResultSchema = z.object({
   pooledSplit: SplitSummary.optional(),
   /** The split of the real subset alone, for `no-gan`. */
   realSplit: SplitSummary.optional(),
-  gans: z.array(z.object({ label: Label, checkpoint: ArtifactRefSchema, samples: ArtifactRefSchema, history: ArtifactRefSchema, synthetic: ArtifactRefSchema, syntheticCount: z.number().int() })),
-  evaluations: z.array(z.object({
-    protocol: z.enum(PROTOCOLS),
-    backbone: z.enum(BACKBONES),
-    checkpoint: ArtifactRefSchema,
-    history: ArtifactRefSchema,
-    evaluation: ArtifactRefSchema,
-    metrics: ClassificationMetricsSchema,
-  })),
+  gans: z.array(
+    z.object({
+      label: Label,
+      checkpoint: ArtifactRefSchema,
+      samples: ArtifactRefSchema,
+      history: ArtifactRefSchema,
+      synthetic: ArtifactRefSchema,
+      syntheticCount: z.number().int(),
+    }),
+  ),
+  evaluations: z.array(
+    z.object({
+      protocol: z.enum(PROTOCOLS),
+      backbone: z.enum(BACKBONES),
+      checkpoint: ArtifactRefSchema,
+      history: ArtifactRefSchema,
+      evaluation: ArtifactRefSchema,
+      metrics: ClassificationMetricsSchema,
+    }),
+  ),
   /** Wall time of each stage in milliseconds (workflow time, so it replays identically). */
   stageMillis: z.record(z.string(), z.number()),
 });
@@ -111,8 +174,17 @@ export type TrialResult = z.infer<typeof TrialResultSchema>;
 export const AggregateInputSchema = z.object({
   runName: z.string().min(1),
   config: PipelineConfigSchema,
-  dataset: z.object({ manifest: ArtifactRefSchema, source: z.string(), counts: ClassCounts, patients: ClassCounts, duplicates: z.number().int(), skipped: z.number().int() }),
-  heldout: z.object({ images: ArtifactRefSchema, counts: ClassCounts, patients: ClassCounts, source: z.string() }).optional(),
+  dataset: z.object({
+    manifest: ArtifactRefSchema,
+    source: z.string(),
+    counts: ClassCounts,
+    patients: ClassCounts,
+    duplicates: z.number().int(),
+    skipped: z.number().int(),
+  }),
+  heldout: z
+    .object({ images: ArtifactRefSchema, counts: ClassCounts, patients: ClassCounts, source: z.string() })
+    .optional(),
   trials: z.array(TrialResultSchema).min(1),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;

@@ -91,17 +91,30 @@ export function modelCases(engine: Engine, options: PlanOptions): ModelCase[] {
   for (const size of sizesFor(options)) {
     const { gan, classifier } = PRESETS[size]!;
     cases.push({
-      id: `gan-train/${size}`, kind: 'gan-train', size,
-      imageSize: gan.imageSize, latentDim: gan.latentDim, generatorWidth: gan.generatorWidth,
-      discriminatorWidth: gan.discriminatorWidth, batch: gan.batchSize, learningRate: gan.learningRate, beta1: gan.beta1,
+      id: `gan-train/${size}`,
+      kind: 'gan-train',
+      size,
+      imageSize: gan.imageSize,
+      latentDim: gan.latentDim,
+      generatorWidth: gan.generatorWidth,
+      discriminatorWidth: gan.discriminatorWidth,
+      batch: gan.batchSize,
+      learningRate: gan.learningRate,
+      beta1: gan.beta1,
       ...timing(engine, size, 'gan-train'),
     });
     for (const kind of ['cls-train', 'cls-infer'] as const) {
       for (const backbone of BACKBONES) {
         cases.push({
-          id: `${kind}/${backbone}/${size}`, kind, size, backbone,
-          inputSize: classifier.inputSize, widthMultiplier: classifier.widthMultiplier, batch: classifier.batchSize,
-          learningRate: classifier.learningRate, dropout: classifier.dropout,
+          id: `${kind}/${backbone}/${size}`,
+          kind,
+          size,
+          backbone,
+          inputSize: classifier.inputSize,
+          widthMultiplier: classifier.widthMultiplier,
+          batch: classifier.batchSize,
+          learningRate: classifier.learningRate,
+          dropout: classifier.dropout,
           ...timing(engine, size, kind),
         });
       }

@@ -38,7 +38,15 @@ async function ingest(spec: { dir: string; sizes: number[] }): Promise<void> {
     const t0 = performance.now();
     for (let i = 0; i < blobs.length; i++) await one(blobs[i]!, i);
     const seconds = (performance.now() - t0) / 1000;
-    const result: CaseResult = { id, status: 'ok', imagesPerSecond: blobs.length / seconds, secondsPerStep: seconds / blobs.length, steps: blobs.length, batch: 1, note: 'sharp, one image at a time' };
+    const result: CaseResult = {
+      id,
+      status: 'ok',
+      imagesPerSecond: blobs.length / seconds,
+      secondsPerStep: seconds / blobs.length,
+      steps: blobs.length,
+      batch: 1,
+      note: 'sharp, one image at a time',
+    };
     emit({ type: 'result', ...result });
   }
   for (const size of spec.sizes) {
@@ -48,10 +56,22 @@ async function ingest(spec: { dir: string; sizes: number[] }): Promise<void> {
     try {
       await s3.store.ensureBucket();
       const t0 = performance.now();
-      const manifest = await ingestDataset({ source: { kind: 'folder', path: spec.dir }, storeSize: size, store: s3.store });
+      const manifest = await ingestDataset({
+        source: { kind: 'folder', path: spec.dir },
+        storeSize: size,
+        store: s3.store,
+      });
       const seconds = (performance.now() - t0) / 1000;
       const n = manifest.images.length + manifest.duplicates.length;
-      const result: CaseResult = { id, status: 'ok', imagesPerSecond: n / seconds, secondsPerStep: seconds / n, steps: n, batch: 1, note: `${manifest.images.length} stored, ${manifest.duplicates.length} duplicates; s3rver in-process` };
+      const result: CaseResult = {
+        id,
+        status: 'ok',
+        imagesPerSecond: n / seconds,
+        secondsPerStep: seconds / n,
+        steps: n,
+        batch: 1,
+        note: `${manifest.images.length} stored, ${manifest.duplicates.length} duplicates; s3rver in-process`,
+      };
       emit({ type: 'result', ...result });
     } finally {
       await s3.stop();
@@ -62,7 +82,10 @@ async function ingest(spec: { dir: string; sizes: number[] }): Promise<void> {
 async function temporal(spec: { roundTrips: number }): Promise<void> {
   emit({ type: 'start', id: 'temporal' });
   // The SDK logs every worker state change at INFO; keep warnings and errors.
-  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } } });
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+  });
   const cliPath = await findOrProvisionTemporalCli({ provision: false });
   // PNEUMOGAN_BENCH_TEMPORAL_ARGS: extra `temporal server start-dev` flags as a JSON list, to try
   // settings, e.g. '["--dynamic-config-value", "system.enableActivityEagerExecution=true"]'.
@@ -74,18 +97,36 @@ async function temporal(spec: { roundTrips: number }): Promise<void> {
   try {
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: path.join(here, 'temporal-workflows.ts'),
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error(m: string) { process.stderr.write(`${m}\n`); }, log() {} },
+      logger: {
+        trace() {},
+        debug() {},
+        info() {},
+        warn() {},
+        error(m: string) {
+          process.stderr.write(`${m}\n`);
+        },
+        log() {},
+      },
     });
     const taskQueue = 'pneumogan-bench';
     const nativeConnection = await NativeConnection.connect({ address: server.address });
-    worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle, activities: { noop: async (i: number) => i } });
+    worker = await Worker.create({
+      connection: nativeConnection,
+      taskQueue,
+      workflowBundle,
+      activities: { noop: (i: number) => Promise.resolve(i) },
+    });
     running = worker.run().finally(() => nativeConnection.close());
     connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
     let serial = 0;
     const timeWorkflow = async (n: number): Promise<number> => {
       const t0 = performance.now();
-      await client.workflow.execute('activityRoundTrips', { taskQueue, workflowId: `bench-${process.pid}-${serial++}`, args: [n] });
+      await client.workflow.execute('activityRoundTrips', {
+        taskQueue,
+        workflowId: `bench-${process.pid}-${serial++}`,
+        args: [n],
+      });
       return (performance.now() - t0) / 1000;
     };
     await timeWorkflow(3); // warm-up: first workflow task, sticky cache, connections
@@ -95,8 +136,26 @@ async function temporal(spec: { roundTrips: number }): Promise<void> {
     const base = empty[1]!;
     const full = await timeWorkflow(spec.roundTrips);
     const perTrip = (full - base) / spec.roundTrips;
-    emit({ type: 'result', id: 'temporal-roundtrip', status: 'ok', secondsPerStep: perTrip, imagesPerSecond: 1 / perTrip, steps: spec.roundTrips, batch: 1, note: `(${(full * 1000).toFixed(0)} ms for ${spec.roundTrips} - ${(base * 1000).toFixed(0)} ms for 0) / ${spec.roundTrips}` } satisfies CaseResult & { type: string });
-    emit({ type: 'result', id: 'temporal-workflow', status: 'ok', secondsPerStep: base, imagesPerSecond: 1 / base, steps: 3, batch: 1, note: 'start + complete of a workflow with no activity (median of 3)' } satisfies CaseResult & { type: string });
+    emit({
+      type: 'result',
+      id: 'temporal-roundtrip',
+      status: 'ok',
+      secondsPerStep: perTrip,
+      imagesPerSecond: 1 / perTrip,
+      steps: spec.roundTrips,
+      batch: 1,
+      note: `(${(full * 1000).toFixed(0)} ms for ${spec.roundTrips} - ${(base * 1000).toFixed(0)} ms for 0) / ${spec.roundTrips}`,
+    } satisfies CaseResult & { type: string });
+    emit({
+      type: 'result',
+      id: 'temporal-workflow',
+      status: 'ok',
+      secondsPerStep: base,
+      imagesPerSecond: 1 / base,
+      steps: 3,
+      batch: 1,
+      note: 'start + complete of a workflow with no activity (median of 3)',
+    } satisfies CaseResult & { type: string });
   } finally {
     await connection?.close();
     worker?.shutdown();
@@ -107,9 +166,10 @@ async function temporal(spec: { roundTrips: number }): Promise<void> {
 
 const [what, json] = process.argv.slice(2);
 try {
-  const spec = JSON.parse(json ?? '{}');
-  if (what === 'ingest') await ingest(spec);
-  else if (what === 'temporal') await temporal(spec);
+  // The parent process (bench/run.ts) writes the spec for the section it names.
+  const spec: unknown = JSON.parse(json ?? '{}');
+  if (what === 'ingest') await ingest(spec as Parameters<typeof ingest>[0]);
+  else if (what === 'temporal') await temporal(spec as Parameters<typeof temporal>[0]);
   else throw new Error(`unknown section ${what}`);
   emit({ type: 'done' });
 } catch (err) {
@@ -118,4 +178,3 @@ try {
 }
 // s3rver and gRPC handles can outlive their stop(); the results are out.
 setTimeout(() => process.exit(), 500).unref();
-

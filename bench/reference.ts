@@ -30,11 +30,17 @@ export function referenceVenvDir(): string {
   return path.join(pneumoganCacheDir(), 'bench-venv');
 }
 
-interface Ran { code: number | null; out: string }
+interface Ran {
+  code: number | null;
+  out: string;
+}
 
 function run(cmd: string, args: string[], opts: { timeoutMs: number; logFile?: string }): Promise<Ran> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
+    });
     const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
     let out = '';
     const keep = (chunk: Buffer) => {
@@ -72,7 +78,11 @@ export async function ensureReference(log: (line: string) => void): Promise<Refe
     const versions = await check(override);
     return versions
       ? { ok: true, python: override, versions, how: 'PNEUMOGAN_BENCH_PYTHON', setupSeconds: seconds() }
-      : { ok: false, reason: `PNEUMOGAN_BENCH_PYTHON=${override} cannot import torch, torchvision and PIL`, setupSeconds: seconds() };
+      : {
+          ok: false,
+          reason: `PNEUMOGAN_BENCH_PYTHON=${override} cannot import torch, torchvision and PIL`,
+          setupSeconds: seconds(),
+        };
   }
   const venv = referenceVenvDir();
   const python = path.join(venv, 'bin', 'python');
@@ -86,25 +96,57 @@ export async function ensureReference(log: (line: string) => void): Promise<Refe
 
   // Build it from scratch (first run, or the requirements changed).
   const base = await findPython();
-  if (!base) return { ok: false, reason: 'no python3 (>= 3.10) on PATH to build the PyTorch venv from', setupSeconds: seconds() };
+  if (!base)
+    return {
+      ok: false,
+      reason: 'no python3 (>= 3.10) on PATH to build the PyTorch venv from',
+      setupSeconds: seconds(),
+    };
   const logFile = `${venv}-install.log`;
-  log(`[bench] setting up the PyTorch reference once: ${spec} from PyPI into ${venv} ` +
-    `(PyPI has only the CUDA build of torch: ~3 GB with its nvidia-* libraries; a few minutes; log: ${logFile})`);
+  log(
+    `[bench] setting up the PyTorch reference once: ${spec} from PyPI into ${venv} ` +
+      `(PyPI has only the CUDA build of torch: ~3 GB with its nvidia-* libraries; a few minutes; log: ${logFile})`,
+  );
   await fs.rm(venv, { recursive: true, force: true });
   await fs.mkdir(path.dirname(venv), { recursive: true });
   await fs.writeFile(logFile, `# ${new Date().toISOString()} ${base} -m venv ${venv} && pip install ${spec}\n`);
   const made = await run(base, ['-m', 'venv', venv], { timeoutMs: 120_000, logFile });
   if (made.code !== 0) {
-    return { ok: false, reason: `\`${base} -m venv\` failed (${lastLines(made.out, 2)}); on Debian: apt-get install python3-venv`, setupSeconds: seconds() };
+    return {
+      ok: false,
+      reason: `\`${base} -m venv\` failed (${lastLines(made.out, 2)}); on Debian: apt-get install python3-venv`,
+      setupSeconds: seconds(),
+    };
   }
   // --no-cache-dir: the wheels are ~3 GB and the venv is the cache; no second copy under ~/.cache/pip.
-  const installed = await run(python, ['-m', 'pip', 'install', '--no-cache-dir', '--only-binary=:all:', '--progress-bar', 'off', ...REFERENCE_REQUIREMENTS],
-    { timeoutMs: 30 * 60_000, logFile });
+  const installed = await run(
+    python,
+    [
+      '-m',
+      'pip',
+      'install',
+      '--no-cache-dir',
+      '--only-binary=:all:',
+      '--progress-bar',
+      'off',
+      ...REFERENCE_REQUIREMENTS,
+    ],
+    { timeoutMs: 30 * 60_000, logFile },
+  );
   if (installed.code !== 0) {
-    return { ok: false, reason: `pip install ${spec} failed (exit ${installed.code}): ${lastLines(installed.out, 3)} (full log: ${logFile})`, setupSeconds: seconds() };
+    return {
+      ok: false,
+      reason: `pip install ${spec} failed (exit ${installed.code}): ${lastLines(installed.out, 3)} (full log: ${logFile})`,
+      setupSeconds: seconds(),
+    };
   }
   const versions = await check(python);
-  if (!versions) return { ok: false, reason: `torch was installed into ${venv} but does not import (see ${logFile})`, setupSeconds: seconds() };
+  if (!versions)
+    return {
+      ok: false,
+      reason: `torch was installed into ${venv} but does not import (see ${logFile})`,
+      setupSeconds: seconds(),
+    };
   await fs.writeFile(path.join(venv, MARKER), `${spec}\n`);
   log(`[bench] PyTorch reference ready in ${seconds().toFixed(0)} s (${versions})`);
   return { ok: true, python, versions, how: `venv ${venv} (built now)`, setupSeconds: seconds() };
@@ -112,7 +154,9 @@ export async function ensureReference(log: (line: string) => void): Promise<Refe
 
 async function findPython(): Promise<string | undefined> {
   for (const candidate of ['python3', 'python']) {
-    const r = await run(candidate, ['-c', 'import sys; assert sys.version_info >= (3, 10); print(sys.executable)'], { timeoutMs: 30_000 });
+    const r = await run(candidate, ['-c', 'import sys; assert sys.version_info >= (3, 10); print(sys.executable)'], {
+      timeoutMs: 30_000,
+    });
     if (r.code === 0) return r.out.trim().split('\n').at(-1);
   }
   return undefined;

@@ -31,9 +31,26 @@ import { fileURLToPath } from 'node:url';
 import { drawSyntheticXray, syntheticFileNames } from '../lib/data/synthetic.js';
 import { CLASS_NAMES } from '../pipelines/schema.js';
 import { KERMANY_SAMPLE } from '../test/helpers/s3.js';
-import { caps, imageFiles, modelCases, RESULT_PREFIX, sizesFor, type CaseResult, type Engine, type ModelCase, type SizeName } from './cases.js';
+import {
+  caps,
+  imageFiles,
+  modelCases,
+  RESULT_PREFIX,
+  sizesFor,
+  type CaseResult,
+  type Engine,
+  type ModelCase,
+  type SizeName,
+} from './cases.js';
 import { ensureReference, type ReferenceSetup } from './reference.js';
-import { renderReport, type BenchReport, type EngineInfo, type IoRow, type ModelRow, type ThreadChoice } from './table.js';
+import {
+  renderReport,
+  type BenchReport,
+  type EngineInfo,
+  type IoRow,
+  type ModelRow,
+  type ThreadChoice,
+} from './table.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -55,12 +72,14 @@ if (args.has('--help') || args.has('-h')) {
 }
 const quick = args.has('--quick');
 const started = Date.now();
-const progress = (line: string) => process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+const progress = (line: string) =>
+  process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // Child processes speaking the `@@bench {json}` protocol
 
-type WorkerEvent = { type: 'hello'; backend: string; packageName: string; threads?: number }
+type WorkerEvent =
+  | { type: 'hello'; backend: string; packageName: string; threads?: number }
   | { type: 'threads'; threads: number; cores: number; why: string }
   | { type: 'start' | 'warm'; id: string }
   | ({ type: 'result' } & CaseResult)
@@ -75,9 +94,15 @@ interface Spawned {
 }
 
 function spawnWorker(command: string, argv: string[], env: Record<string, string> = {}): Spawned {
-  const child = spawn(command, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env } });
+  const child = spawn(command, argv, {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env },
+  });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
   const queue: WorkerEvent[] = [];
   let wake: (() => void) | undefined;
   let closed = false;
@@ -91,25 +116,38 @@ function spawnWorker(command: string, argv: string[], env: Record<string, string
       if (line.startsWith(RESULT_PREFIX)) {
         try {
           queue.push(JSON.parse(line.slice(RESULT_PREFIX.length)) as WorkerEvent);
-        } catch { /* a torn line: ignore */ }
+        } catch {
+          /* a torn line: ignore */
+        }
       }
     }
     wake?.();
   });
-  child.on('close', () => { closed = true; wake?.(); });
-  child.on('error', (err) => { stderr += String(err); closed = true; wake?.(); });
+  child.on('close', () => {
+    closed = true;
+    wake?.();
+  });
+  child.on('error', (err) => {
+    stderr += String(err);
+    closed = true;
+    wake?.();
+  });
   async function* events(): AsyncGenerator<WorkerEvent> {
     for (;;) {
       while (queue.length) yield queue.shift()!;
       if (closed) return;
-      await new Promise<void>((r) => { wake = r; });
+      await new Promise<void>((r) => {
+        wake = r;
+      });
       wake = undefined;
     }
   }
   return {
     pid: child.pid,
     events: events(),
-    kill: () => { if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL'); },
+    kill: () => {
+      if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
+    },
     stderrTail: () => stderr.trim().split('\n').slice(-3).join(' | '),
   };
 }
@@ -123,7 +161,11 @@ function lastLine(text: string): string {
 
 const CLOCK_TICKS = 100; // USER_HZ: /proc/stat and /proc/<pid>/stat both count in it (100 on Linux)
 
-interface CpuSnapshot { at: number; busyTicks: number; ownTicks: number }
+interface CpuSnapshot {
+  at: number;
+  busyTicks: number;
+  ownTicks: number;
+}
 
 function busyTicks(): number | undefined {
   try {
@@ -151,13 +193,17 @@ function cpuSnapshot(pid: number | undefined): CpuSnapshot | undefined {
   const busy = busyTicks();
   if (busy === undefined) return undefined;
   const own = process.cpuUsage();
-  return { at: performance.now(), busyTicks: busy, ownTicks: processTicks(pid) + ((own.user + own.system) / 1e6) * CLOCK_TICKS };
+  return {
+    at: performance.now(),
+    busyTicks: busy,
+    ownTicks: processTicks(pid) + ((own.user + own.system) / 1e6) * CLOCK_TICKS,
+  };
 }
 
 /** Cores' worth of CPU that other processes used between two snapshots. */
 function otherCores(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): number | undefined {
   if (!a || !b || b.at - a.at < 200) return undefined;
-  const others = (b.busyTicks - a.busyTicks) - (b.ownTicks - a.ownTicks);
+  const others = b.busyTicks - a.busyTicks - (b.ownTicks - a.ownTicks);
   return Math.max(0, others / CLOCK_TICKS / ((b.at - a.at) / 1000));
 }
 
@@ -172,7 +218,11 @@ async function idleWindowOtherCores(ms = 1000): Promise<number | undefined> {
  * Runs `cases` on one engine, restarting the worker after a case that had to be killed.
  * Resolves with one result per case (never rejects) and the worker's hello.
  */
-async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases: ModelCase[]) => Spawned): Promise<{ results: CaseResult[]; hello?: WorkerEvent & { type: 'hello' }; fatal?: string }> {
+async function runEngineCases(
+  engine: Engine,
+  cases: ModelCase[],
+  start: (cases: ModelCase[]) => Spawned,
+): Promise<{ results: CaseResult[]; hello?: WorkerEvent & { type: 'hello' }; fatal?: string }> {
   const results: CaseResult[] = [];
   let hello: (WorkerEvent & { type: 'hello' }) | undefined;
   let remaining = cases;
@@ -183,7 +233,10 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
     let killedFor: string | undefined;
     const arm = (seconds: number, why: string) => {
       clearTimeout(timer);
-      timer = setTimeout(() => { killedFor = why; worker.kill(); }, seconds * 1000);
+      timer = setTimeout(() => {
+        killedFor = why;
+        worker.kill();
+      }, seconds * 1000);
     };
     let caseStarted = 0;
     let warmAfter = 0;
@@ -209,7 +262,9 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
         if (result.status === 'ok' && others !== undefined) result.otherCores = Math.round(others * 100) / 100;
         timedFrom = undefined;
         results.push(result);
-        progress(`${engine.padEnd(10)} ${result.id.padEnd(26)} ${result.status === 'ok' ? `${result.imagesPerSecond!.toFixed(2)} img/s (${result.steps} steps${others !== undefined ? `, others used ${others.toFixed(2)} cores` : ''})` : `${result.status}: ${result.note}`}`);
+        progress(
+          `${engine.padEnd(10)} ${result.id.padEnd(26)} ${result.status === 'ok' ? `${result.imagesPerSecond!.toFixed(2)} img/s (${result.steps} steps${others !== undefined ? `, others used ${others.toFixed(2)} cores` : ''})` : `${result.status}: ${result.note}`}`,
+        );
         remaining = remaining.filter((c) => c.id !== result.id);
         current = undefined;
       } else if (event.type === 'fatal') {
@@ -219,23 +274,37 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
     }
     clearTimeout(timer);
     if (!current) {
-      if (killedFor?.startsWith('startup')) return { results, hello, fatal: `the worker did not start within 120 s: ${worker.stderrTail() || 'no output'}` };
-      if (remaining.length) return { results, hello, fatal: `worker exited before ${remaining[0]!.id}: ${worker.stderrTail() || 'no output'}` };
+      if (killedFor?.startsWith('startup'))
+        return {
+          results,
+          hello,
+          fatal: `the worker did not start within 120 s: ${worker.stderrTail() || 'no output'}`,
+        };
+      if (remaining.length)
+        return {
+          results,
+          hello,
+          fatal: `worker exited before ${remaining[0]!.id}: ${worker.stderrTail() || 'no output'}`,
+        };
       break;
     }
     // The worker died inside `current`: killed at a cap, or crashed (out of memory ...).
     const [kind, seconds] = (killedFor ?? ':').split(':');
     const result: CaseResult = killedFor
       ? {
-        id: current.id, status: 'skipped', batch: current.batch, note: `> ${seconds} s`,
-        // What the cap proves: the warm-up step (after a model build of < 1 s) ran past the step
-        // cap, or the timed steps ran past what the case cap left after the warm-up.
-        minSecondsPerStep: kind === 'step' ? Number(seconds) / current.warmup : (Number(seconds) - warmAfter) / current.minSteps,
-      }
+          id: current.id,
+          status: 'skipped',
+          batch: current.batch,
+          note: `> ${seconds} s`,
+          // What the cap proves: the warm-up step (after a model build of < 1 s) ran past the step
+          // cap, or the timed steps ran past what the case cap left after the warm-up.
+          minSecondsPerStep:
+            kind === 'step' ? Number(seconds) / current.warmup : (Number(seconds) - warmAfter) / current.minSteps,
+        }
       : { id: current.id, status: 'failed', note: `worker died: ${lastLine(worker.stderrTail()) || 'no output'}` };
     results.push(result);
     progress(`${engine.padEnd(10)} ${current.id.padEnd(26)} ${result.status} (${result.note})`);
-    remaining = remaining.filter((c) => c.id !== current!.id);
+    remaining = remaining.filter((c) => c.id !== current.id);
   }
   return { results, hello };
 }
@@ -243,8 +312,10 @@ async function runEngineCases(engine: Engine, cases: ModelCase[], start: (cases:
 function tfjsWorker(engine: Engine, threads: number | undefined): (cases: ModelCase[]) => Spawned {
   // libtensorflow reads these when it creates its thread pools (tensorflow/core/common_runtime/process_util.cc).
   const env: Record<string, string> = { PNEUMOGAN_BACKEND: engine };
-  if (threads && engine !== 'cpu') Object.assign(env, { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: String(threads) });
-  return (cases) => spawnWorker(process.execPath, ['--import', 'tsx', path.join(here, 'tfjs-worker.ts'), JSON.stringify(cases)], env);
+  if (threads && engine !== 'cpu')
+    Object.assign(env, { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: String(threads) });
+  return (cases) =>
+    spawnWorker(process.execPath, ['--import', 'tsx', path.join(here, 'tfjs-worker.ts'), JSON.stringify(cases)], env);
 }
 
 function torchWorker(python: string, threads: number | undefined): (cases: ModelCase[]) => Spawned {
@@ -256,15 +327,21 @@ function torchWorker(python: string, threads: number | undefined): (cases: Model
 async function chooseThreads(python: string | undefined): Promise<ThreadChoice> {
   const cores = os.cpus().length;
   const others = await idleWindowOtherCores();
-  const seen = others === undefined ? '' : `other processes used ${others.toFixed(2)} of ${cores} cores in a 1 s idle window`;
+  const seen =
+    others === undefined ? '' : `other processes used ${others.toFixed(2)} of ${cores} cores in a 1 s idle window`;
   if (forcedThreads) return { threads: forcedThreads, why: '--threads', otherCores: others };
   if (cores > 1 && others !== undefined && others >= 0.5) return { threads: 1, why: seen, otherCores: others };
   if (!python) return { threads: cores, why: ['every core', seen].filter(Boolean).join('; '), otherCores: others };
   const probe = spawnWorker(python, [path.join(here, 'reference', 'torch_bench.py'), '--probe-threads']);
   for await (const event of probe.events) {
-    if (event.type === 'threads') return { threads: event.threads, why: [seen, event.why].filter(Boolean).join('; '), otherCores: others };
+    if (event.type === 'threads')
+      return { threads: event.threads, why: [seen, event.why].filter(Boolean).join('; '), otherCores: others };
   }
-  return { threads: cores, why: `every core (the probe failed: ${probe.stderrTail() || 'no output'})`, otherCores: others };
+  return {
+    threads: cores,
+    why: `every core (the probe failed: ${probe.stderrTail() || 'no output'})`,
+    otherCores: others,
+  };
 }
 
 /** Whether a native tfjs package's addon is built (the same test lib/compute/backend.ts makes). */
@@ -280,12 +357,20 @@ function nativeAddonBuilt(packageName: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Ingestion and orchestration
 
-async function runSection(argv: string[], capSeconds: number, command = process.execPath, env: Record<string, string> = {}): Promise<{ results: CaseResult[]; error?: string; hello?: string }> {
+async function runSection(
+  argv: string[],
+  capSeconds: number,
+  command = process.execPath,
+  env: Record<string, string> = {},
+): Promise<{ results: CaseResult[]; error?: string; hello?: string }> {
   const worker = spawnWorker(command, argv, env);
   const results: CaseResult[] = [];
   let error: string | undefined;
   let hello: string | undefined;
-  const timer = setTimeout(() => { error = `did not finish within ${capSeconds} s`; worker.kill(); }, capSeconds * 1000);
+  const timer = setTimeout(() => {
+    error = `did not finish within ${capSeconds} s`;
+    worker.kill();
+  }, capSeconds * 1000);
   for await (const event of worker.events) {
     if (event.type === 'result') {
       const { type: _type, ...result } = event;
@@ -305,7 +390,11 @@ async function ingestionData(count: number): Promise<{ dir: string; description:
   const sample = process.env.PNEUMOGAN_BENCH_SAMPLE ? path.resolve(process.env.PNEUMOGAN_BENCH_SAMPLE) : KERMANY_SAMPLE;
   if (existsSync(sample)) {
     const files = await imageFiles(sample);
-    return { dir: sample, description: `real sample ${path.relative(root, sample)} (${files.length} images)`, cleanup: async () => {} };
+    return {
+      dir: sample,
+      description: `real sample ${path.relative(root, sample)} (${files.length} images)`,
+      cleanup: async () => {},
+    };
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-bench-data-'));
   for (const label of CLASS_NAMES) {
@@ -328,11 +417,18 @@ const loadStart = os.loadavg();
 const engines: EngineInfo[] = [];
 // PyTorch right after the native backend it is compared with most, pure JS last.
 const tfjsEngines: Engine[] = ['tensorflow-gpu', 'tensorflow', 'cpu'];
-const packages: Record<string, string> = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' };
+const packages: Record<string, string> = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+};
 for (const engine of tfjsEngines) {
   const pkg = packages[engine];
   if (pkg && !nativeAddonBuilt(pkg)) {
-    engines.push({ engine, available: false, reason: `${pkg} is not installed or its native addon is not built${engine === 'tensorflow' ? ' (npm run setup)' : ''}` });
+    engines.push({
+      engine,
+      available: false,
+      reason: `${pkg} is not installed or its native addon is not built${engine === 'tensorflow' ? ' (npm run setup)' : ''}`,
+    });
   } else {
     engines.push({ engine, available: true });
   }
@@ -343,9 +439,11 @@ if (args.has('--no-reference')) {
   engines.push({ engine: 'pytorch', available: false, reason: '--no-reference' });
 } else {
   reference = await ensureReference(progress);
-  engines.push(reference.ok
-    ? { engine: 'pytorch', available: true, packageName: reference.versions }
-    : { engine: 'pytorch', available: false, reason: reference.reason });
+  engines.push(
+    reference.ok
+      ? { engine: 'pytorch', available: true, packageName: reference.versions }
+      : { engine: 'pytorch', available: false, reason: reference.reason },
+  );
   if (!reference.ok) progress(`PyTorch reference unavailable: ${reference.reason}`);
 }
 const setupSeconds = reference?.setupSeconds ?? 0;
@@ -365,7 +463,8 @@ for (const size of sizesFor({ quick })) {
     const cases = modelCases(info.engine, { quick }).filter((c) => c.size === size);
     for (const c of cases) if (!allCases.has(c.id)) allCases.set(c.id, c);
     progress(`${info.engine}: ${size} size, ${cases.length} cases`);
-    const start = info.engine === 'pytorch' ? torchWorker(python!, choice.threads) : tfjsWorker(info.engine, choice.threads);
+    const start =
+      info.engine === 'pytorch' ? torchWorker(python!, choice.threads) : tfjsWorker(info.engine, choice.threads);
     const run = await runEngineCases(info.engine, cases, start);
     if (run.hello) info.packageName = run.hello.packageName;
     for (const r of run.results) {
@@ -385,19 +484,47 @@ const ingestSizes = quick ? [64] : [64, 224];
 const data = await ingestionData(quick ? 100 : 300);
 try {
   progress(`ingestion: ${data.description}`);
-  const js = await runSection(['--import', 'tsx', path.join(here, 'io-worker.ts'), 'ingest', JSON.stringify({ dir: data.dir, sizes: ingestSizes })], 180);
+  const js = await runSection(
+    [
+      '--import',
+      'tsx',
+      path.join(here, 'io-worker.ts'),
+      'ingest',
+      JSON.stringify({ dir: data.dir, sizes: ingestSizes }),
+    ],
+    180,
+  );
   let pillow: Awaited<ReturnType<typeof runSection>> | undefined;
   if (reference?.ok) {
     const files = await imageFiles(data.dir);
-    pillow = await runSection([path.join(here, 'reference', 'torch_bench.py'), '--ingest', JSON.stringify({ files, sizes: ingestSizes })], 180, reference.python);
+    pillow = await runSection(
+      [path.join(here, 'reference', 'torch_bench.py'), '--ingest', JSON.stringify({ files, sizes: ingestSizes })],
+      180,
+      reference.python,
+    );
   }
   for (const size of ingestSizes) {
     const mine = js.results.find((r) => r.id === `ingest-decode/${size}`);
     const ref = pillow?.results.find((r) => r.id === `ingest-decode/${size}`);
-    io.push({ id: `ingest-decode/${size}`, label: `sharp decode+gray+resize+PNG, ${size} px`, unit: 'img/s', result: mine, error: js.error, reference: ref, referenceName: pillow?.hello ?? 'Pillow', referenceError: reference?.ok ? pillow?.error : undefined });
+    io.push({
+      id: `ingest-decode/${size}`,
+      label: `sharp decode+gray+resize+PNG, ${size} px`,
+      unit: 'img/s',
+      result: mine,
+      error: js.error,
+      reference: ref,
+      referenceName: pillow?.hello ?? 'Pillow',
+      referenceError: reference?.ok ? pillow?.error : undefined,
+    });
   }
   for (const size of ingestSizes) {
-    io.push({ id: `ingest-e2e/${size}`, label: `ingestDataset -> local S3, ${size} px`, unit: 'img/s', result: js.results.find((r) => r.id === `ingest-e2e/${size}`), error: js.error });
+    io.push({
+      id: `ingest-e2e/${size}`,
+      label: `ingestDataset -> local S3, ${size} px`,
+      unit: 'img/s',
+      result: js.results.find((r) => r.id === `ingest-e2e/${size}`),
+      error: js.error,
+    });
   }
 } finally {
   await data.cleanup();
@@ -406,28 +533,60 @@ const roundTrips = quick ? 20 : 50;
 progress(`temporal: ${roundTrips} activity round trips on a local dev server`);
 const temporalArgs = ['--import', 'tsx', path.join(here, 'io-worker.ts'), 'temporal', JSON.stringify({ roundTrips })];
 const temporal = await runSection(temporalArgs, 180);
-io.push({ id: 'temporal-roundtrip', label: 'Temporal activity round trip', unit: 'ms', result: temporal.results.find((r) => r.id === 'temporal-roundtrip'), error: temporal.error });
+io.push({
+  id: 'temporal-roundtrip',
+  label: 'Temporal activity round trip',
+  unit: 'ms',
+  result: temporal.results.find((r) => r.id === 'temporal-roundtrip'),
+  error: temporal.error,
+});
 // The dev server leaves eager activity dispatch off (system.enableActivityEagerExecution): the
 // activity then travels through the server's transfer queue and matching instead of coming
 // back in the response to the workflow task that scheduled it. The same loop with it on:
 progress('temporal: the same with eager activity dispatch enabled on the server');
-const eager = await runSection(temporalArgs, 180, process.execPath, { PNEUMOGAN_BENCH_TEMPORAL_ARGS: JSON.stringify(['--dynamic-config-value', 'system.enableActivityEagerExecution=true']) });
-io.push({ id: 'temporal-roundtrip-eager', label: '  same, eager activity dispatch on', unit: 'ms', result: eager.results.find((r) => r.id === 'temporal-roundtrip'), error: eager.error });
-io.push({ id: 'temporal-workflow', label: 'Temporal empty workflow, start->result', unit: 'ms', result: temporal.results.find((r) => r.id === 'temporal-workflow'), error: temporal.error });
+const eager = await runSection(temporalArgs, 180, process.execPath, {
+  PNEUMOGAN_BENCH_TEMPORAL_ARGS: JSON.stringify(['--dynamic-config-value', 'system.enableActivityEagerExecution=true']),
+});
+io.push({
+  id: 'temporal-roundtrip-eager',
+  label: '  same, eager activity dispatch on',
+  unit: 'ms',
+  result: eager.results.find((r) => r.id === 'temporal-roundtrip'),
+  error: eager.error,
+});
+io.push({
+  id: 'temporal-workflow',
+  label: 'Temporal empty workflow, start->result',
+  unit: 'ms',
+  result: temporal.results.find((r) => r.id === 'temporal-workflow'),
+  error: temporal.error,
+});
 
-const rows: ModelRow[] = [...allCases.values()].map((c) => ({ case: c, results: Object.fromEntries(modelResults.get(c.id) ?? []) }));
+const rows: ModelRow[] = [...allCases.values()].map((c) => ({
+  case: c,
+  results: Object.fromEntries(modelResults.get(c.id) ?? []),
+}));
 const report: BenchReport = {
   startedAt: new Date(started).toISOString(),
   mode: quick ? 'quick' : 'full',
   seconds: (Date.now() - benchStarted) / 1000,
   setupSeconds,
   machine: {
-    cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    loadAverageStart: loadStart, loadAverageEnd: os.loadavg(), node: process.version, platform: `${os.platform()} ${os.arch()}`,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverageStart: loadStart,
+    loadAverageEnd: os.loadavg(),
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
   },
   engines,
   threads: threadsBySize,
-  reference: reference ? (reference.ok ? { ok: true, python: reference.python, versions: reference.versions, how: reference.how } : { ok: false, reason: reference.reason }) : { ok: false, reason: '--no-reference' },
+  reference: reference
+    ? reference.ok
+      ? { ok: true, python: reference.python, versions: reference.versions, how: reference.how }
+      : { ok: false, reason: reference.reason }
+    : { ok: false, reason: '--no-reference' },
   models: rows,
   io,
   ingestionData: data.description,

@@ -41,7 +41,15 @@ export interface BenchReport {
   /** Wall time of the measurements (without the one-time reference setup). */
   seconds: number;
   setupSeconds: number;
-  machine: { cpu: string; cores: number; memoryGiB: number; loadAverageStart: number[]; loadAverageEnd: number[]; node: string; platform: string };
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryGiB: number;
+    loadAverageStart: number[];
+    loadAverageEnd: number[];
+    node: string;
+    platform: string;
+  };
   engines: EngineInfo[];
   threads: Partial<Record<SizeName, ThreadChoice>>;
   reference: { ok: true; python: string; versions: string; how: string } | { ok: false; reason: string };
@@ -51,7 +59,12 @@ export interface BenchReport {
 }
 
 const SHORT: Record<Engine, string> = { cpu: 'js', tensorflow: 'tf', 'tensorflow-gpu': 'gpu', pytorch: 'pt' };
-const TITLE: Record<Engine, string> = { cpu: 'cpu (pure JS)', tensorflow: 'tensorflow', 'tensorflow-gpu': 'tensorflow-gpu', pytorch: 'pytorch' };
+const TITLE: Record<Engine, string> = {
+  cpu: 'cpu (pure JS)',
+  tensorflow: 'tensorflow',
+  'tensorflow-gpu': 'tensorflow-gpu',
+  pytorch: 'pytorch',
+};
 
 function num(v: number): string {
   if (v >= 100) return v.toFixed(0);
@@ -86,7 +99,8 @@ function ratio(a: CaseResult | undefined, b: CaseResult | undefined): string {
 
 function cell(r: CaseResult | undefined, available: boolean, notes: string[]): string {
   if (!r) return available ? '-' : 'n/a';
-  if (r.status === 'ok') return `${num(r.imagesPerSecond!)}${r.steps === 1 ? '*' : ''}${(r.otherCores ?? 0) >= BUSY_CORES ? '!' : ''}`;
+  if (r.status === 'ok')
+    return `${num(r.imagesPerSecond!)}${r.steps === 1 ? '*' : ''}${(r.otherCores ?? 0) >= BUSY_CORES ? '!' : ''}`;
   if (r.status === 'skipped') return `skipped (${r.note})`;
   notes.push(`${r.id}: ${r.note}`);
   return `failed [${notes.length}]`;
@@ -94,7 +108,11 @@ function cell(r: CaseResult | undefined, available: boolean, notes: string[]): s
 
 function table(header: string[], rows: string[][], align: Array<'l' | 'r'>): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (align[i] === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (align[i] === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
@@ -115,14 +133,29 @@ function duration(s: number): string {
 export function renderReport(r: BenchReport): string {
   const out: string[] = [];
   const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
-  out.push(`pneumogan bench (${r.mode}), ${r.startedAt}: measurements took ${duration(r.seconds)}` +
-    (r.setupSeconds > 5 ? ` (+ ${duration(r.setupSeconds)} reference setup)` : ''));
-  out.push(`machine: ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.platform}, node ${r.machine.node}`);
-  const others = r.models.flatMap((m) => Object.values(m.results)).map((x) => x?.otherCores).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-  out.push(`load average (1/5/15 min): ${load(r.machine.loadAverageStart)} at start, ${load(r.machine.loadAverageEnd)} at end` +
-    (others.length ? `; other processes used ${others[others.length >> 1]!.toFixed(2)} cores (median), up to ${others.at(-1)!.toFixed(2)}, during the timed steps` : ''));
+  out.push(
+    `pneumogan bench (${r.mode}), ${r.startedAt}: measurements took ${duration(r.seconds)}` +
+      (r.setupSeconds > 5 ? ` (+ ${duration(r.setupSeconds)} reference setup)` : ''),
+  );
+  out.push(
+    `machine: ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.platform}, node ${r.machine.node}`,
+  );
+  const others = r.models
+    .flatMap((m) => Object.values(m.results))
+    .map((x) => x?.otherCores)
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  out.push(
+    `load average (1/5/15 min): ${load(r.machine.loadAverageStart)} at start, ${load(r.machine.loadAverageEnd)} at end` +
+      (others.length
+        ? `; other processes used ${others[others.length >> 1]!.toFixed(2)} cores (median), up to ${others.at(-1)!.toFixed(2)}, during the timed steps`
+        : ''),
+  );
   for (const e of r.engines) {
-    const what = e.available || r.models.some((m) => m.results[e.engine]) ? (e.packageName ?? '') + (e.available ? '' : `; stopped: ${e.reason}`) : `not measured: ${e.reason}`;
+    const what =
+      e.available || r.models.some((m) => m.results[e.engine])
+        ? (e.packageName ?? '') + (e.available ? '' : `; stopped: ${e.reason}`)
+        : `not measured: ${e.reason}`;
     out.push(`  ${TITLE[e.engine].padEnd(15)} ${what}`);
   }
   for (const [size, t] of Object.entries(r.threads)) {
@@ -141,23 +174,43 @@ export function renderReport(r: BenchReport): string {
 
   const notes: string[] = [];
   out.push('', 'Model throughput, images/second (higher is better); ratios divide the two rates');
-  const header = ['measurement', 'size', 'config', ...shown.map((e) => TITLE[e.engine]), ...ratios.map(([a, b]) => `${SHORT[a]}/${SHORT[b]}`)];
+  const header = [
+    'measurement',
+    'size',
+    'config',
+    ...shown.map((e) => TITLE[e.engine]),
+    ...ratios.map(([a, b]) => `${SHORT[a]}/${SHORT[b]}`),
+  ];
   const rows = r.models.map((m) => [
-    label(m.case), m.case.size, config(m.case),
+    label(m.case),
+    m.case.size,
+    config(m.case),
     ...shown.map((e) => cell(m.results[e.engine], e.available, notes)),
     ...ratios.map(([a, b]) => ratio(m.results[a], m.results[b])),
   ]);
-  out.push(...table(header, rows, header.map((_, i) => (i < 3 ? 'l' : 'r'))));
+  out.push(
+    ...table(
+      header,
+      rows,
+      header.map((_, i) => (i < 3 ? 'l' : 'r')),
+    ),
+  );
   const single = r.models.some((m) => Object.values(m.results).some((x) => x?.status === 'ok' && x.steps === 1));
   if (single) out.push('  * one timed step (after one warm-up step): a single sample');
-  const busy = r.models.flatMap((m) => Object.values(m.results)).filter((x) => (x?.otherCores ?? 0) >= BUSY_CORES).length;
+  const busy = r.models
+    .flatMap((m) => Object.values(m.results))
+    .filter((x) => (x?.otherCores ?? 0) >= BUSY_CORES).length;
   if (busy) {
-    out.push(`  ! other processes used ${BUSY_CORES} core or more (of ${r.machine.cores}) during these timed steps (${busy} cells; JSON: otherCores):`,
-      '    slower than on an idle machine, by an amount that varied from cell to cell');
+    out.push(
+      `  ! other processes used ${BUSY_CORES} core or more (of ${r.machine.cores}) during these timed steps (${busy} cells; JSON: otherCores):`,
+      '    slower than on an idle machine, by an amount that varied from cell to cell',
+    );
   }
   if (r.models.some((m) => Object.values(m.results).some((x) => x?.status === 'skipped'))) {
-    out.push('  skipped (> N s): the warm-up step (model build, < 1 s, included) or the timed step ran past its cap and was killed;',
-      '  ratios against it are bounds (> or <) that take its rate as at most batch / (seconds the cap proves per step)');
+    out.push(
+      '  skipped (> N s): the warm-up step (model build, < 1 s, included) or the timed step ran past its cap and was killed;',
+      '  ratios against it are bounds (> or <) that take its rate as at most batch / (seconds the cap proves per step)',
+    );
   }
   notes.forEach((n, i) => out.push(`  [${i + 1}] ${n}`));
 
@@ -165,16 +218,33 @@ export function renderReport(r: BenchReport): string {
   const paramRows: string[][] = [];
   for (const m of r.models) {
     if (m.case.kind === 'cls-train') continue;
-    const tfjs = (['tensorflow-gpu', 'tensorflow', 'cpu'] as const).map((e) => m.results[e]?.params).find((p) => p !== undefined);
+    const tfjs = (['tensorflow-gpu', 'tensorflow', 'cpu'] as const)
+      .map((e) => m.results[e]?.params)
+      .find((p) => p !== undefined);
     const torch = m.results.pytorch?.params;
     if (tfjs === undefined && torch === undefined) continue;
     const name = m.case.kind === 'gan-train' ? 'DCGAN G+D' : m.case.backbone;
-    paramRows.push([name, config(m.case).replace(/ b\d+$/, ''), tfjs === undefined ? '-' : int(tfjs), torch === undefined ? '-' : int(torch),
-      tfjs === undefined || torch === undefined ? '' : tfjs === torch ? 'same' : 'DIFFERENT', m.results.pytorch?.note ?? '']);
+    paramRows.push([
+      name,
+      config(m.case).replace(/ b\d+$/, ''),
+      tfjs === undefined ? '-' : int(tfjs),
+      torch === undefined ? '-' : int(torch),
+      tfjs === undefined || torch === undefined ? '' : tfjs === torch ? 'same' : 'DIFFERENT',
+      m.results.pytorch?.note ?? '',
+    ]);
   }
   if (paramRows.length) {
     out.push('', 'Same architectures: trainable parameters');
-    out.push(...table(['model', 'config', 'tfjs', 'pytorch', 'check', 'pytorch model'], paramRows, ['l', 'l', 'r', 'r', 'l', 'l']));
+    out.push(
+      ...table(['model', 'config', 'tfjs', 'pytorch', 'check', 'pytorch model'], paramRows, [
+        'l',
+        'l',
+        'r',
+        'r',
+        'l',
+        'l',
+      ]),
+    );
   }
 
   out.push('', `Ingestion and orchestration (no tfjs backend involved; images: ${r.ingestionData})`);
@@ -186,19 +256,35 @@ export function renderReport(r: BenchReport): string {
     };
     if (!x.result && x.error) notes.push(`${x.label}: ${x.error}`);
     if (x.referenceError) notes.push(`${refName} ${x.label}: ${x.referenceError}`);
-    return [x.label, value(x.result, x.error), value(x.reference, x.referenceError), x.reference ? ratio(x.result, x.reference) : '-', x.result?.note ?? ''];
+    return [
+      x.label,
+      value(x.result, x.error),
+      value(x.reference, x.referenceError),
+      x.reference ? ratio(x.result, x.reference) : '-',
+      x.result?.note ?? '',
+    ];
   });
-  out.push(...table(['measurement', 'this project', `reference (${refName}, 1 thread)`, 'ratio', 'detail'], ioRows, ['l', 'r', 'r', 'r', 'l']));
+  out.push(
+    ...table(['measurement', 'this project', `reference (${refName}, 1 thread)`, 'ratio', 'detail'], ioRows, [
+      'l',
+      'r',
+      'r',
+      'r',
+      'l',
+    ]),
+  );
   const ioNotes = notes.filter((n) => !r.models.some((m) => n.startsWith(`${m.case.id}:`)));
   ioNotes.forEach((n) => out.push(`  - ${n}`));
 
   out.push('', 'What limits these numbers:');
-  out.push(`  - ${r.machine.cores} cores, shared: anything else running (tests, builds) takes cycles from whichever engine runs then;`,
+  out.push(
+    `  - ${r.machine.cores} cores, shared: anything else running (tests, builds) takes cycles from whichever engine runs then;`,
     '    compare rows measured close together, rerun when the load average above is high. Few steps per cell: expect +-20%.',
     '  - pure JS runs on one thread; tfjs-node (libtensorflow 2.9.1) and PyTorch get the threads above; PyTorch is its PyPI build',
     '    (CUDA-enabled wheel, CPU kernels: oneDNN/MKL), NCHW layout, eager mode, no torch.compile.',
     '  - tfjs cells time the project code (trainGan, fineTune, evaluateClassifier) including its per-batch JS work:',
-    '    uint8 -> normalised float conversion, loss readback, one event-loop yield per step.');
+    '    uint8 -> normalised float conversion, loss readback, one event-loop yield per step.',
+  );
   if (!r.reference.ok) out.push(`  - no PyTorch reference: ${r.reference.reason}`);
   return `${out.join('\n')}\n`;
 }

@@ -41,7 +41,10 @@ function noiseImages(count: number, size: number, seed: number): GrayImage[] {
  * turns the tick times into a result: warm-up steps first, then timed steps until both
  * `minSteps` and `targetSeconds` are reached, or `maxSteps`.
  */
-async function timeSteps(c: ModelCase, body: (tick: () => void, signal: AbortSignal) => Promise<unknown>): Promise<Pick<CaseResult, 'imagesPerSecond' | 'secondsPerStep' | 'steps' | 'warmupSeconds'>> {
+async function timeSteps(
+  c: ModelCase,
+  body: (tick: () => void, signal: AbortSignal) => Promise<unknown>,
+): Promise<Pick<CaseResult, 'imagesPerSecond' | 'secondsPerStep' | 'steps' | 'warmupSeconds'>> {
   const controller = new AbortController();
   const started = performance.now();
   const ticks: number[] = [];
@@ -61,14 +64,26 @@ async function timeSteps(c: ModelCase, body: (tick: () => void, signal: AbortSig
   const steps = ticks.length - c.warmup;
   if (steps < 1) throw new Error(`only ${ticks.length} steps ran`);
   const seconds = (ticks.at(-1)! - ticks[c.warmup - 1]!) / 1000;
-  return { imagesPerSecond: (steps * c.batch) / seconds, secondsPerStep: seconds / steps, steps, warmupSeconds: (ticks[c.warmup - 1]! - started) / 1000 };
+  return {
+    imagesPerSecond: (steps * c.batch) / seconds,
+    secondsPerStep: seconds / steps,
+    steps,
+    warmupSeconds: (ticks[c.warmup - 1]! - started) / 1000,
+  };
 }
 
 async function ganCase(c: GanCase): Promise<CaseResult> {
   const gan: PipelineConfig['gan'] = {
     ...structuredClone(PRESETS[c.size]!.gan),
-    imageSize: c.imageSize, latentDim: c.latentDim, generatorWidth: c.generatorWidth, discriminatorWidth: c.discriminatorWidth,
-    batchSize: c.batch, steps: c.warmup + c.maxSteps, learningRate: c.learningRate, beta1: c.beta1, checkpointEvery: 1_000_000,
+    imageSize: c.imageSize,
+    latentDim: c.latentDim,
+    generatorWidth: c.generatorWidth,
+    discriminatorWidth: c.discriminatorWidth,
+    batchSize: c.batch,
+    steps: c.warmup + c.maxSteps,
+    learningRate: c.learningRate,
+    beta1: c.beta1,
+    checkpointEvery: 1_000_000,
   };
   const params = tf.tidy(() => {
     const g = buildGenerator(dcganOptions(gan));
@@ -87,8 +102,14 @@ async function ganCase(c: GanCase): Promise<CaseResult> {
 function classifierConfig(c: ClassifierCase, epochs: number): PipelineConfig['classifier'] {
   return {
     ...structuredClone(PRESETS[c.size]!.classifier),
-    backbones: [c.backbone], inputSize: c.inputSize, widthMultiplier: c.widthMultiplier, epochs, batchSize: c.batch,
-    learningRate: c.learningRate, dropout: c.dropout, checkpointEvery: 1_000_000,
+    backbones: [c.backbone],
+    inputSize: c.inputSize,
+    widthMultiplier: c.widthMultiplier,
+    epochs,
+    batchSize: c.batch,
+    learningRate: c.learningRate,
+    dropout: c.dropout,
+    checkpointEvery: 1_000_000,
   };
 }
 
@@ -98,7 +119,9 @@ function labelled(images: GrayImage[]): LabelledPixels[] {
 
 async function trainCase(c: ClassifierCase): Promise<CaseResult> {
   const train = labelled(noiseImages(c.batch * (c.warmup + c.maxSteps), c.inputSize, 2));
-  const timed = await timeSteps(c, (tick, signal) => fineTune({ backbone: c.backbone, train, classifier: classifierConfig(c, 1), seed: 1, signal, onProgress: tick }));
+  const timed = await timeSteps(c, (tick, signal) =>
+    fineTune({ backbone: c.backbone, train, classifier: classifierConfig(c, 1), seed: 1, signal, onProgress: tick }),
+  );
   return { id: c.id, status: 'ok', batch: c.batch, ...timed };
 }
 
@@ -127,7 +150,8 @@ try {
     emit({ type: 'start', id: c.id });
     let result: CaseResult;
     try {
-      result = c.kind === 'gan-train' ? await ganCase(c) : c.kind === 'cls-train' ? await trainCase(c) : await inferCase(c);
+      result =
+        c.kind === 'gan-train' ? await ganCase(c) : c.kind === 'cls-train' ? await trainCase(c) : await inferCase(c);
     } catch (err) {
       result = { id: c.id, status: 'failed', note: (err as Error).message.split('\n')[0] };
     }

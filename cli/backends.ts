@@ -22,19 +22,30 @@ export async function withBackends<T>(stateDir: string, body: (backends: Backend
     const temporal = temporalSettingsFromEnv();
     const connection = await Connection.connect({ address: temporal.address });
     try {
-      return await body({ client: new Client({ connection, namespace: temporal.namespace }), store: new ArtifactStore(s3SettingsFromEnv()) });
+      return await body({
+        client: new Client({ connection, namespace: temporal.namespace }),
+        store: new ArtifactStore(s3SettingsFromEnv()),
+      });
     } finally {
       await connection.close();
     }
   }
   if (!existsSync(path.join(stateDir, 'temporal.sqlite'))) {
-    throw new Error(`No embedded state in ${path.resolve(stateDir)} (run \`npm run demo\` first, pass --state-dir, or set PNEUMOGAN_TEMPORAL_ADDRESS and PNEUMOGAN_S3_* for a cluster).`);
+    throw new Error(
+      `No embedded state in ${path.resolve(stateDir)} (run \`npm run demo\` first, pass --state-dir, or set PNEUMOGAN_TEMPORAL_ADDRESS and PNEUMOGAN_S3_* for a cluster).`,
+    );
   }
   const infra = await startEmbeddedInfrastructure({ stateDir, temporal: { headless: true } });
   try {
     const connection = await Connection.connect({ address: infra.temporal.address });
     try {
-      const store = new ArtifactStore({ endpoint: infra.s3.endpoint, accessKey: infra.s3.accessKey, secretKey: infra.s3.secretKey, bucket: 'pneumogan', region: infra.s3.region });
+      const store = new ArtifactStore({
+        endpoint: infra.s3.endpoint,
+        accessKey: infra.s3.accessKey,
+        secretKey: infra.s3.secretKey,
+        bucket: 'pneumogan',
+        region: infra.s3.region,
+      });
       return await body({ client: new Client({ connection, namespace: infra.temporal.namespace }), store });
     } finally {
       await connection.close();

@@ -17,9 +17,13 @@ function describeRecord(record: LineageRecord, head: string, indent: string): st
   ];
   if (record.generated) {
     const g = record.generated;
-    lines.push(`${indent}  generated: class ${g.label}, latent seed ${g.latentSeed}, index ${g.index}, generator ${short(g.generator.sha256)}`);
+    lines.push(
+      `${indent}  generated: class ${g.label}, latent seed ${g.latentSeed}, index ${g.index}, generator ${short(g.generator.sha256)}`,
+    );
   }
-  const params = Object.entries(record.params).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k}=${String(v)}`);
+  const params = Object.entries(record.params)
+    .filter(([, v]) => typeof v !== 'object')
+    .map(([k, v]) => `${k}=${String(v)}`);
   if (params.length) lines.push(`${indent}  params: ${params.join(', ')}`);
   return lines;
 }
@@ -29,7 +33,8 @@ function renderNode(node: LineageNode, indent: string, role?: string): string[] 
   if (node.records.length === 0) return [`${head}${short(node.sha256)} (no lineage record)`];
   const [first, ...others] = node.records;
   const lines = describeRecord(first!, head, indent);
-  for (const other of others) lines.push(`${indent}  also recorded by ${other.producer.activity} in ${other.producer.workflowId}`);
+  for (const other of others)
+    lines.push(`${indent}  also recorded by ${other.producer.activity} in ${other.producer.workflowId}`);
   for (const input of node.inputs) lines.push(...renderNode(input.node, `${indent}   `, input.role));
   if (node.omittedInputs) lines.push(`${indent}   ... and ${node.omittedInputs} more input(s)`);
   return lines;
@@ -44,7 +49,11 @@ export async function resolveArtifact(store: ArtifactStore, hashOrKey: string): 
     const keys = await store.list(`lineage/${hashOrKey}`);
     const matches = [...new Set(keys.map((k) => k.split('/')[1]!))];
     if (matches.length === 1) return matches[0]!;
-    throw new Error(matches.length ? `${hashOrKey} is ambiguous: ${matches.length} artifacts start with it` : `No artifact with lineage starts with ${hashOrKey}`);
+    throw new Error(
+      matches.length
+        ? `${hashOrKey} is ambiguous: ${matches.length} artifacts start with it`
+        : `No artifact with lineage starts with ${hashOrKey}`,
+    );
   }
   throw new Error(`${hashOrKey} is neither a sha256 (or a prefix of at least 8 hex digits) nor an artifact key`);
 }
@@ -63,10 +72,16 @@ export async function lineageReport(store: ArtifactStore, sha256: string): Promi
     if (subsetRef) {
       const subset = await store.getJson(subsetRef, ImageSetSchema);
       const sources = subset.images.filter((i) => i.label === generated.label);
-      lines.push('', `Real source images of its generator (${sources.length} ${generated.label} images of subset ${short(subsetRef.sha256)}):`);
+      lines.push(
+        '',
+        `Real source images of its generator (${sources.length} ${generated.label} images of subset ${short(subsetRef.sha256)}):`,
+      );
       for (const image of sources) {
         const ingested = (await readLineage(store, image.image.sha256)).find((r) => r.kind === 'ingested-image');
-        lines.push(`  ${short(image.image.sha256)}  ${String(ingested?.params.source ?? '(source unknown)')}${image.patientId ? `  patient ${image.patientId}` : ''}`);
+        const source = ingested?.params.source;
+        lines.push(
+          `  ${short(image.image.sha256)}  ${typeof source === 'string' ? source : '(source unknown)'}${image.patientId ? `  patient ${image.patientId}` : ''}`,
+        );
       }
     }
   }
@@ -75,30 +90,39 @@ export async function lineageReport(store: ArtifactStore, sha256: string): Promi
 
 /** `alexnet/paper 97.4%, alexnet/heldout 77.0%, ...` for one trial. */
 export function trialAccuracies(trial: TrialResult): string {
-  return trial.evaluations.map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`).join(', ');
+  return trial.evaluations
+    .map((e) => `${e.backbone}/${e.protocol} ${(100 * e.metrics.accuracy).toFixed(1)}%`)
+    .join(', ');
 }
 
 /** Stage table of a run and its trials, with the progress of running steps. */
 export async function statusReport(client: Client, runName: string): Promise<string[]> {
   const handle = client.workflow.getHandle(reproductionWorkflowId(runName));
   const description = await handle.describe();
-  const lines = [`${runName}: ${description.status.name}, started ${description.startTime.toISOString()}${description.closeTime ? `, closed ${description.closeTime.toISOString()}` : ''}`];
+  const lines = [
+    `${runName}: ${description.status.name}, started ${description.startTime.toISOString()}${description.closeTime ? `, closed ${description.closeTime.toISOString()}` : ''}`,
+  ];
   const view: ProgressView | undefined = await handle.query(progressQuery).catch(() => undefined);
   if (!view && description.status.name === 'COMPLETED') {
     // A closed workflow answers queries only through a worker; its result holds the same facts.
     const result = await client.workflow.getHandle<typeof reproducePaper>(handle.workflowId).result();
     for (const trial of result.trials) {
       lines.push(`  trial ${trial.trial} (${trial.workflowId})`);
-      for (const [stage, ms] of Object.entries(trial.stageMillis)) lines.push(`    done     ${stage} ${(ms / 1000).toFixed(1)}s`);
+      for (const [stage, ms] of Object.entries(trial.stageMillis))
+        lines.push(`    done     ${stage} ${(ms / 1000).toFixed(1)}s`);
       lines.push(`    accuracy: ${trialAccuracies(trial)}`);
     }
     return [...lines, `  report: ${result.report.reportKey}`];
   }
   if (!view) return [...lines, '  (progress unavailable: no worker is serving the run right now)'];
-  const stageLines = (v: ProgressView, indent: string) => Object.entries(v.stages).map(([name, s]) => {
-    const took = s.startedAt !== undefined && s.endedAt !== undefined ? ` ${((s.endedAt - s.startedAt) / 1000).toFixed(1)}s` : '';
-    return `${indent}${s.status.padEnd(8)} ${name}${took}${s.detail ? `  ${s.detail}` : ''}`;
-  });
+  const stageLines = (v: ProgressView, indent: string) =>
+    Object.entries(v.stages).map(([name, s]) => {
+      const took =
+        s.startedAt !== undefined && s.endedAt !== undefined
+          ? ` ${((s.endedAt - s.startedAt) / 1000).toFixed(1)}s`
+          : '';
+      return `${indent}${s.status.padEnd(8)} ${name}${took}${s.detail ? `  ${s.detail}` : ''}`;
+    });
   lines.push(...stageLines(view, '  '));
   for (const [i, trialId] of (view.trials ?? []).entries()) {
     const trial = client.workflow.getHandle(trialId);
@@ -107,7 +131,9 @@ export async function statusReport(client: Client, runName: string): Promise<str
     lines.push(`  trial ${i + 1} (${trialId})`, ...stageLines(trialView, '    '));
     const { raw } = await trial.describe();
     for (const activity of raw.pendingActivities ?? []) {
-      lines.push(`    ... ${activity.activityType?.name} attempt ${activity.attempt}${activity.lastFailure?.message ? `, last failure: ${activity.lastFailure.message}` : ''}`);
+      lines.push(
+        `    ... ${activity.activityType?.name} attempt ${activity.attempt}${activity.lastFailure?.message ? `, last failure: ${activity.lastFailure.message}` : ''}`,
+      );
     }
   }
   return lines;
@@ -122,5 +148,12 @@ export async function runArtifactsReport(store: ArtifactStore, runName: string):
     byKind.set(kind, [...(byKind.get(kind) ?? []), `${artifact.key} (${artifact.bytes} bytes)`]);
   }
   if (byKind.size === 0) return [`Run ${runName} has no recorded artifacts.`];
-  return [...byKind].sort().flatMap(([kind, items]) => [`${kind}: ${items.length}`, ...items.sort().slice(0, 20).map((i) => `  ${i}`), ...(items.length > 20 ? [`  ... and ${items.length - 20} more`] : [])]);
+  return [...byKind].sort().flatMap(([kind, items]) => [
+    `${kind}: ${items.length}`,
+    ...items
+      .sort()
+      .slice(0, 20)
+      .map((i) => `  ${i}`),
+    ...(items.length > 20 ? [`  ... and ${items.length - 20} more`] : []),
+  ]);
 }

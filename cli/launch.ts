@@ -9,7 +9,14 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { ArtifactStore } from '../lib/storage.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
-import { progressQuery, reproducePaper, type ProgressView, type ReproductionResult, type RunOptions, type StageState } from '../workflows/index.js';
+import {
+  progressQuery,
+  reproducePaper,
+  type ProgressView,
+  type ReproductionResult,
+  type RunOptions,
+  type StageState,
+} from '../workflows/index.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
 import { ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
 
@@ -22,15 +29,25 @@ export interface LaunchOptions {
 }
 
 /** Starts the run, or attaches to it when a run of that name is running or has completed. */
-export async function launchReproduction({ client, runName, config, options, log }: LaunchOptions): Promise<WorkflowHandle<typeof reproducePaper>> {
+export async function launchReproduction({
+  client,
+  runName,
+  config,
+  options,
+  log,
+}: LaunchOptions): Promise<WorkflowHandle<typeof reproducePaper>> {
   const workflowId = reproductionWorkflowId(runName);
   try {
     const description = await client.workflow.getHandle(workflowId).describe();
     if (description.status.name === 'RUNNING' || description.status.name === 'COMPLETED') {
-      log(`[run] ${runName}: attaching to the ${description.status.name.toLowerCase()} workflow ${workflowId} (started ${description.startTime.toISOString()})`);
+      log(
+        `[run] ${runName}: attaching to the ${description.status.name.toLowerCase()} workflow ${workflowId} (started ${description.startTime.toISOString()})`,
+      );
       return client.workflow.getHandle<typeof reproducePaper>(workflowId);
     }
-    log(`[run] ${runName}: the previous workflow ended ${description.status.name}; starting it again (completed steps are not lost: artifacts are content-addressed in S3)`);
+    log(
+      `[run] ${runName}: the previous workflow ended ${description.status.name}; starting it again (completed steps are not lost: artifacts are content-addressed in S3)`,
+    );
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
@@ -43,7 +60,11 @@ export async function launchReproduction({ client, runName, config, options, log
   });
 }
 
-interface PendingActivityProgress { stage: string; done: number; total: number }
+interface PendingActivityProgress {
+  stage: string;
+  done: number;
+  total: number;
+}
 
 /** Heartbeat progress of a workflow's running activities, by activity type. */
 async function activityProgress(handle: WorkflowHandle): Promise<PendingActivityProgress[]> {
@@ -57,7 +78,10 @@ async function activityProgress(handle: WorkflowHandle): Promise<PendingActivity
 }
 
 function describeStage(name: string, stage: StageState): string {
-  const seconds = stage.startedAt !== undefined && stage.endedAt !== undefined ? ` in ${((stage.endedAt - stage.startedAt) / 1000).toFixed(1)}s` : '';
+  const seconds =
+    stage.startedAt !== undefined && stage.endedAt !== undefined
+      ? ` in ${((stage.endedAt - stage.startedAt) / 1000).toFixed(1)}s`
+      : '';
   return `${name} ${stage.status}${seconds}${stage.detail ? `: ${stage.detail}` : ''}`;
 }
 
@@ -72,7 +96,15 @@ export interface ProgressDisplay {
 
 /** Progress bars for a terminal (cli-progress), one per running step. */
 export function barDisplay(): ProgressDisplay {
-  const multibar = new MultiBar({ format: ' {label} |{bar}| {value}/{total} {percentage}%', hideCursor: true, clearOnComplete: false, autopadding: true }, Presets.shades_classic);
+  const multibar = new MultiBar(
+    {
+      format: ' {label} |{bar}| {value}/{total} {percentage}%',
+      hideCursor: true,
+      clearOnComplete: false,
+      autopadding: true,
+    },
+    Presets.shades_classic,
+  );
   const bars = new Map<string, SingleBar>();
   return {
     stage: (line) => multibar.log(`${line}\n`),
@@ -117,10 +149,17 @@ export function lineDisplay(log: (line: string) => void): ProgressDisplay {
  * Shows each stage transition of the run and its trials, and the progress of running steps,
  * until the workflow closes; returns its result.
  */
-export async function followReproduction(client: Client, handle: WorkflowHandle<typeof reproducePaper>, display: ProgressDisplay, pollMillis = 1000): Promise<ReproductionResult> {
+export async function followReproduction(
+  client: Client,
+  handle: WorkflowHandle<typeof reproducePaper>,
+  display: ProgressDisplay,
+  pollMillis = 1000,
+): Promise<ReproductionResult> {
   const printed = new Map<string, string>();
   let finished = false;
-  const result = handle.result().finally(() => { finished = true; });
+  const result = handle.result().finally(() => {
+    finished = true;
+  });
   const report = (scope: string, view: ProgressView) => {
     for (const [name, stage] of Object.entries(view.stages)) {
       if (stage.status === 'pending') continue;
@@ -141,7 +180,11 @@ export async function followReproduction(client: Client, handle: WorkflowHandle<
       if (!view) continue;
       report(`trial ${index + 1}`, view);
       for (const progress of await activityProgress(child).catch(() => [])) {
-        running.set(`${trialId}/${progress.stage}`, { label: `[trial ${index + 1}] ${progress.stage}`, done: progress.done, total: progress.total });
+        running.set(`${trialId}/${progress.stage}`, {
+          label: `[trial ${index + 1}] ${progress.stage}`,
+          done: progress.done,
+          total: progress.total,
+        });
       }
     }
     display.steps(running);
@@ -170,4 +213,3 @@ export async function downloadReport(store: ArtifactStore, runName: string, outD
   }
   return path.join(target, 'report.md');
 }
-

@@ -34,8 +34,10 @@ function parseDataOption(value: string): DataSource {
   }
   const folder = path.resolve(value);
   if (!existsSync(folder)) {
-    throw new InvalidArgumentError(`no folder at ${folder}. Point --data at the chest_xray archive (or a folder with NORMAL/ and PNEUMONIA/); ` +
-      'the 366-image Kermany sample exists only beside CI checkouts, at ../shared/data/kermany-sample. Leave --data out to use synthetic X-rays.');
+    throw new InvalidArgumentError(
+      `no folder at ${folder}. Point --data at the chest_xray archive (or a folder with NORMAL/ and PNEUMONIA/); ` +
+        'the 366-image Kermany sample exists only beside CI checkouts, at ../shared/data/kermany-sample. Leave --data out to use synthetic X-rays.',
+    );
   }
   return { kind: 'folder', path: folder };
 }
@@ -44,31 +46,67 @@ function defaultRunName(preset: string): string {
   return `${preset}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}`;
 }
 
-const runNameOption = new Option('--run <name>', 'run name; the same name attaches to (or resumes) that run').argParser((v) => {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) throw new InvalidArgumentError('use letters, digits, ".", "_" and "-"');
-  return v;
-});
+const runNameOption = new Option('--run <name>', 'run name; the same name attaches to (or resumes) that run').argParser(
+  (v) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v))
+      throw new InvalidArgumentError('use letters, digits, ".", "_" and "-"');
+    return v;
+  },
+);
 const presetOption = new Option('--preset <name>', 'pipeline preset').choices(presetNames()).default('smoke');
-const dataOption = new Option('--data <path>', 'real dataset: a chest_xray folder (or one with NORMAL/ and PNEUMONIA/), or s3://bucket/prefix; default: synthetic X-rays').argParser(parseDataOption);
+const dataOption = new Option(
+  '--data <path>',
+  'real dataset: a chest_xray folder (or one with NORMAL/ and PNEUMONIA/), or s3://bucket/prefix; default: synthetic X-rays',
+).argParser(parseDataOption);
 const outOption = new Option('--out <dir>', 'where the report is downloaded').default('runs');
-const noReuseOption = new Option('--no-reuse', 'recompute every step, even those whose identical inputs already completed');
-const heartbeatOption = new Option('--heartbeat-timeout <seconds>', 'seconds without a heartbeat before a GPU step is retried on another worker').default(60).argParser((v) => {
-  const seconds = Number(v);
-  if (!Number.isInteger(seconds) || seconds < 1) throw new InvalidArgumentError('a whole number of seconds');
-  return seconds;
-});
+const noReuseOption = new Option(
+  '--no-reuse',
+  'recompute every step, even those whose identical inputs already completed',
+);
+const heartbeatOption = new Option(
+  '--heartbeat-timeout <seconds>',
+  'seconds without a heartbeat before a GPU step is retried on another worker',
+)
+  .default(60)
+  .argParser((v) => {
+    const seconds = Number(v);
+    if (!Number.isInteger(seconds) || seconds < 1) throw new InvalidArgumentError('a whole number of seconds');
+    return seconds;
+  });
 const detachOption = new Option('--detach', 'start the run and return without following it');
-const stateDirOption = new Option('--state-dir <dir>', 'embedded Temporal SQLite and S3 data (used unless PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT are set)').default('.pneumogan');
+const stateDirOption = new Option(
+  '--state-dir <dir>',
+  'embedded Temporal SQLite and S3 data (used unless PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT are set)',
+).default('.pneumogan');
 
-interface LaunchCliOptions { run?: string; preset: string; data?: DataSource; out: string; reuse: boolean; heartbeatTimeout: number; detach?: boolean }
+interface LaunchCliOptions {
+  run?: string;
+  preset: string;
+  data?: DataSource;
+  out: string;
+  reuse: boolean;
+  heartbeatTimeout: number;
+  detach?: boolean;
+}
 
 async function reproduce(client: Client, store: ArtifactStore, opts: LaunchCliOptions, uiUrl?: string): Promise<void> {
   const config = resolvePreset(opts.preset, opts.data);
   const runName = opts.run ?? defaultRunName(opts.preset);
   const source = config.data.source;
-  log(`[run] ${runName}: preset ${config.preset}, ${config.protocol.trialSeeds.length} trials, backbones ${config.classifier.backbones.join(', ')}, data ${source.kind === 'folder' ? source.path : source.kind === 's3' ? `s3://${source.bucket}/${source.prefix}` : 'synthetic X-rays'}`);
-  const handle = await launchReproduction({ client, runName, config, options: { reuse: opts.reuse, heartbeatTimeoutSeconds: opts.heartbeatTimeout }, log });
-  if (uiUrl) log(`[run] Temporal UI: ${uiUrl}/namespaces/${client.options.namespace}/workflows/${encodeURIComponent(handle.workflowId)}`);
+  log(
+    `[run] ${runName}: preset ${config.preset}, ${config.protocol.trialSeeds.length} trials, backbones ${config.classifier.backbones.join(', ')}, data ${source.kind === 'folder' ? source.path : source.kind === 's3' ? `s3://${source.bucket}/${source.prefix}` : 'synthetic X-rays'}`,
+  );
+  const handle = await launchReproduction({
+    client,
+    runName,
+    config,
+    options: { reuse: opts.reuse, heartbeatTimeoutSeconds: opts.heartbeatTimeout },
+    log,
+  });
+  if (uiUrl)
+    log(
+      `[run] Temporal UI: ${uiUrl}/namespaces/${client.options.namespace}/workflows/${encodeURIComponent(handle.workflowId)}`,
+    );
   if (opts.detach) {
     log(`[run] started; follow it with: pneumogan follow ${runName}`);
     return;
@@ -89,20 +127,43 @@ async function followAndReport(client: Client, store: ArtifactStore, runName: st
 }
 
 const program = new Command('pneumogan')
-  .description('Durable, resumable, auditable reproduction of Khalifa et al. (2020): DCGAN + fine-tuned CNNs for pneumonia on chest X-rays')
+  .description(
+    'Durable, resumable, auditable reproduction of Khalifa et al. (2020): DCGAN + fine-tuned CNNs for pneumonia on chest X-rays',
+  )
   .showHelpAfterError();
 
-program.command('demo')
-  .description('run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as child processes), with state in --state-dir (rerun with the same --run to resume after a crash)')
-  .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption).addOption(noReuseOption).addOption(heartbeatOption)
+program
+  .command('demo')
+  .description(
+    'run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as child processes), with state in --state-dir (rerun with the same --run to resume after a crash)',
+  )
+  .addOption(runNameOption)
+  .addOption(presetOption)
+  .addOption(dataOption)
+  .addOption(outOption)
+  .addOption(noReuseOption)
+  .addOption(heartbeatOption)
   .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
   .action(async (opts: LaunchCliOptions & { stateDir: string }) => {
     quietTemporalLogs();
     const infra = await startEmbeddedInfrastructure({ stateDir: opts.stateDir, log });
-    const s3: S3Settings = { endpoint: infra.s3.endpoint, accessKey: infra.s3.accessKey, secretKey: infra.s3.secretKey, bucket: 'pneumogan', region: infra.s3.region };
+    const s3: S3Settings = {
+      endpoint: infra.s3.endpoint,
+      accessKey: infra.s3.accessKey,
+      secretKey: infra.s3.secretKey,
+      bucket: 'pneumogan',
+      region: infra.s3.region,
+    };
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
-      workers = await startWorkers({ role: 'all-in-one', temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace }, s3, gpuConcurrency: 2, gpuProcesses: 2, log });
+      workers = await startWorkers({
+        role: 'all-in-one',
+        temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
+        s3,
+        gpuConcurrency: 2,
+        gpuProcesses: 2,
+        log,
+      });
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
@@ -116,83 +177,139 @@ program.command('demo')
     }
   });
 
-program.command('run')
-  .description('start (or attach to) a reproduction on the Temporal cluster and S3 named by PNEUMOGAN_TEMPORAL_* and PNEUMOGAN_S3_* (workers run separately: workers/orchestration.ts, workers/gpu.ts)')
-  .addOption(runNameOption).addOption(presetOption).addOption(dataOption).addOption(outOption).addOption(noReuseOption).addOption(heartbeatOption).addOption(detachOption)
-  .option('--ui <url>', 'Temporal Web UI base URL, to print the run\'s link')
+program
+  .command('run')
+  .description(
+    'start (or attach to) a reproduction on the Temporal cluster and S3 named by PNEUMOGAN_TEMPORAL_* and PNEUMOGAN_S3_* (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
+  )
+  .addOption(runNameOption)
+  .addOption(presetOption)
+  .addOption(dataOption)
+  .addOption(outOption)
+  .addOption(noReuseOption)
+  .addOption(heartbeatOption)
+  .addOption(detachOption)
+  .option('--ui <url>', "Temporal Web UI base URL, to print the run's link")
   .action(async (opts: LaunchCliOptions & { ui?: string }) => {
     const temporal = temporalSettingsFromEnv();
     const connection = await Connection.connect({ address: temporal.address });
     try {
-      await reproduce(new Client({ connection, namespace: temporal.namespace }), new ArtifactStore(s3SettingsFromEnv()), opts, opts.ui);
+      await reproduce(
+        new Client({ connection, namespace: temporal.namespace }),
+        new ArtifactStore(s3SettingsFromEnv()),
+        opts,
+        opts.ui,
+      );
     } finally {
       await connection.close();
     }
   });
 
-program.command('follow')
+program
+  .command('follow')
   .description('follow a running reproduction until it ends, then download its report')
-  .argument('<run>', 'run name').addOption(outOption).addOption(stateDirOption)
-  .action((run: string, opts: { out: string; stateDir: string }) => withBackends(opts.stateDir, ({ client, store }) => followAndReport(client, store, run, opts.out)));
+  .argument('<run>', 'run name')
+  .addOption(outOption)
+  .addOption(stateDirOption)
+  .action((run: string, opts: { out: string; stateDir: string }) =>
+    withBackends(opts.stateDir, ({ client, store }) => followAndReport(client, store, run, opts.out)),
+  );
 
-program.command('status')
+program
+  .command('status')
   .description('show each stage of a run and its trials: state, time, result, and the attempts of running steps')
-  .argument('<run>', 'run name').addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ client }) => {
-    for (const line of await statusReport(client, run)) log(line);
-  }));
+  .argument('<run>', 'run name')
+  .addOption(stateDirOption)
+  .action((run: string, opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ client }) => {
+      for (const line of await statusReport(client, run)) log(line);
+    }),
+  );
 
-program.command('list')
+program
+  .command('list')
   .description('list reproductions, newest first')
   .addOption(stateDirOption)
-  .action((opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ client }) => {
-    for await (const execution of client.workflow.list({ query: `WorkflowType = 'reproducePaper'` })) {
-      const runName = runNameFromWorkflowId(execution.workflowId) ?? execution.workflowId;
-      log(`${runName.padEnd(32)} ${execution.status.name.padEnd(11)} started ${execution.startTime.toISOString()}${execution.closeTime ? `  closed ${execution.closeTime.toISOString()}` : ''}`);
-    }
-  }));
+  .action((opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ client }) => {
+      for await (const execution of client.workflow.list({ query: `WorkflowType = 'reproducePaper'` })) {
+        const runName = runNameFromWorkflowId(execution.workflowId) ?? execution.workflowId;
+        log(
+          `${runName.padEnd(32)} ${execution.status.name.padEnd(11)} started ${execution.startTime.toISOString()}${execution.closeTime ? `  closed ${execution.closeTime.toISOString()}` : ''}`,
+        );
+      }
+    }),
+  );
 
-program.command('cancel')
+program
+  .command('cancel')
   .description('cancel a running reproduction (running steps are told to stop; completed artifacts stay)')
-  .argument('<run>', 'run name').addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ client }) => {
-    await client.workflow.getHandle(reproductionWorkflowId(run)).cancel();
-    log(`cancellation of ${run} requested`);
-  }));
+  .argument('<run>', 'run name')
+  .addOption(stateDirOption)
+  .action((run: string, opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ client }) => {
+      await client.workflow.getHandle(reproductionWorkflowId(run)).cancel();
+      log(`cancellation of ${run} requested`);
+    }),
+  );
 
-program.command('lineage')
-  .description('trace an artifact (sha256, a prefix of at least 8 hex digits, or its S3 key) back to its sources and the run that made it')
-  .argument('<artifact>', 'sha256, sha256 prefix or key').addOption(stateDirOption)
-  .action((artifact: string, opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ store }) => {
-    for (const line of await lineageReport(store, await resolveArtifact(store, artifact))) log(line);
-  }));
+program
+  .command('lineage')
+  .description(
+    'trace an artifact (sha256, a prefix of at least 8 hex digits, or its S3 key) back to its sources and the run that made it',
+  )
+  .argument('<artifact>', 'sha256, sha256 prefix or key')
+  .addOption(stateDirOption)
+  .action((artifact: string, opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ store }) => {
+      for (const line of await lineageReport(store, await resolveArtifact(store, artifact))) log(line);
+    }),
+  );
 
-program.command('artifacts')
+program
+  .command('artifacts')
   .description('list every artifact a run produced or reused, by kind')
-  .argument('<run>', 'run name').addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ store }) => {
-    for (const line of await runArtifactsReport(store, run)) log(line);
-  }));
+  .argument('<run>', 'run name')
+  .addOption(stateDirOption)
+  .action((run: string, opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ store }) => {
+      for (const line of await runArtifactsReport(store, run)) log(line);
+    }),
+  );
 
-program.command('verify')
+program
+  .command('verify')
   .description('re-hash every artifact of a run and report any whose bytes no longer match (exit 1 if any)')
-  .argument('<run>', 'run name').addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) => withBackends(opts.stateDir, async ({ store }) => {
-    const result = await verifyRun(store, run);
-    if (result.checked === 0) throw new InputError(`Run ${run} has no recorded artifacts (is the name right? see \`pneumogan list\`)`);
-    for (const c of result.corrupt) log(`CORRUPT ${c.kind} ${c.key}: expected sha256 ${c.expected}, found ${c.actual}`);
-    for (const m of result.missing) log(`MISSING ${m.kind} ${m.key}`);
-    log(`${run}: ${result.checked} artifacts checked, ${result.corrupt.length} corrupt, ${result.missing.length} missing`);
-    if (result.corrupt.length || result.missing.length) process.exitCode = 1;
-  }));
+  .argument('<run>', 'run name')
+  .addOption(stateDirOption)
+  .action((run: string, opts: { stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ store }) => {
+      const result = await verifyRun(store, run);
+      if (result.checked === 0)
+        throw new InputError(`Run ${run} has no recorded artifacts (is the name right? see \`pneumogan list\`)`);
+      for (const c of result.corrupt)
+        log(`CORRUPT ${c.kind} ${c.key}: expected sha256 ${c.expected}, found ${c.actual}`);
+      for (const m of result.missing) log(`MISSING ${m.kind} ${m.key}`);
+      log(
+        `${run}: ${result.checked} artifacts checked, ${result.corrupt.length} corrupt, ${result.missing.length} missing`,
+      );
+      if (result.corrupt.length || result.missing.length) process.exitCode = 1;
+    }),
+  );
 
-program.command('report')
-  .description('download a finished run\'s report (Markdown, JSON summary, figures) and print its path')
-  .argument('<run>', 'run name').addOption(outOption).addOption(stateDirOption)
-  .action((run: string, opts: { out: string; stateDir: string }) => withBackends(opts.stateDir, async ({ store }) => {
-    if (!(await store.exists(`runs/${run}/report.md`))) throw new InputError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);
-    log(await downloadReport(store, run, opts.out));
-  }));
+program
+  .command('report')
+  .description("download a finished run's report (Markdown, JSON summary, figures) and print its path")
+  .argument('<run>', 'run name')
+  .addOption(outOption)
+  .addOption(stateDirOption)
+  .action((run: string, opts: { out: string; stateDir: string }) =>
+    withBackends(opts.stateDir, async ({ store }) => {
+      if (!(await store.exists(`runs/${run}/report.md`)))
+        throw new InputError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);
+      log(await downloadReport(store, run, opts.out));
+    }),
+  );
 
 /**
  * Bad input is reported by its message alone; a failed run by its chain of causes (workflow ->
@@ -203,12 +320,17 @@ function explain(err: unknown): string {
   if (err instanceof WorkflowFailedError) {
     const chain: string[] = [];
     for (let cause: unknown = err; cause instanceof Error; cause = cause.cause) {
-      const where = cause instanceof ActivityFailure ? ` (activity ${cause.activityType})` : cause instanceof ChildWorkflowFailure ? ` (workflow ${cause.execution.workflowId})` : '';
+      const where =
+        cause instanceof ActivityFailure
+          ? ` (activity ${cause.activityType})`
+          : cause instanceof ChildWorkflowFailure
+            ? ` (workflow ${cause.execution.workflowId})`
+            : '';
       chain.push(`${cause.message}${where}`);
     }
     return chain.join('\n  caused by: ');
   }
-  return err instanceof Error ? err.stack ?? err.message : String(err);
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
 try {

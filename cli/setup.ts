@@ -35,7 +35,9 @@ async function main(opts: SetupOptions): Promise<number> {
     console.log(`     ${await temporalCliVersion(cliPath)}`);
     const onPath = (process.env.PATH ?? '').split(path.delimiter).includes(path.dirname(cliPath));
     if (!onPath && !process.env.TEMPORAL_CLI_PATH) {
-      console.log(`     (not on PATH; the project finds it anyway. For your shell: export PATH="${path.dirname(cliPath)}:$PATH")`);
+      console.log(
+        `     (not on PATH; the project finds it anyway. For your shell: export PATH="${path.dirname(cliPath)}:$PATH")`,
+      );
     }
   } catch (err) {
     failures.push(`Temporal CLI:\n${(err as Error).message}`);
@@ -59,8 +61,10 @@ async function main(opts: SetupOptions): Promise<number> {
     try {
       const started = Date.now();
       const infra = await startEmbeddedInfrastructure({ stateDir, log, temporal: { cliPath, headless: true } });
-      console.log(`ok   embedded infrastructure started in ${Date.now() - started} ms ` +
-        `(Temporal ${infra.temporal.address}, S3 ${infra.s3.endpoint})`);
+      console.log(
+        `ok   embedded infrastructure started in ${Date.now() - started} ms ` +
+          `(Temporal ${infra.temporal.address}, S3 ${infra.s3.endpoint})`,
+      );
       await infra.stop();
     } catch (err) {
       failures.push(`embedded infrastructure smoke test:\n${(err as Error).message}`);

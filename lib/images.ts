@@ -18,16 +18,27 @@ export interface GrayImage {
  * MATLAB's imresize would in the paper, and the sample data already is. A truncated or corrupt
  * file is an InputError naming `source`.
  */
-export async function decodeGray(bytes: Uint8Array, size: number, source: string): Promise<GrayImage & { originalWidth: number; originalHeight: number }> {
+export async function decodeGray(
+  bytes: Uint8Array,
+  size: number,
+  source: string,
+): Promise<GrayImage & { originalWidth: number; originalHeight: number }> {
   try {
     const image = sharp(bytes, { failOn: 'truncated' });
     const meta = await image.metadata();
     const pixels = await image.grayscale().resize(size, size, { fit: 'fill' }).raw().toBuffer();
     // sharp keeps an alpha channel through grayscale(); keep one byte per pixel.
     const channels = pixels.length / (size * size);
-    return { size, pixels: channels === 1 ? new Uint8Array(pixels) : firstChannel(pixels, channels), originalWidth: meta.width ?? size, originalHeight: meta.height ?? size };
+    return {
+      size,
+      pixels: channels === 1 ? new Uint8Array(pixels) : firstChannel(pixels, channels),
+      originalWidth: meta.width ?? size,
+      originalHeight: meta.height ?? size,
+    };
   } catch (err) {
-    throw new InputError(`Cannot decode image ${source}: ${(err as Error).message}. Replace or remove the file (it is corrupt, truncated, or not an image).`);
+    throw new InputError(
+      `Cannot decode image ${source}: ${(err as Error).message}. Replace or remove the file (it is corrupt, truncated, or not an image).`,
+    );
   }
 }
 

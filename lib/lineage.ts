@@ -10,8 +10,20 @@ import { runNameFromWorkflowId } from './run-names.js';
 import { ArtifactRefSchema, sha256Hex, canonicalJson, type ArtifactRef, type ArtifactStore } from './storage.js';
 
 export const ARTIFACT_KINDS = [
-  'ingested-image', 'dataset-manifest', 'subset', 'gan-checkpoint', 'gan-samples', 'training-history',
-  'generated-image', 'image-set', 'split', 'pretrained-weights', 'classifier-checkpoint', 'evaluation', 'report', 'figure',
+  'ingested-image',
+  'dataset-manifest',
+  'subset',
+  'gan-checkpoint',
+  'gan-samples',
+  'training-history',
+  'generated-image',
+  'image-set',
+  'split',
+  'pretrained-weights',
+  'classifier-checkpoint',
+  'evaluation',
+  'report',
+  'figure',
 ] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 
@@ -34,12 +46,14 @@ export const LineageRecordSchema = z.object({
   params: z.record(z.string(), z.unknown()),
   producer: ProducerSchema,
   /** For generated images: which generator, class, latent seed and index made it. */
-  generated: z.object({
-    generator: ArtifactRefSchema,
-    label: z.string(),
-    latentSeed: z.number().int(),
-    index: z.number().int(),
-  }).optional(),
+  generated: z
+    .object({
+      generator: ArtifactRefSchema,
+      label: z.string(),
+      latentSeed: z.number().int(),
+      index: z.number().int(),
+    })
+    .optional(),
   recordedAt: z.string(),
 });
 export type LineageRecord = z.infer<typeof LineageRecordSchema>;
@@ -62,9 +76,15 @@ export async function recordLineage(store: ArtifactStore, record: LineageRecord)
 export const RunArtifactSchema = z.object({ artifact: ArtifactRefSchema, kind: z.enum(ARTIFACT_KINDS) });
 
 /** Lists an artifact under the run that produced (or reused) it. */
-export async function indexRunArtifact(store: ArtifactStore, workflowId: string, artifact: ArtifactRef, kind: ArtifactKind): Promise<void> {
+export async function indexRunArtifact(
+  store: ArtifactStore,
+  workflowId: string,
+  artifact: ArtifactRef,
+  kind: ArtifactKind,
+): Promise<void> {
   const runName = runNameFromWorkflowId(workflowId);
-  if (runName) await store.putIfAbsent(`runs/${runName}/artifacts/${artifact.sha256}.json`, canonicalJson({ artifact, kind }));
+  if (runName)
+    await store.putIfAbsent(`runs/${runName}/artifacts/${artifact.sha256}.json`, canonicalJson({ artifact, kind }));
 }
 
 export interface VerifyResult {
@@ -76,21 +96,30 @@ export interface VerifyResult {
 }
 
 /** Re-hashes every artifact a run recorded and reports those that do not match. */
-export async function verifyRun(store: ArtifactStore, runName: string, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
+export async function verifyRun(
+  store: ArtifactStore,
+  runName: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<VerifyResult> {
   const entries = await store.list(`runs/${runName}/artifacts/`);
   const result: VerifyResult = { checked: 0, corrupt: [], missing: [] };
   const limit = pLimit(8);
-  await Promise.all(entries.map((entryKey) => limit(async () => {
-    const { artifact, kind } = RunArtifactSchema.parse(JSON.parse((await store.getAt(entryKey)).toString('utf8')));
-    if (!(await store.exists(artifact.key))) {
-      result.missing.push({ key: artifact.key, kind });
-    } else {
-      const actual = sha256Hex(await store.getAt(artifact.key));
-      if (actual !== artifact.sha256) result.corrupt.push({ key: artifact.key, kind, expected: artifact.sha256, actual });
-    }
-    result.checked += 1;
-    onProgress?.(result.checked, entries.length);
-  })));
+  await Promise.all(
+    entries.map((entryKey) =>
+      limit(async () => {
+        const { artifact, kind } = RunArtifactSchema.parse(JSON.parse((await store.getAt(entryKey)).toString('utf8')));
+        if (!(await store.exists(artifact.key))) {
+          result.missing.push({ key: artifact.key, kind });
+        } else {
+          const actual = sha256Hex(await store.getAt(artifact.key));
+          if (actual !== artifact.sha256)
+            result.corrupt.push({ key: artifact.key, kind, expected: artifact.sha256, actual });
+        }
+        result.checked += 1;
+        onProgress?.(result.checked, entries.length);
+      }),
+    ),
+  );
   result.corrupt.sort((a, b) => a.key.localeCompare(b.key));
   result.missing.sort((a, b) => a.key.localeCompare(b.key));
   return result;
@@ -106,7 +135,12 @@ export interface LineageNode {
 }
 
 /** The chain of records from an artifact back to its sources. */
-export async function traceLineage(store: ArtifactStore, sha256: string, options: { maxDepth?: number; maxInputs?: number } = {}, depth = 0): Promise<LineageNode> {
+export async function traceLineage(
+  store: ArtifactStore,
+  sha256: string,
+  options: { maxDepth?: number; maxInputs?: number } = {},
+  depth = 0,
+): Promise<LineageNode> {
   const maxDepth = options.maxDepth ?? 12;
   const maxInputs = options.maxInputs ?? 3;
   const records = await readLineage(store, sha256);
@@ -129,6 +163,7 @@ export async function traceLineage(store: ArtifactStore, sha256: string, options
 
 export async function readLineage(store: ArtifactStore, artifactSha256: string): Promise<LineageRecord[]> {
   const keys = await store.list(`lineage/${artifactSha256}/`);
-  return Promise.all(keys.map(async (key) => LineageRecordSchema.parse(JSON.parse((await store.getAt(key)).toString('utf8')))));
+  return Promise.all(
+    keys.map(async (key) => LineageRecordSchema.parse(JSON.parse((await store.getAt(key)).toString('utf8')))),
+  );
 }
-

@@ -15,7 +15,10 @@ export const S3SettingsSchema = z.object({
   endpoint: z.url({ message: 'must be a URL such as http://127.0.0.1:9000' }),
   accessKey: z.string().min(1),
   secretKey: z.string().min(1),
-  bucket: z.string().min(3).regex(/^[a-z0-9][a-z0-9.-]+$/, 'S3 bucket names are lower-case letters, digits, dots and dashes'),
+  bucket: z
+    .string()
+    .min(3)
+    .regex(/^[a-z0-9][a-z0-9.-]+$/, 'S3 bucket names are lower-case letters, digits, dots and dashes'),
   region: z.string().default('us-east-1'),
 });
 export type S3Settings = z.infer<typeof S3SettingsSchema>;
@@ -97,7 +100,9 @@ export class ArtifactStore {
       }
     })().catch((err: unknown) => {
       this.bucketReady = undefined;
-      throw new Error(`S3 at ${this.settings.endpoint} is unreachable or refused bucket "${this.bucket}": ${String(err)}`);
+      throw new Error(
+        `S3 at ${this.settings.endpoint} is unreachable or refused bucket "${this.bucket}": ${String(err)}`,
+      );
     });
     return this.bucketReady;
   }
@@ -118,9 +123,15 @@ export class ArtifactStore {
   /** Writes bytes at a chosen key (reports, run indexes): not content-addressed, overwrites. */
   async putAt(key: string, bytes: Uint8Array, ext = key.split('.').pop() ?? ''): Promise<void> {
     await this.ensureBucket();
-    await this.client.putObject(this.bucket, key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), bytes.byteLength, {
-      'Content-Type': CONTENT_TYPES[ext] ?? 'application/octet-stream',
-    });
+    await this.client.putObject(
+      this.bucket,
+      key,
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      bytes.byteLength,
+      {
+        'Content-Type': CONTENT_TYPES[ext] ?? 'application/octet-stream',
+      },
+    );
   }
 
   /** Writes a value at a key only if nothing is there yet; true when this call wrote it. */
@@ -173,7 +184,7 @@ export class ArtifactStore {
   async list(prefix: string): Promise<string[]> {
     await this.ensureBucket();
     const keys: string[] = [];
-    for await (const item of this.client.listObjectsV2(this.bucket, prefix, true)) {
+    for await (const item of this.client.listObjectsV2(this.bucket, prefix, true) as AsyncIterable<Minio.BucketItem>) {
       if (item.name) keys.push(item.name);
     }
     return keys;

@@ -17,93 +17,119 @@ export const PROTOCOLS = ['paper', 'heldout', 'no-gan'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 const positiveInt = z.number().int().positive();
-const seed = z.number().int().min(0).max(2 ** 31 - 1);
+const seed = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31 - 1);
 
 export const DataSourceSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('synthetic'),
-    /** Images drawn per class by the synthetic X-ray maker. */
-    imagesPerClass: positiveInt,
-    seed,
-  }).strict(),
-  z.object({
-    kind: z.literal('folder'),
-    /** A `chest_xray` archive root, one split of it, or any folder with NORMAL/ and PNEUMONIA/. */
-    path: z.string().min(1),
-  }).strict(),
-  z.object({
-    kind: z.literal('s3'),
-    bucket: z.string().min(3),
-    /** Key prefix laid out like the archive (`.../NORMAL/x.jpeg`). */
-    prefix: z.string(),
-  }).strict(),
+  z
+    .object({
+      kind: z.literal('synthetic'),
+      /** Images drawn per class by the synthetic X-ray maker. */
+      imagesPerClass: positiveInt,
+      seed,
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('folder'),
+      /** A `chest_xray` archive root, one split of it, or any folder with NORMAL/ and PNEUMONIA/. */
+      path: z.string().min(1),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('s3'),
+      bucket: z.string().min(3),
+      /** Key prefix laid out like the archive (`.../NORMAL/x.jpeg`). */
+      prefix: z.string(),
+    })
+    .strict(),
 ]);
 export type DataSource = z.infer<typeof DataSourceSchema>;
 
-export const PipelineConfigSchema = z.object({
-  /** Preset this config started from, for the report. */
-  preset: z.string().min(1),
-  data: z.object({
-    source: DataSourceSchema,
-    /** Side in pixels at which ingested images are stored (grayscale PNG); models resize from it. */
-    storeSize: z.number().int().min(16).max(1024),
-  }).strict(),
-  protocol: z.object({
-    /** One seed per trial; the trial count is their number (the paper averages three). */
-    trialSeeds: z.array(seed).min(1).max(20),
-    /** Fraction of the real images kept per trial (the paper: 624 of 5,863, about 10%). */
-    subsetFraction: z.number().gt(0).lte(1),
-    /** Synthetic images per real image, per class (the paper: 9, so real + synthetic = 10x). */
-    syntheticPerReal: z.number().int().min(0).max(100),
-    /** Share of the pooled images used for training; the rest is the test set (paper: 0.8). */
-    trainFraction: z.number().gt(0).lt(1),
-    /**
-     * Which evaluations to run. `paper`: the paper's protocol (real subset + GAN images pooled,
-     * split, tested on the pooled 20%). `heldout`: the same models tested on real images that no
-     * GAN or classifier saw. `no-gan`: each backbone fine-tuned on the real subset alone.
-     */
-    evaluations: z.array(z.enum(PROTOCOLS)).min(1).refine((e) => new Set(e).size === e.length, 'evaluations must not repeat'),
-    /**
-     * Real images held out for `heldout`, per class, when the dataset has no `test` split (with
-     * one, its test split is the held-out set). Fixed across trials: drawn once with heldoutSeed.
-     */
-    heldoutFraction: z.number().gt(0).lt(1),
-    heldoutSeed: seed,
-  }).strict(),
-  gan: z.object({
-    /** 64 is the classic DCGAN output; 32 keeps the same five layers for CPU smoke runs. */
-    imageSize: z.union([z.literal(32), z.literal(64)]),
-    latentDim: positiveInt,
-    generatorWidth: positiveInt,
-    discriminatorWidth: positiveInt,
-    batchSize: positiveInt,
-    steps: positiveInt,
-    learningRate: z.number().positive(),
-    beta1: z.number().min(0).lt(1),
-    /** Steps between checkpoints written to S3 (and reported in heartbeats). */
-    checkpointEvery: positiveInt,
-  }).strict(),
-  classifier: z.object({
-    backbones: z.array(z.enum(BACKBONES)).min(1).refine((b) => new Set(b).size === b.length, 'backbones must not repeat'),
-    inputSize: z.number().int().min(32).max(512),
-    /** Scales every channel count; 1 is the published architecture. */
-    widthMultiplier: z.number().gt(0).lte(1),
-    epochs: positiveInt,
-    batchSize: positiveInt,
-    learningRate: z.number().positive(),
-    dropout: z.number().min(0).lt(1),
-    /**
-     * ImageNet weights per backbone: a file path on the workers, an http(s) URL or s3://bucket/key
-     * of a safetensors file with torchvision parameter names (see lib/models/pretrained.ts for how
-     * to make one from published weights). Backbones without an entry start from random weights.
-     */
-    pretrained: z.partialRecord(z.enum(BACKBONES), z.string().min(1)),
-    /** `features`: train only the new 2-class head; `none`: fine-tune every layer. */
-    freeze: z.enum(['none', 'features']),
-    /** Batches between checkpoints written to S3. */
-    checkpointEvery: positiveInt,
-  }).strict(),
-}).strict();
+export const PipelineConfigSchema = z
+  .object({
+    /** Preset this config started from, for the report. */
+    preset: z.string().min(1),
+    data: z
+      .object({
+        source: DataSourceSchema,
+        /** Side in pixels at which ingested images are stored (grayscale PNG); models resize from it. */
+        storeSize: z.number().int().min(16).max(1024),
+      })
+      .strict(),
+    protocol: z
+      .object({
+        /** One seed per trial; the trial count is their number (the paper averages three). */
+        trialSeeds: z.array(seed).min(1).max(20),
+        /** Fraction of the real images kept per trial (the paper: 624 of 5,863, about 10%). */
+        subsetFraction: z.number().gt(0).lte(1),
+        /** Synthetic images per real image, per class (the paper: 9, so real + synthetic = 10x). */
+        syntheticPerReal: z.number().int().min(0).max(100),
+        /** Share of the pooled images used for training; the rest is the test set (paper: 0.8). */
+        trainFraction: z.number().gt(0).lt(1),
+        /**
+         * Which evaluations to run. `paper`: the paper's protocol (real subset + GAN images pooled,
+         * split, tested on the pooled 20%). `heldout`: the same models tested on real images that no
+         * GAN or classifier saw. `no-gan`: each backbone fine-tuned on the real subset alone.
+         */
+        evaluations: z
+          .array(z.enum(PROTOCOLS))
+          .min(1)
+          .refine((e) => new Set(e).size === e.length, 'evaluations must not repeat'),
+        /**
+         * Real images held out for `heldout`, per class, when the dataset has no `test` split (with
+         * one, its test split is the held-out set). Fixed across trials: drawn once with heldoutSeed.
+         */
+        heldoutFraction: z.number().gt(0).lt(1),
+        heldoutSeed: seed,
+      })
+      .strict(),
+    gan: z
+      .object({
+        /** 64 is the classic DCGAN output; 32 keeps the same five layers for CPU smoke runs. */
+        imageSize: z.union([z.literal(32), z.literal(64)]),
+        latentDim: positiveInt,
+        generatorWidth: positiveInt,
+        discriminatorWidth: positiveInt,
+        batchSize: positiveInt,
+        steps: positiveInt,
+        learningRate: z.number().positive(),
+        beta1: z.number().min(0).lt(1),
+        /** Steps between checkpoints written to S3 (and reported in heartbeats). */
+        checkpointEvery: positiveInt,
+      })
+      .strict(),
+    classifier: z
+      .object({
+        backbones: z
+          .array(z.enum(BACKBONES))
+          .min(1)
+          .refine((b) => new Set(b).size === b.length, 'backbones must not repeat'),
+        inputSize: z.number().int().min(32).max(512),
+        /** Scales every channel count; 1 is the published architecture. */
+        widthMultiplier: z.number().gt(0).lte(1),
+        epochs: positiveInt,
+        batchSize: positiveInt,
+        learningRate: z.number().positive(),
+        dropout: z.number().min(0).lt(1),
+        /**
+         * ImageNet weights per backbone: a file path on the workers, an http(s) URL or s3://bucket/key
+         * of a safetensors file with torchvision parameter names (see lib/models/pretrained.ts for how
+         * to make one from published weights). Backbones without an entry start from random weights.
+         */
+        pretrained: z.partialRecord(z.enum(BACKBONES), z.string().min(1)),
+        /** `features`: train only the new 2-class head; `none`: fine-tune every layer. */
+        freeze: z.enum(['none', 'features']),
+        /** Batches between checkpoints written to S3. */
+        checkpointEvery: positiveInt,
+      })
+      .strict(),
+  })
+  .strict();
 
 export type PipelineConfig = z.infer<typeof PipelineConfigSchema>;
 

@@ -12,7 +12,10 @@ export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
       s3: s3SettingsFromEnv(),
       gpuConcurrency: Number(process.env.PNEUMOGAN_GPU_CONCURRENCY ?? 1),
       gpuProcesses: Number(process.env.PNEUMOGAN_GPU_PROCESSES ?? 2),
-      taskQueues: { orchestration: process.env.PNEUMOGAN_TASK_QUEUE || undefined, gpu: process.env.PNEUMOGAN_GPU_TASK_QUEUE || undefined },
+      taskQueues: {
+        orchestration: process.env.PNEUMOGAN_TASK_QUEUE || undefined,
+        gpu: process.env.PNEUMOGAN_GPU_TASK_QUEUE || undefined,
+      },
     });
     // The SDK's workers stop gracefully on SIGINT/SIGTERM by default.
     await running.done;
@@ -24,6 +27,10 @@ export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
 
 /** The SDK logs every worker state change at INFO; keep warnings and errors (PNEUMOGAN_LOG_LEVEL overrides). */
 export function quietTemporalLogs(): void {
-  const level = (process.env.PNEUMOGAN_LOG_LEVEL ?? 'WARN').toUpperCase() as 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
+  const level = (process.env.PNEUMOGAN_LOG_LEVEL ?? 'WARN').toUpperCase() as
+    'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  Runtime.install({
+    logger: new DefaultLogger(level),
+    telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },
+  });
 }

@@ -31,7 +31,10 @@ export const TemporalSettingsSchema = z.object({
 export type TemporalSettings = z.infer<typeof TemporalSettingsSchema>;
 
 export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
-  return TemporalSettingsSchema.parse({ address: env.PNEUMOGAN_TEMPORAL_ADDRESS || undefined, namespace: env.PNEUMOGAN_TEMPORAL_NAMESPACE || undefined });
+  return TemporalSettingsSchema.parse({
+    address: env.PNEUMOGAN_TEMPORAL_ADDRESS || undefined,
+    namespace: env.PNEUMOGAN_TEMPORAL_NAMESPACE || undefined,
+  });
 }
 
 export type WorkerRole = 'orchestration' | 'gpu' | 'all-in-one';
@@ -60,7 +63,11 @@ export interface RunningWorkers {
 
 export function codeVersion(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
     return `v${pkg.version}`;
@@ -68,10 +75,22 @@ export function codeVersion(): string {
 }
 
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: path.join(projectRoot, 'workflows', 'index.ts'), logger: silentBundlerLogger });
+  return bundleWorkflowCode({
+    workflowsPath: path.join(projectRoot, 'workflows', 'index.ts'),
+    logger: silentBundlerLogger,
+  });
 }
 
-const silentBundlerLogger = { trace() {}, debug() {}, info() {}, warn() {}, error(message: string) { console.error(message); }, log() {} };
+const silentBundlerLogger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error(message: string) {
+    console.error(message);
+  },
+  log() {},
+};
 
 export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -79,32 +98,48 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   await store.ensureBucket();
   const inProcessGpu = options.role === 'gpu';
   const backend = inProcessGpu ? (await initComputeBackend(log)).name : 'none';
-  const deps: ActivityDeps = { store, computeBackend: backend, codeVersion: codeVersion(), workerIdentity: `${os.hostname()}/${process.pid}/${options.role}` };
+  const deps: ActivityDeps = {
+    store,
+    computeBackend: backend,
+    codeVersion: codeVersion(),
+    workerIdentity: `${os.hostname()}/${process.pid}/${options.role}`,
+  };
   const connection = await NativeConnection.connect({ address: options.temporal.address });
   const workers: Worker[] = [];
   if (options.role !== 'gpu') {
-    workers.push(await Worker.create({
-      connection,
-      namespace: options.temporal.namespace,
-      taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
-      workflowBundle: options.workflowBundle ?? await bundleWorkflows(),
-      activities: createCpuActivities(deps),
-      identity: `${deps.workerIdentity}/orchestration`,
-    }));
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: options.temporal.namespace,
+        taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
+        workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
+        activities: createCpuActivities(deps),
+        identity: `${deps.workerIdentity}/orchestration`,
+      }),
+    );
   }
   if (inProcessGpu) {
-    workers.push(await Worker.create({
-      connection,
-      namespace: options.temporal.namespace,
-      taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
-      activities: createGpuActivities(deps),
-      maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
-      identity: `${deps.workerIdentity}/gpu`,
-    }));
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: options.temporal.namespace,
+        taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
+        activities: createGpuActivities(deps),
+        maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
+        identity: `${deps.workerIdentity}/gpu`,
+      }),
+    );
   }
   const children = options.role === 'all-in-one' ? spawnGpuWorkers(options, log) : [];
-  const done = Promise.all([...workers.map((w) => w.run()), ...children.map((c) => c.exited)]).then(() => connection.close());
-  log(`[worker] ${options.role}: ${workers.map((w) => `${w.options.taskQueue} worker`).concat(children.map((c) => `GPU worker process ${c.child.pid}`)).join(', ')} on ${options.temporal.address} (${options.temporal.namespace})`);
+  const done = Promise.all([...workers.map((w) => w.run()), ...children.map((c) => c.exited)]).then(() =>
+    connection.close(),
+  );
+  log(
+    `[worker] ${options.role}: ${workers
+      .map((w) => `${w.options.taskQueue} worker`)
+      .concat(children.map((c) => `GPU worker process ${c.child.pid}`))
+      .join(', ')} on ${options.temporal.address} (${options.temporal.namespace})`,
+  );
   return {
     workers,
     computeBackend: backend,
@@ -127,10 +162,16 @@ export interface GpuWorkerProcess {
 
 /** GPU workers as child processes, configured through the same environment as workers/gpu.ts. */
 function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => void): GpuWorkerProcess[] {
-  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) => spawnGpuWorkerProcess(options, `gpu-worker ${index + 1}`, log));
+  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) =>
+    spawnGpuWorkerProcess(options, `gpu-worker ${index + 1}`, log),
+  );
 }
 
-export function spawnGpuWorkerProcess(options: Pick<StartWorkersOptions, 'temporal' | 's3' | 'gpuConcurrency' | 'taskQueues'>, name: string, log: (line: string) => void): GpuWorkerProcess {
+export function spawnGpuWorkerProcess(
+  options: Pick<StartWorkersOptions, 'temporal' | 's3' | 'gpuConcurrency' | 'taskQueues'>,
+  name: string,
+  log: (line: string) => void,
+): GpuWorkerProcess {
   const env = {
     ...process.env,
     PNEUMOGAN_TEMPORAL_ADDRESS: options.temporal.address,
@@ -143,7 +184,10 @@ export function spawnGpuWorkerProcess(options: Pick<StartWorkersOptions, 'tempor
     PNEUMOGAN_GPU_CONCURRENCY: String(options.gpuConcurrency ?? 1),
     ...(options.taskQueues?.gpu ? { PNEUMOGAN_GPU_TASK_QUEUE: options.taskQueues.gpu } : {}),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const prefix = `[${name}]`;
   for (const stream of [child.stdout, child.stderr]) {
     stream?.setEncoding('utf8');
@@ -155,10 +199,12 @@ export function spawnGpuWorkerProcess(options: Pick<StartWorkersOptions, 'tempor
     });
   }
   let stopping = false;
-  const exited = new Promise<void>((resolve, reject) => child.once('exit', (code, signal) => {
-    if (stopping || code === 0) resolve();
-    else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
-  }));
+  const exited = new Promise<void>((resolve, reject) =>
+    child.once('exit', (code, signal) => {
+      if (stopping || code === 0) resolve();
+      else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
+    }),
+  );
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   return {

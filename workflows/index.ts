@@ -15,7 +15,6 @@ import type { ArtifactRef } from '../lib/storage.js';
 import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
 import { GPU_TASK_QUEUE } from './queues.js';
 
-
 export interface RunOptions {
   /** Reuse the outputs of identical completed steps (default true). */
   reuse?: boolean;
@@ -53,7 +52,12 @@ export interface TrialInput {
   options?: RunOptions;
 }
 
-export type StageState = { status: 'pending' | 'running' | 'done' | 'failed'; startedAt?: number; endedAt?: number; detail?: string };
+export type StageState = {
+  status: 'pending' | 'running' | 'done' | 'failed';
+  startedAt?: number;
+  endedAt?: number;
+  detail?: string;
+};
 export interface ProgressView {
   stages: Record<string, StageState>;
   /** Child trial workflow ids (parent only). */
@@ -79,15 +83,21 @@ class StageTracker {
       Object.assign(stage, { status: 'done', endedAt: Date.now(), detail: describe?.(result) });
       return result;
     } catch (err) {
-      Object.assign(stage, { status: 'failed', endedAt: Date.now(), detail: err instanceof Error ? err.message : String(err) });
+      Object.assign(stage, {
+        status: 'failed',
+        endedAt: Date.now(),
+        detail: err instanceof Error ? err.message : String(err),
+      });
       throw err;
     }
   }
 
   millis(): Record<string, number> {
-    return Object.fromEntries(Object.entries(this.view.stages)
-      .filter(([, s]) => s.startedAt !== undefined && s.endedAt !== undefined)
-      .map(([name, s]) => [name, s.endedAt! - s.startedAt!]));
+    return Object.fromEntries(
+      Object.entries(this.view.stages)
+        .filter(([, s]) => s.startedAt !== undefined && s.endedAt !== undefined)
+        .map(([name, s]) => [name, s.endedAt! - s.startedAt!]),
+    );
   }
 }
 
@@ -96,7 +106,13 @@ function cpuActivities(taskQueue: string) {
     taskQueue,
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: '2 minutes',
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 8,
+      nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+    },
   });
 }
 
@@ -106,7 +122,13 @@ function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
     // Paper-size GAN training takes hours; the heartbeat, not this bound, detects dead workers.
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: `${options?.heartbeatTimeoutSeconds ?? 60} seconds`,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+    retry: {
+      initialInterval: '5 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '2 minutes',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+    },
   });
 }
 
@@ -119,24 +141,72 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
   const stages = new StageTracker(['ingest', 'held-out set', 'weights', 'trials', 'report']);
   stages.view.trials = trialIds;
 
-  const dataset = await stages.run('ingest', () => cpu.ingestDataset({ config }),
-    (d) => `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` + (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''));
-  const partition = await stages.run('held-out set', () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
-    (p) => (p.heldout ? `${p.heldout.counts.NORMAL} NORMAL + ${p.heldout.counts.PNEUMONIA} PNEUMONIA held out (${p.heldout.source})` : 'none (heldout evaluation not requested)'));
-  const pretrained = await stages.run('weights', async () => Object.fromEntries(await Promise.all(
-    Object.entries(config.classifier.pretrained).map(async ([backbone, source]) => [backbone, await cpu.importWeights({ backbone: backbone as Backbone, source: source! })] as const))),
-  (w) => (Object.keys(w).length ? `pretrained ${Object.keys(w).join(', ')}` : 'none configured: backbones start from random weights'));
-  const trials = await stages.run('trials', () => Promise.all(config.protocol.trialSeeds.map((seed, i) =>
-    executeChild(trial, {
-      workflowId: trialIds[i]!,
-      taskQueue: orchestrationQueue,
-      args: [{ runName, trial: i + 1, seed, config, pool: partition.pool, heldout: partition.heldout?.images, pretrained, gpuTaskQueue, options: input.options }],
-    }))));
-  const report = await stages.run('report', () => cpu.aggregateReport({
-    runName, config, dataset,
-    heldout: partition.heldout,
-    trials,
-  }), (r) => r.reportKey);
+  const dataset = await stages.run(
+    'ingest',
+    () => cpu.ingestDataset({ config }),
+    (d) =>
+      `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` +
+      (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''),
+  );
+  const partition = await stages.run(
+    'held-out set',
+    () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
+    (p) =>
+      p.heldout
+        ? `${p.heldout.counts.NORMAL} NORMAL + ${p.heldout.counts.PNEUMONIA} PNEUMONIA held out (${p.heldout.source})`
+        : 'none (heldout evaluation not requested)',
+  );
+  const pretrained = await stages.run(
+    'weights',
+    async () =>
+      Object.fromEntries(
+        await Promise.all(
+          Object.entries(config.classifier.pretrained).map(
+            async ([backbone, source]) =>
+              [backbone, await cpu.importWeights({ backbone: backbone as Backbone, source: source })] as const,
+          ),
+        ),
+      ),
+    (w) =>
+      Object.keys(w).length
+        ? `pretrained ${Object.keys(w).join(', ')}`
+        : 'none configured: backbones start from random weights',
+  );
+  const trials = await stages.run('trials', () =>
+    Promise.all(
+      config.protocol.trialSeeds.map((seed, i) =>
+        executeChild(trial, {
+          workflowId: trialIds[i]!,
+          taskQueue: orchestrationQueue,
+          args: [
+            {
+              runName,
+              trial: i + 1,
+              seed,
+              config,
+              pool: partition.pool,
+              heldout: partition.heldout?.images,
+              pretrained,
+              gpuTaskQueue,
+              options: input.options,
+            },
+          ],
+        }),
+      ),
+    ),
+  );
+  const report = await stages.run(
+    'report',
+    () =>
+      cpu.aggregateReport({
+        runName,
+        config,
+        dataset,
+        heldout: partition.heldout,
+        trials,
+      }),
+    (r) => r.reportKey,
+  );
   return { runName, dataset, trials, report };
 }
 
@@ -162,51 +232,134 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
       ...(noGan ? [`fine-tune-no-gan:${b}`, `evaluate-no-gan:${b}`] : []),
     ]),
   ]);
-  const splitDetail = (s: SplitPoolOutput) => `train ${s.train.images.NORMAL}+${s.train.images.PNEUMONIA} images (${s.train.patients.PNEUMONIA} PNEUMONIA patients), ` +
+  const splitDetail = (s: SplitPoolOutput) =>
+    `train ${s.train.images.NORMAL}+${s.train.images.PNEUMONIA} images (${s.train.patients.PNEUMONIA} PNEUMONIA patients), ` +
     `test ${s.test.images.NORMAL}+${s.test.images.PNEUMONIA} (${s.test.patients.PNEUMONIA} patients)`;
 
-  const subset = await stages.run('subset', () => cpu.sampleSubset({ pool: input.pool, fraction: config.protocol.subsetFraction, seed, trial: input.trial }),
-    (s) => `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA`);
+  const subset = await stages.run(
+    'subset',
+    () => cpu.sampleSubset({ pool: input.pool, fraction: config.protocol.subsetFraction, seed, trial: input.trial }),
+    (s) => `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA`,
+  );
 
-  const gans = !withGan ? [] : await Promise.all(labels.map(async (label) => {
-    const gan = await stages.run(`gan:${label}`, () => gpu.trainGan({ subset: subset.subset, label, gan: config.gan, seed, reuse }),
-      (g) => `${g.trainingImages} images, final loss D ${g.finalLoss.discriminator.toFixed(3)} G ${g.finalLoss.generator.toFixed(3)}` + (g.resumedFromStep ? `, resumed at step ${g.resumedFromStep}` : ''));
-    const count = subset.counts[label] * config.protocol.syntheticPerReal;
-    const synthetic = await stages.run(`synthesize:${label}`, () => gpu.synthesize({ checkpoint: gan.checkpoint, label, count, seed, reuse }), (s) => `${s.count} images`);
-    return { label, checkpoint: gan.checkpoint, samples: gan.samples, history: gan.history, synthetic: synthetic.images, syntheticCount: synthetic.count };
-  }));
+  const gans = !withGan
+    ? []
+    : await Promise.all(
+        labels.map(async (label) => {
+          const gan = await stages.run(
+            `gan:${label}`,
+            () => gpu.trainGan({ subset: subset.subset, label, gan: config.gan, seed, reuse }),
+            (g) =>
+              `${g.trainingImages} images, final loss D ${g.finalLoss.discriminator.toFixed(3)} G ${g.finalLoss.generator.toFixed(3)}` +
+              (g.resumedFromStep ? `, resumed at step ${g.resumedFromStep}` : ''),
+          );
+          const count = subset.counts[label] * config.protocol.syntheticPerReal;
+          const synthetic = await stages.run(
+            `synthesize:${label}`,
+            () => gpu.synthesize({ checkpoint: gan.checkpoint, label, count, seed, reuse }),
+            (s) => `${s.count} images`,
+          );
+          return {
+            label,
+            checkpoint: gan.checkpoint,
+            samples: gan.samples,
+            history: gan.history,
+            synthetic: synthetic.images,
+            syntheticCount: synthetic.count,
+          };
+        }),
+      );
 
   const splits = (protocolSplit: 'split' | 'split:no-gan', synthetic: ArtifactRef[]) =>
-    stages.run(protocolSplit, () => cpu.splitPool({ subset: subset.subset, synthetic, trainFraction: config.protocol.trainFraction, seed }), splitDetail);
+    stages.run(
+      protocolSplit,
+      () => cpu.splitPool({ subset: subset.subset, synthetic, trainFraction: config.protocol.trainFraction, seed }),
+      splitDetail,
+    );
   const [pooledSplit, realSplit] = await Promise.all([
-    withGan ? splits('split', gans.map((g) => g.synthetic)) : undefined,
+    withGan
+      ? splits(
+          'split',
+          gans.map((g) => g.synthetic),
+        )
+      : undefined,
     noGan ? splits('split:no-gan', []) : undefined,
   ]);
 
-  const tuneAndEvaluate = async (backbone: Backbone, split: SplitPoolOutput, suffix: string, tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>) => {
-    const tuned = await stages.run(`fine-tune${suffix}:${backbone}`, () => gpu.fineTune({ split: split.split, backbone, classifier: config.classifier, seed, pretrained: input.pretrained[backbone], reuse }),
-      (t) => `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''));
-    return Promise.all(tests.map(async ({ protocol, stage, test }) => {
-      const evaluated = await stages.run(`${stage}:${backbone}`, () => gpu.evaluate({ test, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
-        (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`);
-      return { protocol, backbone, checkpoint: tuned.checkpoint, history: tuned.history, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
-    }));
+  const tuneAndEvaluate = async (
+    backbone: Backbone,
+    split: SplitPoolOutput,
+    suffix: string,
+    tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>,
+  ) => {
+    const tuned = await stages.run(
+      `fine-tune${suffix}:${backbone}`,
+      () =>
+        gpu.fineTune({
+          split: split.split,
+          backbone,
+          classifier: config.classifier,
+          seed,
+          pretrained: input.pretrained[backbone],
+          reuse,
+        }),
+      (t) =>
+        `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''),
+    );
+    return Promise.all(
+      tests.map(async ({ protocol, stage, test }) => {
+        const evaluated = await stages.run(
+          `${stage}:${backbone}`,
+          () => gpu.evaluate({ test, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
+          (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`,
+        );
+        return {
+          protocol,
+          backbone,
+          checkpoint: tuned.checkpoint,
+          history: tuned.history,
+          evaluation: evaluated.evaluation,
+          metrics: evaluated.metrics,
+        };
+      }),
+    );
   };
-  const results = await Promise.all(backbones.flatMap((backbone) => [
-    ...(pooledSplit ? [tuneAndEvaluate(backbone, pooledSplit, '', [
-      ...(evaluations.includes('paper') ? [{ protocol: 'paper' as const, stage: 'evaluate', test: pooledSplit.split }] : []),
-      ...(heldout ? [{ protocol: 'heldout' as const, stage: 'evaluate-heldout', test: heldout }] : []),
-    ])] : []),
-    ...(realSplit ? [tuneAndEvaluate(backbone, realSplit, '-no-gan', [{ protocol: 'no-gan', stage: 'evaluate-no-gan', test: realSplit.split }])] : []),
-  ]));
+  const results = await Promise.all(
+    backbones.flatMap((backbone) => [
+      ...(pooledSplit
+        ? [
+            tuneAndEvaluate(backbone, pooledSplit, '', [
+              ...(evaluations.includes('paper')
+                ? [{ protocol: 'paper' as const, stage: 'evaluate', test: pooledSplit.split }]
+                : []),
+              ...(heldout ? [{ protocol: 'heldout' as const, stage: 'evaluate-heldout', test: heldout }] : []),
+            ]),
+          ]
+        : []),
+      ...(realSplit
+        ? [
+            tuneAndEvaluate(backbone, realSplit, '-no-gan', [
+              { protocol: 'no-gan', stage: 'evaluate-no-gan', test: realSplit.split },
+            ]),
+          ]
+        : []),
+    ]),
+  );
 
   // Let a final progress query observe the finished stages before the result is returned.
   await condition(() => true);
-  const summary = (s: SplitPoolOutput | undefined) => (s ? { split: s.split, train: s.train, test: s.test } : undefined);
+  const summary = (s: SplitPoolOutput | undefined) =>
+    s ? { split: s.split, train: s.train, test: s.test } : undefined;
   return {
-    trial: input.trial, seed, workflowId: workflowInfo().workflowId,
-    subset: subset.subset, subsetCounts: subset.counts,
-    pooledSplit: summary(pooledSplit), realSplit: summary(realSplit),
-    gans, evaluations: results.flat(), stageMillis: stages.millis(),
+    trial: input.trial,
+    seed,
+    workflowId: workflowInfo().workflowId,
+    subset: subset.subset,
+    subsetCounts: subset.counts,
+    pooledSplit: summary(pooledSplit),
+    realSplit: summary(realSplit),
+    gans,
+    evaluations: results.flat(),
+    stageMillis: stages.millis(),
   };
 }

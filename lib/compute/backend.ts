@@ -38,8 +38,10 @@ const require = createRequire(import.meta.url);
  */
 export function initComputeBackend(log: (line: string) => void = (l) => console.log(l)): Promise<ComputeBackend> {
   active ??= selectBackend(process.env.PNEUMOGAN_BACKEND as ComputeBackendName | undefined).then((b) => {
-    log(`[compute] TensorFlow.js backend: ${b.name} (${b.packageName})` +
-      (b.skipped.length ? `; not used: ${b.skipped.join('; ')}` : ''));
+    log(
+      `[compute] TensorFlow.js backend: ${b.name} (${b.packageName})` +
+        (b.skipped.length ? `; not used: ${b.skipped.join('; ')}` : ''),
+    );
     return b;
   });
   return active;
@@ -58,7 +60,8 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
       // Importing a native package registers its kernels before it loads the addon; skip a
       // package whose addon was never built (its install script could not download it) so
       // the next candidate registers its kernels once.
-      if (!hasNativeAddon(candidate.packageName)) throw new Error('its native addon is not built (see `npm run setup`)');
+      if (!hasNativeAddon(candidate.packageName))
+        throw new Error('its native addon is not built (see `npm run setup`)');
       await import(candidate.packageName);
       if (await tf.setBackend(candidate.tfBackend)) {
         await tf.ready();

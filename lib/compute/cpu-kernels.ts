@@ -84,12 +84,15 @@ function fastConv2D(stock: Kernel<tf.Conv2DAttrs>): Kernel<tf.Conv2DAttrs> {
 function fastFusedConv2D(stock: Kernel<tf.FusedConv2DAttrs>): Kernel<tf.FusedConv2DAttrs> {
   return (args) => {
     const { x, filter, bias, preluActivationWeights } = args.inputs as {
-      x: tf.TensorInfo; filter: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo;
+      x: tf.TensorInfo;
+      filter: tf.TensorInfo;
+      bias?: tf.TensorInfo;
+      preluActivationWeights?: tf.TensorInfo;
     };
     const { strides, pad, dataFormat, dilations, dimRoundingMode, activation, leakyreluAlpha } = args.attrs;
     // Without an alpha the stock leakyrelu yields NaN for negatives; leave that oddity to it.
-    const activate = activation === 'leakyrelu' && leakyreluAlpha === undefined
-      ? undefined : ACTIVATIONS[activation ?? 'linear'];
+    const activate =
+      activation === 'leakyrelu' && leakyreluAlpha === undefined ? undefined : ACTIVATIONS[activation ?? 'linear'];
     const biasInputs = bias ? [bias] : [];
     if (!onFastPath([x, filter, ...biasInputs], dataFormat, dilations) || preluActivationWeights || !activate) {
       return stock(args);
@@ -179,7 +182,9 @@ function fastMean(stock: Kernel<tf.MeanAttrs>): Kernel<tf.MeanAttrs> {
 }
 
 function reduceKernel(
-  args: KernelArgs<tf.SumAttrs | tf.MeanAttrs>, stock: Kernel<tf.SumAttrs | tf.MeanAttrs>, mean: boolean,
+  args: KernelArgs<tf.SumAttrs | tf.MeanAttrs>,
+  stock: Kernel<tf.SumAttrs | tf.MeanAttrs>,
+  mean: boolean,
 ): tf.TensorInfo | tf.TensorInfo[] {
   const { x } = args.inputs as { x: tf.TensorInfo };
   if (!isFloat32NonScalar(x)) return stock(args);
@@ -200,7 +205,12 @@ function fastTranspose(stock: Kernel<tf.TransposeAttrs>): Kernel<tf.TransposeAtt
     const { perm } = args.attrs;
     const strides = stridesOf(x.shape);
     const outShape = perm.map((axis) => x.shape[axis]!);
-    const out = gather(valuesOf(args.backend, x), outShape, perm.map((axis) => strides[axis]!), 0);
+    const out = gather(
+      valuesOf(args.backend, x),
+      outShape,
+      perm.map((axis) => strides[axis]!),
+      0,
+    );
     return args.backend.makeTensorInfo(outShape, 'float32', out);
   };
 }
@@ -244,8 +254,17 @@ function fastTile(stock: Kernel<tf.TileAttrs>): Kernel<tf.TileAttrs> {
     // (reps[d], shape[d]) dims, where the rep dims do not move in the input.
     const strides = stridesOf(x.shape);
     const walkShape = x.shape.flatMap((n, d) => [reps[d]!, n]);
-    const out = gather(valuesOf(args.backend, x), walkShape, strides.flatMap((stride) => [0, stride]), 0);
-    return args.backend.makeTensorInfo(x.shape.map((n, d) => n * reps[d]!), 'float32', out);
+    const out = gather(
+      valuesOf(args.backend, x),
+      walkShape,
+      strides.flatMap((stride) => [0, stride]),
+      0,
+    );
+    return args.backend.makeTensorInfo(
+      x.shape.map((n, d) => n * reps[d]!),
+      'float32',
+      out,
+    );
   };
 }
 
@@ -260,7 +279,11 @@ function fastPadV2(stock: Kernel<tf.PadV2Attrs>): Kernel<tf.PadV2Attrs> {
     if (constantValue !== 0) out.fill(constantValue);
     const xValues = valuesOf(args.backend, x);
     const run = x.shape[x.shape.length - 1]!;
-    const walk = new RowWalker(x.shape, outStrides, paddings.reduce((at, [before], d) => at + before * outStrides[d]!, 0));
+    const walk = new RowWalker(
+      x.shape,
+      outStrides,
+      paddings.reduce((at, [before], d) => at + before * outStrides[d]!, 0),
+    );
     for (let i = 0; i < xValues.length; i += run, walk.next()) {
       for (let t = 0, o = walk.offset; t < run; t++, o++) out[o] = xValues[i + t]!;
     }
@@ -277,14 +300,18 @@ const BROADCASTING_OPS: ReadonlyArray<[string, (a: number, b: number) => number]
   [tf.SquaredDifference, (a, b) => (a - b) * (a - b)],
 ];
 
-function fastBroadcasting(op: (a: number, b: number) => number): (stock: Kernel<tf.NamedAttrMap>) => Kernel<tf.NamedAttrMap> {
+function fastBroadcasting(
+  op: (a: number, b: number) => number,
+): (stock: Kernel<tf.NamedAttrMap>) => Kernel<tf.NamedAttrMap> {
   return (stock) => (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (!isFloat32NonScalar(a) || !isFloat32NonScalar(b)) return stock(args);
     const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     // Without a dimension to expand from 1 the stock kernel is already one flat loop.
-    if (tf.backend_util.getBroadcastDims(a.shape, outShape).length === 0 &&
-        tf.backend_util.getBroadcastDims(b.shape, outShape).length === 0) {
+    if (
+      tf.backend_util.getBroadcastDims(a.shape, outShape).length === 0 &&
+      tf.backend_util.getBroadcastDims(b.shape, outShape).length === 0
+    ) {
       return stock(args);
     }
     const aValues = valuesOf(args.backend, a);
@@ -319,16 +346,30 @@ function isFloat32NonScalar(t: tf.TensorInfo): boolean {
 }
 
 function onFastPath(tensors: tf.TensorInfo[], dataFormat: string | undefined, dilations: number | number[]): boolean {
-  return (dataFormat ?? 'NHWC') === 'NHWC' && tf.backend_util.tupleValuesAreOne(dilations) &&
-    tensors.every((t) => t.dtype === 'float32');
+  return (
+    (dataFormat ?? 'NHWC') === 'NHWC' &&
+    tf.backend_util.tupleValuesAreOne(dilations) &&
+    tensors.every((t) => t.dtype === 'float32')
+  );
 }
 
 function convInfo(
-  xShape: number[], filterShape: number[], strides: tf.Conv2DAttrs['strides'], pad: tf.Conv2DAttrs['pad'],
+  xShape: number[],
+  filterShape: number[],
+  strides: tf.Conv2DAttrs['strides'],
+  pad: tf.Conv2DAttrs['pad'],
   dimRoundingMode: tf.Conv2DAttrs['dimRoundingMode'],
 ): Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
-    xShape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    xShape as Shape4,
+    filterShape as Shape4,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
 }
 
 function valuesOf(backend: tf.MathBackendCPU, t: tf.TensorInfo): Float32Array {
@@ -396,8 +437,14 @@ function patchLength(info: Conv2DInfo): number {
 
 /** A 1x1, stride-1, unpadded conv: the input itself is the patch matrix. */
 function isPointwise(info: Conv2DInfo): boolean {
-  return info.filterHeight === 1 && info.filterWidth === 1 && info.outHeight === info.inHeight &&
-    info.outWidth === info.inWidth && info.padInfo.top === 0 && info.padInfo.left === 0;
+  return (
+    info.filterHeight === 1 &&
+    info.filterWidth === 1 &&
+    info.outHeight === info.inHeight &&
+    info.outWidth === info.inWidth &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0
+  );
 }
 
 /** Output rows (flattened batch x outHeight) per im2col chunk. */
@@ -411,7 +458,8 @@ function chunkRows(info: Conv2DInfo): number {
  * matrix, which starts at `offset` in `patches` (`x` itself for pointwise convs).
  */
 function forEachPatchChunk(
-  info: Conv2DInfo, x: Float32Array,
+  info: Conv2DInfo,
+  x: Float32Array,
   fn: (row0: number, pixels: number, patches: Float32Array, offset: number) => void,
 ): void {
   const totalRows = info.batchSize * info.outHeight;
@@ -496,42 +544,108 @@ function transpose(src: Float32Array, srcOffset: number, rows: number, cols: num
  * each operand value once per 4 multiply-adds.
  */
 function gemmNT(
-  m: number, n: number, k: number,
-  a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  aOffset: number,
+  b: Float32Array,
+  bOffset: number,
+  c: Float32Array,
+  cOffset: number,
 ): void {
   const m4 = m - (m % 4);
   const n4 = n - (n % 4);
   for (let i = 0; i < m4; i += 4) {
-    const a0 = aOffset + i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
-    const c0 = cOffset + i * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n;
+    const a0 = aOffset + i * k,
+      a1 = a0 + k,
+      a2 = a1 + k,
+      a3 = a2 + k;
+    const c0 = cOffset + i * n,
+      c1 = c0 + n,
+      c2 = c1 + n,
+      c3 = c2 + n;
     for (let j = 0; j < n4; j += 4) {
-      const b0 = bOffset + j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      const b0 = bOffset + j * k,
+        b1 = b0 + k,
+        b2 = b1 + k,
+        b3 = b2 + k;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
+      let s20 = 0,
+        s21 = 0,
+        s22 = 0,
+        s23 = 0,
+        s30 = 0,
+        s31 = 0,
+        s32 = 0,
+        s33 = 0;
       for (let t = 0; t < k; t++) {
-        const x0 = a[a0 + t]!, x1 = a[a1 + t]!, x2 = a[a2 + t]!, x3 = a[a3 + t]!;
+        const x0 = a[a0 + t]!,
+          x1 = a[a1 + t]!,
+          x2 = a[a2 + t]!,
+          x3 = a[a3 + t]!;
         let y = b[b0 + t]!;
-        s00 += x0 * y; s10 += x1 * y; s20 += x2 * y; s30 += x3 * y;
+        s00 += x0 * y;
+        s10 += x1 * y;
+        s20 += x2 * y;
+        s30 += x3 * y;
         y = b[b1 + t]!;
-        s01 += x0 * y; s11 += x1 * y; s21 += x2 * y; s31 += x3 * y;
+        s01 += x0 * y;
+        s11 += x1 * y;
+        s21 += x2 * y;
+        s31 += x3 * y;
         y = b[b2 + t]!;
-        s02 += x0 * y; s12 += x1 * y; s22 += x2 * y; s32 += x3 * y;
+        s02 += x0 * y;
+        s12 += x1 * y;
+        s22 += x2 * y;
+        s32 += x3 * y;
         y = b[b3 + t]!;
-        s03 += x0 * y; s13 += x1 * y; s23 += x2 * y; s33 += x3 * y;
+        s03 += x0 * y;
+        s13 += x1 * y;
+        s23 += x2 * y;
+        s33 += x3 * y;
       }
-      c[c0 + j] = s00; c[c0 + j + 1] = s01; c[c0 + j + 2] = s02; c[c0 + j + 3] = s03;
-      c[c1 + j] = s10; c[c1 + j + 1] = s11; c[c1 + j + 2] = s12; c[c1 + j + 3] = s13;
-      c[c2 + j] = s20; c[c2 + j + 1] = s21; c[c2 + j + 2] = s22; c[c2 + j + 3] = s23;
-      c[c3 + j] = s30; c[c3 + j + 1] = s31; c[c3 + j + 2] = s32; c[c3 + j + 3] = s33;
+      c[c0 + j] = s00;
+      c[c0 + j + 1] = s01;
+      c[c0 + j + 2] = s02;
+      c[c0 + j + 3] = s03;
+      c[c1 + j] = s10;
+      c[c1 + j + 1] = s11;
+      c[c1 + j + 2] = s12;
+      c[c1 + j + 3] = s13;
+      c[c2 + j] = s20;
+      c[c2 + j + 1] = s21;
+      c[c2 + j + 2] = s22;
+      c[c2 + j + 3] = s23;
+      c[c3 + j] = s30;
+      c[c3 + j + 1] = s31;
+      c[c3 + j + 2] = s32;
+      c[c3 + j + 3] = s33;
     }
     for (let j = n4; j < n; j++) {
       const b0 = bOffset + j * k;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       for (let t = 0; t < k; t++) {
         const y = b[b0 + t]!;
-        s0 += a[a0 + t]! * y; s1 += a[a1 + t]! * y; s2 += a[a2 + t]! * y; s3 += a[a3 + t]! * y;
+        s0 += a[a0 + t]! * y;
+        s1 += a[a1 + t]! * y;
+        s2 += a[a2 + t]! * y;
+        s3 += a[a3 + t]! * y;
       }
-      c[c0 + j] = s0; c[c1 + j] = s1; c[c2 + j] = s2; c[c3 + j] = s3;
+      c[c0 + j] = s0;
+      c[c1 + j] = s1;
+      c[c2 + j] = s2;
+      c[c3 + j] = s3;
     }
   }
   for (let i = m4; i < m; i++) {
@@ -646,7 +760,11 @@ class RowWalker {
   offset: number;
   private readonly index: number[];
 
-  constructor(private readonly shape: number[], private readonly strides: number[], start: number) {
+  constructor(
+    private readonly shape: number[],
+    private readonly strides: number[],
+    start: number,
+  ) {
     this.offset = start;
     this.index = shape.map(() => 0);
   }
@@ -676,7 +794,12 @@ function gather(x: Float32Array, outShape: number[], strides: number[], start: n
 
 function sliceOf(x: Float32Array, shape: number[], begin: number[], size: number[]): Float32Array {
   const strides = stridesOf(shape);
-  return gather(x, size, strides, begin.reduce((at, b, d) => at + b * strides[d]!, 0));
+  return gather(
+    x,
+    size,
+    strides,
+    begin.reduce((at, b, d) => at + b * strides[d]!, 0),
+  );
 }
 
 /**

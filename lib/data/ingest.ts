@@ -9,7 +9,13 @@ import pLimit from 'p-limit';
 import type { DataSource } from '../../pipelines/schema.js';
 import { decodeGray, encodeGrayPng } from '../images.js';
 import { sha256Hex, type ArtifactStore } from '../storage.js';
-import { countByClass, patientIdFromFileName, patientsByClass, type DatasetManifest, type RealImage } from './manifest.js';
+import {
+  countByClass,
+  patientIdFromFileName,
+  patientsByClass,
+  type DatasetManifest,
+  type RealImage,
+} from './manifest.js';
 import { listSource } from './sources.js';
 
 export interface IngestOptions {
@@ -27,21 +33,28 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
   const limit = pLimit(options.concurrency ?? 4);
   const decodedBySha = new Map<string, Promise<Pick<RealImage, 'image' | 'originalWidth' | 'originalHeight'>>>();
   let done = 0;
-  const hashed = await Promise.all(listing.files.map((file) => limit(async () => {
-    const bytes = await file.read();
-    const sourceSha256 = sha256Hex(bytes);
-    // A byte-identical file is decoded and stored once, whichever copy is read first.
-    if (!decodedBySha.has(sourceSha256)) {
-      decodedBySha.set(sourceSha256, (async () => {
-        const decoded = await decodeGray(bytes, storeSize, `${listing.description}/${file.path}`);
-        const image = await store.putContent(await encodeGrayPng(decoded), 'png');
-        return { image, originalWidth: decoded.originalWidth, originalHeight: decoded.originalHeight };
-      })());
-    }
-    const stored = await decodedBySha.get(sourceSha256)!;
-    options.onProgress?.(++done, listing.files.length);
-    return { file, sourceSha256, stored };
-  })));
+  const hashed = await Promise.all(
+    listing.files.map((file) =>
+      limit(async () => {
+        const bytes = await file.read();
+        const sourceSha256 = sha256Hex(bytes);
+        // A byte-identical file is decoded and stored once, whichever copy is read first.
+        if (!decodedBySha.has(sourceSha256)) {
+          decodedBySha.set(
+            sourceSha256,
+            (async () => {
+              const decoded = await decodeGray(bytes, storeSize, `${listing.description}/${file.path}`);
+              const image = await store.putContent(await encodeGrayPng(decoded), 'png');
+              return { image, originalWidth: decoded.originalWidth, originalHeight: decoded.originalHeight };
+            })(),
+          );
+        }
+        const stored = await decodedBySha.get(sourceSha256)!;
+        options.onProgress?.(++done, listing.files.length);
+        return { file, sourceSha256, stored };
+      }),
+    ),
+  );
   // Files are listed in path order, so the first copy of each content is the canonical one no
   // matter which copy the pool happened to read first: the manifest is deterministic.
   const images: RealImage[] = [];

@@ -13,18 +13,27 @@ const decodedCache = new LRUCache<string, GrayImage>({
   sizeCalculation: (image) => image.pixels.byteLength,
 });
 
-export async function loadGrayImages(store: ArtifactStore, refs: readonly ArtifactRef[], size: number, onProgress?: (done: number, total: number) => void): Promise<GrayImage[]> {
+export async function loadGrayImages(
+  store: ArtifactStore,
+  refs: readonly ArtifactRef[],
+  size: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<GrayImage[]> {
   const limit = pLimit(8);
   let done = 0;
-  return Promise.all(refs.map((ref) => limit(async () => {
-    const cacheKey = `${ref.sha256}@${size}`;
-    let image = decodedCache.get(cacheKey);
-    if (!image) {
-      const { size: decodedSize, pixels } = await decodeGray(await store.get(ref), size, ref.key);
-      image = { size: decodedSize, pixels };
-      decodedCache.set(cacheKey, image);
-    }
-    onProgress?.(++done, refs.length);
-    return image;
-  })));
+  return Promise.all(
+    refs.map((ref) =>
+      limit(async () => {
+        const cacheKey = `${ref.sha256}@${size}`;
+        let image = decodedCache.get(cacheKey);
+        if (!image) {
+          const { size: decodedSize, pixels } = await decodeGray(await store.get(ref), size, ref.key);
+          image = { size: decodedSize, pixels };
+          decodedCache.set(cacheKey, image);
+        }
+        onProgress?.(++done, refs.length);
+        return image;
+      }),
+    ),
+  );
 }

@@ -5,6 +5,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { BucketItem } from 'minio';
 import { CLASS_NAMES, type ClassName, type DataSource } from '../../pipelines/schema.js';
 import { InputError } from '../errors.js';
 import type { ArtifactStore } from '../storage.js';
@@ -40,7 +41,11 @@ export function classifyPath(relativePath: string): { label: ClassName; split: s
   const dirs = parts.slice(0, -1).map((p) => p.toUpperCase());
   const classDir = dirs.findLast((d) => (CLASS_NAMES as readonly string[]).includes(d));
   if (!classDir) return { skip: 'not inside a NORMAL or PNEUMONIA folder' };
-  const split = parts.slice(0, -1).findLast((p) => SPLITS.has(p.toLowerCase()))?.toLowerCase() ?? 'unsplit';
+  const split =
+    parts
+      .slice(0, -1)
+      .findLast((p) => SPLITS.has(p.toLowerCase()))
+      ?.toLowerCase() ?? 'unsplit';
   return { label: classDir as ClassName, split };
 }
 
@@ -59,7 +64,9 @@ async function listFolder(root: string): Promise<SourceListing> {
   const absolute = path.resolve(root);
   const info = await stat(absolute).catch(() => undefined);
   if (!info?.isDirectory()) {
-    throw new InputError(`Dataset folder ${absolute} does not exist. Pass --data with the path of the chest_xray archive (or a folder holding NORMAL/ and PNEUMONIA/).`);
+    throw new InputError(
+      `Dataset folder ${absolute} does not exist. Pass --data with the path of the chest_xray archive (or a folder holding NORMAL/ and PNEUMONIA/).`,
+    );
   }
   const entries = await readdir(absolute, { recursive: true, withFileTypes: true });
   const files: SourceFile[] = [];
@@ -70,7 +77,8 @@ async function listFolder(root: string): Promise<SourceListing> {
     const relative = path.relative(absolute, full);
     if (entry.isDirectory()) {
       const upper = entry.name.toUpperCase();
-      if ((CLASS_NAMES as readonly string[]).includes(upper) && !relative.split(path.sep).includes('__MACOSX')) classDirs.set(relative, upper as ClassName);
+      if ((CLASS_NAMES as readonly string[]).includes(upper) && !relative.split(path.sep).includes('__MACOSX'))
+        classDirs.set(relative, upper as ClassName);
       continue;
     }
     if (!entry.isFile()) continue;
@@ -78,21 +86,33 @@ async function listFolder(root: string): Promise<SourceListing> {
     if ('skip' in verdict) skipped.push({ path: relative, reason: verdict.skip });
     else files.push({ path: relative, ...verdict, read: () => readFile(full) });
   }
-  checkClassFolders(absolute, [...classDirs].map(([dir, label]) => ({ dir, label })), files);
+  checkClassFolders(
+    absolute,
+    [...classDirs].map(([dir, label]) => ({ dir, label })),
+    files,
+  );
   files.sort((a, b) => a.path.localeCompare(b.path));
   return { description: `folder ${absolute}`, files, skipped };
 }
 
 /** Both classes must be present, and no class folder may be empty. */
-function checkClassFolders(root: string, classDirs: Array<{ dir: string; label: ClassName }>, files: SourceFile[]): void {
+function checkClassFolders(
+  root: string,
+  classDirs: Array<{ dir: string; label: ClassName }>,
+  files: SourceFile[],
+): void {
   for (const label of CLASS_NAMES) {
     const dirs = classDirs.filter((d) => d.label === label);
     if (dirs.length === 0) {
-      throw new InputError(`No ${label} folder under ${root}. Expected the chest_xray layout: {train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (or NORMAL/ and PNEUMONIA/ directly).`);
+      throw new InputError(
+        `No ${label} folder under ${root}. Expected the chest_xray layout: {train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (or NORMAL/ and PNEUMONIA/ directly).`,
+      );
     }
     for (const { dir } of dirs) {
       if (!files.some((f) => f.path.startsWith(dir + path.sep))) {
-        throw new InputError(`Class folder ${path.join(root, dir)} holds no images (.jpeg/.jpg/.png). Put the ${label} X-rays there or remove the empty folder.`);
+        throw new InputError(
+          `Class folder ${path.join(root, dir)} holds no images (.jpeg/.jpg/.png). Put the ${label} X-rays there or remove the empty folder.`,
+        );
       }
     }
   }
@@ -101,8 +121,12 @@ function checkClassFolders(root: string, classDirs: Array<{ dir: string; label: 
 async function listS3(store: ArtifactStore, bucket: string, prefix: string): Promise<SourceListing> {
   const normalized = prefix && !prefix.endsWith('/') ? `${prefix}/` : prefix;
   const keys: string[] = [];
-  for await (const item of store.client.listObjectsV2(bucket, normalized, true)) if (item.name) keys.push(item.name);
-  if (keys.length === 0) throw new InputError(`No objects under s3://${bucket}/${normalized}. Upload the chest_xray archive there or fix the prefix.`);
+  for await (const item of store.client.listObjectsV2(bucket, normalized, true) as AsyncIterable<BucketItem>)
+    if (item.name) keys.push(item.name);
+  if (keys.length === 0)
+    throw new InputError(
+      `No objects under s3://${bucket}/${normalized}. Upload the chest_xray archive there or fix the prefix.`,
+    );
   const files: SourceFile[] = [];
   const skipped: SourceListing['skipped'] = [];
   for (const key of keys.sort()) {
@@ -113,7 +137,9 @@ async function listS3(store: ArtifactStore, bucket: string, prefix: string): Pro
   }
   for (const label of CLASS_NAMES) {
     if (!files.some((f) => f.label === label)) {
-      throw new InputError(`No ${label} images under s3://${bucket}/${normalized}. Expected keys like ${normalized}train/${label}/x.jpeg.`);
+      throw new InputError(
+        `No ${label} images under s3://${bucket}/${normalized}. Expected keys like ${normalized}train/${label}/x.jpeg.`,
+      );
     }
   }
   return { description: `s3://${bucket}/${normalized}`, files, skipped };
@@ -132,6 +158,7 @@ function listSynthetic(perClass: number, seed: number): SourceListing {
       label,
       split: 'unsplit',
       read: async () => (await drawSyntheticXray(label, deriveSeed(seed, label, fileName), fileName)).jpeg,
-    })));
+    })),
+  );
   return { description: `synthetic X-rays (${perClass} per class, seed ${seed})`, files, skipped: [] };
 }

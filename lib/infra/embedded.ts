@@ -37,12 +37,17 @@ export interface EmbeddedInfrastructure {
 export const TEMPORAL_DB_FILENAME = 'temporal.sqlite';
 export const S3_DIRNAME = 's3';
 
-export async function startEmbeddedInfrastructure(opts: EmbeddedInfrastructureOptions): Promise<EmbeddedInfrastructure> {
+export async function startEmbeddedInfrastructure(
+  opts: EmbeddedInfrastructureOptions,
+): Promise<EmbeddedInfrastructure> {
   const log = opts.log ?? (() => {});
   const stateDir = path.resolve(opts.stateDir);
   await fs.mkdir(stateDir, { recursive: true });
   const dbFile = path.join(stateDir, TEMPORAL_DB_FILENAME);
-  const resuming = await fs.stat(dbFile).then(() => true, () => false);
+  const resuming = await fs.stat(dbFile).then(
+    () => true,
+    () => false,
+  );
   log(`[infra] ${resuming ? 'resuming from' : 'initialising'} state in ${stateDir}`);
 
   const [temporal, s3] = await Promise.allSettled([

@@ -81,10 +81,12 @@ type S3rverCtor = new (options: Record<string, unknown>) => S3rverInstance;
 
 export class S3rverMissingError extends Error {
   constructor(cause: unknown) {
-    super('The local S3 server needs the `s3rver` package, which is a devDependency and is not installed ' +
-      `(${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}). ` +
-      'Install dev dependencies (`npm install`, or `npm install --save-dev s3rver@^3.7.1`), ' +
-      'or point the pipeline at a real S3/MinIO endpoint instead.');
+    super(
+      'The local S3 server needs the `s3rver` package, which is a devDependency and is not installed ' +
+        `(${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}). ` +
+        'Install dev dependencies (`npm install`, or `npm install --save-dev s3rver@^3.7.1`), ' +
+        'or point the pipeline at a real S3/MinIO endpoint instead.',
+    );
     this.name = 'S3rverMissingError';
   }
 }
@@ -207,7 +209,9 @@ function installMinioCompat(server: S3rverInstance, log: Log): void {
     if (v2) {
       let marker = startAfter;
       if (token) {
-        marker = token.startsWith(TOKEN_PREFIX) ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString('utf8') : undefined;
+        marker = token.startsWith(TOKEN_PREFIX)
+          ? Buffer.from(token.slice(TOKEN_PREFIX.length), 'base64url').toString('utf8')
+          : undefined;
         if (!marker) {
           ctx.status = 400;
           ctx.body = { Error: { Code: 'InvalidArgument', Message: 'The continuation token provided is incorrect' } };
@@ -224,7 +228,9 @@ function installMinioCompat(server: S3rverInstance, log: Log): void {
     const result = isRecord(ctx.body) && isRecord(ctx.body.ListBucketResult) ? ctx.body.ListBucketResult : undefined;
     if (!result) return;
     const contents = Array.isArray(result.Contents) ? (result.Contents as Array<Record<string, unknown>>) : [];
-    const prefixes = Array.isArray(result.CommonPrefixes) ? (result.CommonPrefixes as Array<Record<string, unknown>>) : [];
+    const prefixes = Array.isArray(result.CommonPrefixes)
+      ? (result.CommonPrefixes as Array<Record<string, unknown>>)
+      : [];
 
     // 2. ... and V1 -> V2 on the way out.
     if (v2) {
@@ -238,7 +244,8 @@ function installMinioCompat(server: S3rverInstance, log: Log): void {
           Prefix,
           StartAfter: token ? undefined : startAfter,
           ContinuationToken: token,
-          NextContinuationToken: IsTruncated && lastKey ? TOKEN_PREFIX + Buffer.from(lastKey, 'utf8').toString('base64url') : undefined,
+          NextContinuationToken:
+            IsTruncated && lastKey ? TOKEN_PREFIX + Buffer.from(lastKey, 'utf8').toString('base64url') : undefined,
           KeyCount: contents.length + prefixes.length,
           MaxKeys,
           Delimiter,
@@ -266,9 +273,27 @@ function installMinioCompat(server: S3rverInstance, log: Log): void {
 
 /** Query parameters that make `GET /<bucket>` something other than a listing (acl, cors, ...). */
 const LIST_INCOMPATIBLE_PARAMS = new Set([
-  'acl', 'analytics', 'cors', 'encryption', 'inventory', 'lifecycle', 'location', 'logging', 'metrics',
-  'notification', 'object-lock', 'policy', 'policyStatus', 'publicAccessBlock', 'replication',
-  'requestPayment', 'tagging', 'uploads', 'versioning', 'versions', 'website',
+  'acl',
+  'analytics',
+  'cors',
+  'encryption',
+  'inventory',
+  'lifecycle',
+  'location',
+  'logging',
+  'metrics',
+  'notification',
+  'object-lock',
+  'policy',
+  'policyStatus',
+  'publicAccessBlock',
+  'replication',
+  'requestPayment',
+  'tagging',
+  'uploads',
+  'versioning',
+  'versions',
+  'website',
 ]);
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -63,7 +63,10 @@ export async function temporalCliVersion(cliPath: string): Promise<string> {
   const { stdout, stderr } = await execFileAsync(cliPath, ['--version'], { timeout: 30_000, windowsHide: true });
   const out = `${stdout}${stderr}`.trim();
   const line = out.split('\n').find((l) => /^temporal version /.test(l.trim()));
-  if (!line) throw new Error(`\`${cliPath} --version\` printed ${JSON.stringify(out.slice(0, 200))}, not "temporal version ..."`);
+  if (!line)
+    throw new Error(
+      `\`${cliPath} --version\` printed ${JSON.stringify(out.slice(0, 200))}, not "temporal version ..."`,
+    );
   return line.trim();
 }
 
@@ -86,8 +89,11 @@ export async function findOrProvisionTemporalCli(opts: FindTemporalCliOptions = 
     try {
       return found(p, await temporalCliVersion(p), 'from TEMPORAL_CLI_PATH');
     } catch (err) {
-      throw new Error(`TEMPORAL_CLI_PATH=${envPath} is not a working Temporal CLI (${firstLine(err)}). ` +
-        `Point it at a \`temporal\` executable, or unset it to let the project find or build one.`);
+      throw new Error(
+        `TEMPORAL_CLI_PATH=${envPath} is not a working Temporal CLI (${firstLine(err)}). ` +
+          `Point it at a \`temporal\` executable, or unset it to let the project find or build one.`,
+        { cause: err },
+      );
     }
   }
   tried.push('TEMPORAL_CLI_PATH: not set');
@@ -100,9 +106,11 @@ export async function findOrProvisionTemporalCli(opts: FindTemporalCliOptions = 
   candidates.push({ how: 'project cache', path: path.join(binDir, `temporal${EXE}`) });
   const go = await findGo();
   if (go) {
-    for (const dir of await goBinDirs(go)) candidates.push({ how: 'Go bin dir', path: path.join(dir, `temporal${EXE}`) });
+    for (const dir of await goBinDirs(go))
+      candidates.push({ how: 'Go bin dir', path: path.join(dir, `temporal${EXE}`) });
   }
-  for (const name of await sdkDownloadedNames(binDir)) candidates.push({ how: 'downloaded by the Temporal SDK', path: path.join(binDir, name) });
+  for (const name of await sdkDownloadedNames(binDir))
+    candidates.push({ how: 'downloaded by the Temporal SDK', path: path.join(binDir, name) });
 
   const seen = new Set<string>();
   for (const c of candidates) {
@@ -114,7 +122,10 @@ export async function findOrProvisionTemporalCli(opts: FindTemporalCliOptions = 
   }
 
   if (opts.provision === false) {
-    throw new TemporalCliNotFoundError(tried, 'provisioning disabled (provision: false); run `npx tsx cli/setup.ts` to build it');
+    throw new TemporalCliNotFoundError(
+      tried,
+      'provisioning disabled (provision: false); run `npx tsx cli/setup.ts` to build it',
+    );
   }
 
   // 6. Build from source with Go.
@@ -123,7 +134,9 @@ export async function findOrProvisionTemporalCli(opts: FindTemporalCliOptions = 
       const built = await goInstallOnce(go, binDir, log);
       return found(built, await temporalCliVersion(built), `built with go install ${TEMPORAL_CLI_VERSION}`);
     } catch (err) {
-      tried.push(`go install ${TEMPORAL_CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION} (with ${go}): failed: ${errorText(err, 1500)}`);
+      tried.push(
+        `go install ${TEMPORAL_CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION} (with ${go}): failed: ${errorText(err, 1500)}`,
+      );
     }
   } else {
     tried.push('go install: no `go` toolchain found (PATH, $GOROOT/bin, /usr/local/go/bin)');
@@ -141,21 +154,26 @@ export async function findOrProvisionTemporalCli(opts: FindTemporalCliOptions = 
 }
 
 export class TemporalCliNotFoundError extends Error {
-  constructor(readonly tried: string[], note?: string) {
+  constructor(
+    readonly tried: string[],
+    note?: string,
+  ) {
     const cacheBin = pneumoganBinDir();
-    super([
-      'Could not find or provision the Temporal CLI (`temporal`), which runs the local Temporal dev server.',
-      'Tried:',
-      ...tried.map((t) => `  - ${t}`),
-      ...(note ? [`Note: ${note}`] : []),
-      'Fix (any one):',
-      `  - Install Go >= 1.25 (https://go.dev/dl/; older Go fetches a newer toolchain itself when GOTOOLCHAIN=auto) and run \`npx tsx cli/setup.ts\`;`,
-      `    it runs \`GOBIN=${cacheBin} go install ${TEMPORAL_CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION}\` (a few minutes, ~250 MB).`,
-      '  - Download a release from https://github.com/temporalio/cli/releases (or `brew install temporal`, or',
-      `    \`curl -sSf https://temporal.download/cli.sh | sh\`) and put \`temporal\` on PATH, in ${cacheBin}, or set TEMPORAL_CLI_PATH=/path/to/temporal.`,
-      '  - `npm install --save-dev @temporalio/testing`, whose ephemeral-server support downloads the CLI from',
-      '    temporal.download on first use (that host must be reachable).',
-    ].join('\n'));
+    super(
+      [
+        'Could not find or provision the Temporal CLI (`temporal`), which runs the local Temporal dev server.',
+        'Tried:',
+        ...tried.map((t) => `  - ${t}`),
+        ...(note ? [`Note: ${note}`] : []),
+        'Fix (any one):',
+        `  - Install Go >= 1.25 (https://go.dev/dl/; older Go fetches a newer toolchain itself when GOTOOLCHAIN=auto) and run \`npx tsx cli/setup.ts\`;`,
+        `    it runs \`GOBIN=${cacheBin} go install ${TEMPORAL_CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION}\` (a few minutes, ~250 MB).`,
+        '  - Download a release from https://github.com/temporalio/cli/releases (or `brew install temporal`, or',
+        `    \`curl -sSf https://temporal.download/cli.sh | sh\`) and put \`temporal\` on PATH, in ${cacheBin}, or set TEMPORAL_CLI_PATH=/path/to/temporal.`,
+        '  - `npm install --save-dev @temporalio/testing`, whose ephemeral-server support downloads the CLI from',
+        '    temporal.download on first use (that host must be reachable).',
+      ].join('\n'),
+    );
     this.name = 'TemporalCliNotFoundError';
   }
 }
@@ -210,7 +228,13 @@ async function goBinDirs(go: string): Promise<string[]> {
   try {
     const { stdout } = await execFileAsync(go, ['env', 'GOBIN', 'GOPATH'], { timeout: 30_000 });
     const [gobin = '', gopath = ''] = stdout.split('\n').map((s) => s.trim());
-    return [...(gobin ? [gobin] : []), ...gopath.split(path.delimiter).filter(Boolean).map((p) => path.join(p, 'bin'))];
+    return [
+      ...(gobin ? [gobin] : []),
+      ...gopath
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((p) => path.join(p, 'bin')),
+    ];
   } catch {
     return [];
   }
@@ -219,7 +243,10 @@ async function goBinDirs(go: string): Promise<string[]> {
 /** Files the SDK's cached download leaves: `temporal-sdk-typescript-<ver>` or `temporal-<ver>`. */
 async function sdkDownloadedNames(dir: string): Promise<string[]> {
   try {
-    return (await fs.readdir(dir)).filter((n) => /^temporal-(sdk-|v?\d)/.test(n)).sort().reverse();
+    return (await fs.readdir(dir))
+      .filter((n) => /^temporal-(sdk-|v?\d)/.test(n))
+      .sort()
+      .reverse();
   } catch {
     return [];
   }
@@ -261,18 +288,24 @@ async function goInstall(go: string, binDir: string, log: Log): Promise<string> 
   child.stdout?.setEncoding('utf8').on('data', splitter);
   child.stderr?.setEncoding('utf8').on('data', splitter);
   const progress = setInterval(() => {
-    log(`[temporal] go install still running: ${Math.round((Date.now() - started) / 1000)} s` +
-      (modules ? `, ${modules} modules downloaded so far` : ' (compiling)'));
+    log(
+      `[temporal] go install still running: ${Math.round((Date.now() - started) / 1000)} s` +
+        (modules ? `, ${modules} modules downloaded so far` : ' (compiling)'),
+    );
   }, 30_000);
   const timeoutMs = 30 * 60_000;
   const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (c, s) => resolve({ code: c, signal: s }));
-    });
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+      (resolve, reject) => {
+        child.once('error', reject);
+        child.once('exit', (c, s) => resolve({ code: c, signal: s }));
+      },
+    );
     if (code !== 0) {
-      throw new Error(`exit ${code ?? signal}${signal === 'SIGKILL' ? ` (killed after ${timeoutMs / 60_000} min)` : ''}; last output:\n${tail.text()}`);
+      throw new Error(
+        `exit ${code ?? signal}${signal === 'SIGKILL' ? ` (killed after ${timeoutMs / 60_000} min)` : ''}; last output:\n${tail.text()}`,
+      );
     }
   } finally {
     clearInterval(progress);
@@ -280,7 +313,9 @@ async function goInstall(go: string, binDir: string, log: Log): Promise<string> 
   }
   const built = path.join(binDir, `temporal${EXE}`);
   const size = (await fs.stat(built)).size;
-  log(`[temporal] built ${built} in ${Math.round((Date.now() - started) / 1000)} s (${(size / 2 ** 20).toFixed(0)} MiB${modules ? `, ${modules} modules downloaded` : ''})`);
+  log(
+    `[temporal] built ${built} in ${Math.round((Date.now() - started) / 1000)} s (${(size / 2 ** 20).toFixed(0)} MiB${modules ? `, ${modules} modules downloaded` : ''})`,
+  );
   return built;
 }
 
@@ -288,9 +323,11 @@ async function downloadWithTemporalSdk(binDir: string, log: Log): Promise<string
   const moduleName = '@temporalio/testing'; // not a dependency: imported by name so tsc does not need it
   let testing: { TestWorkflowEnvironment: { createLocal(o: unknown): Promise<{ teardown(): Promise<void> }> } };
   try {
-    testing = await import(moduleName);
+    testing = (await import(moduleName)) as typeof testing;
   } catch {
-    throw new Error('@temporalio/testing is not installed (`npm install --save-dev @temporalio/testing` enables this path)');
+    throw new Error(
+      '@temporalio/testing is not installed (`npm install --save-dev @temporalio/testing` enables this path)',
+    );
   }
   await fs.mkdir(binDir, { recursive: true });
   log(`[temporal] asking @temporalio/testing to download the CLI into ${binDir} (from temporal.download)`);
@@ -385,27 +422,41 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
 }
 
 class PortInUseError extends Error {
-  constructor(message: string, readonly port: number) {
+  constructor(
+    message: string,
+    readonly port: number,
+  ) {
     super(message);
   }
 }
 
-async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServerOptions, log: Log): Promise<TemporalDevServer> {
+async function startOnce(
+  cliPath: string,
+  dbFile: string,
+  opts: TemporalDevServerOptions,
+  log: Log,
+): Promise<TemporalDevServer> {
   const namespace = opts.namespace ?? 'default';
   const free = await findFreePorts(2);
   const port = opts.port ?? free[0]!;
   const uiPort = opts.uiPort ?? free.find((p) => p !== port)!;
   const address = `127.0.0.1:${port}`;
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
     ...(opts.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
     ...(dbFile ? ['--db-filename', dbFile] : []),
     ...(namespace !== 'default' ? ['--namespace', namespace] : []),
-    '--log-level', opts.logLevel ?? 'warn',
-    '--log-format', 'text',
-    '--color', 'never',
+    '--log-level',
+    opts.logLevel ?? 'warn',
+    '--log-format',
+    'text',
+    '--color',
+    'never',
     ...(opts.extraArgs ?? []),
   ];
   const started = Date.now();
@@ -430,7 +481,9 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
       exitInfo = { code, signal };
       process.off('exit', onParentExit);
       if (ready && !stopping) {
-        log(`[temporal] dev server (pid ${child.pid}) exited unexpectedly (${code ?? signal}); last output:\n${tail.text()}`);
+        log(
+          `[temporal] dev server (pid ${child.pid}) exited unexpectedly (${code ?? signal}); last output:\n${tail.text()}`,
+        );
       }
       resolve();
     });
@@ -456,7 +509,9 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
         let timer: NodeJS.Timeout | undefined;
         const timedOut = await Promise.race([
           exited.then(() => false),
-          new Promise<boolean>((r) => { timer = setTimeout(() => r(true), grace); }),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(true), grace);
+          }),
         ]);
         clearTimeout(timer);
         if (timedOut) {
@@ -474,14 +529,18 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
   const failWith = async (what: string, cause?: unknown): Promise<never> => {
     const out = tail.text() || '(no output)'; // before stop(): its shutdown noise would hide the cause
     await stop();
-    const msg = `Temporal dev server ${what}\nCommand: ${cliPath} ${args.join(' ')}\nLast server output:\n${out}` +
+    const msg =
+      `Temporal dev server ${what}\nCommand: ${cliPath} ${args.join(' ')}\nLast server output:\n${out}` +
       (cause ? `\nLast connection error: ${firstLine(cause)}` : '');
     const busy = /listen tcp [^\s]*:(\d+): bind: address already in use/i.exec(out);
     throw busy ? new PortInUseError(msg, Number(busy[1])) : new Error(msg);
   };
 
   if (dbFile && child.pid !== undefined) {
-    await fs.writeFile(pidFile(dbFile), JSON.stringify({ pid: child.pid, cliPath, address, startedAt: new Date().toISOString() }) + '\n');
+    await fs.writeFile(
+      pidFile(dbFile),
+      JSON.stringify({ pid: child.pid, cliPath, address, startedAt: new Date().toISOString() }) + '\n',
+    );
   }
 
   // Wait for the port, then for a real gRPC answer that includes the namespace.
@@ -492,14 +551,19 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
     if (spawnError) return failWith(`could not be started (${spawnError.message}).`);
     if (exitInfo) return failWith(`exited during startup (exit ${exitInfo.code ?? exitInfo.signal}).`);
     if (Date.now() > deadline) {
-      return failWith(`did not answer on ${address} within ${((opts.startTimeoutMs ?? 60_000) / 1000).toFixed(1)} s.`, lastErr);
+      return failWith(
+        `did not answer on ${address} within ${((opts.startTimeoutMs ?? 60_000) / 1000).toFixed(1)} s.`,
+        lastErr,
+      );
     }
     if (await isPortOpen(port, '127.0.0.1', 250)) {
       // Lazy, so the connection can be closed even when this first call fails (a failed
       // Connection.connect returns nothing to close).
       const connection = Connection.lazy({ address });
       try {
-        await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.describeNamespace({ namespace }));
+        await connection.withDeadline(Date.now() + 2_000, () =>
+          connection.workflowService.describeNamespace({ namespace }),
+        );
         break;
       } catch (err) {
         lastErr = err;
@@ -511,8 +575,10 @@ async function startOnce(cliPath: string, dbFile: string, opts: TemporalDevServe
   }
   ready = true;
   const uiUrl = opts.headless ? '' : `http://127.0.0.1:${uiPort}`;
-  log(`[temporal] dev server ready in ${Date.now() - started} ms: ${address} (namespace ${namespace}` +
-    `${uiUrl ? `, UI ${uiUrl}` : ''}, ${dbFile ? `state ${dbFile}` : 'in-memory state'}, pid ${child.pid})`);
+  log(
+    `[temporal] dev server ready in ${Date.now() - started} ms: ${address} (namespace ${namespace}` +
+      `${uiUrl ? `, UI ${uiUrl}` : ''}, ${dbFile ? `state ${dbFile}` : 'in-memory state'}, pid ${child.pid})`,
+  );
   return {
     address,
     uiUrl,

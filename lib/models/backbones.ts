@@ -72,14 +72,19 @@ export function buildBackbone(name: BackboneName, o: BackboneOptions): tf.Layers
   validateOptions(o);
   const min = minInputSize(name);
   if (o.inputSize < min) {
-    throw new Error(`${name} needs inputSize >= ${min} (got ${o.inputSize}): smaller inputs shrink a ` +
-      'feature map to zero size');
+    throw new Error(
+      `${name} needs inputSize >= ${min} (got ${o.inputSize}): smaller inputs shrink a ` + 'feature map to zero size',
+    );
   }
   switch (name) {
-    case 'alexnet': return buildAlexNet(o);
-    case 'googlenet': return buildGoogLeNet(o);
-    case 'squeezenet': return buildSqueezeNet(o);
-    case 'resnet18': return buildResNet18(o);
+    case 'alexnet':
+      return buildAlexNet(o);
+    case 'googlenet':
+      return buildGoogLeNet(o);
+    case 'squeezenet':
+      return buildSqueezeNet(o);
+    case 'resnet18':
+      return buildResNet18(o);
   }
 }
 
@@ -145,9 +150,12 @@ type Init = ReturnType<typeof tf.initializers.zeros>;
 const BN_MOMENTUM = 0.9;
 
 function validateOptions(o: BackboneOptions): void {
-  if (!Number.isInteger(o.inputSize) || o.inputSize < 1) throw new Error(`inputSize must be a positive integer (got ${o.inputSize})`);
-  if (!(o.widthMultiplier > 0) || !Number.isFinite(o.widthMultiplier)) throw new Error(`widthMultiplier must be > 0 (got ${o.widthMultiplier})`);
-  if (!Number.isInteger(o.numClasses) || o.numClasses < 1) throw new Error(`numClasses must be a positive integer (got ${o.numClasses})`);
+  if (!Number.isInteger(o.inputSize) || o.inputSize < 1)
+    throw new Error(`inputSize must be a positive integer (got ${o.inputSize})`);
+  if (!(o.widthMultiplier > 0) || !Number.isFinite(o.widthMultiplier))
+    throw new Error(`widthMultiplier must be > 0 (got ${o.widthMultiplier})`);
+  if (!Number.isInteger(o.numClasses) || o.numClasses < 1)
+    throw new Error(`numClasses must be a positive integer (got ${o.numClasses})`);
   if (!(o.dropout >= 0 && o.dropout < 1)) throw new Error(`dropout must be in [0, 1) (got ${o.dropout})`);
 }
 
@@ -203,20 +211,32 @@ function conv(x: ST, spec: ConvSpec): ST {
     if (s === 1 && 2 * p === k - 1) {
       padding = 'same'; // TF 'same' pads (k-1)/2 on both sides here: identical to PyTorch
     } else {
-      x = ap(tf.layers.zeroPadding2d({ padding: [[p, p], [p, p]], name: `${spec.name}.pad` }), x);
+      x = ap(
+        tf.layers.zeroPadding2d({
+          padding: [
+            [p, p],
+            [p, p],
+          ],
+          name: `${spec.name}.pad`,
+        }),
+        x,
+      );
     }
   }
-  return ap(tf.layers.conv2d({
-    name: spec.name,
-    filters: spec.filters,
-    kernelSize: k,
-    strides: s,
-    padding,
-    useBias: spec.bias,
-    activation: spec.relu ? 'relu' : 'linear',
-    kernelInitializer: spec.kernelInit,
-    biasInitializer: spec.biasInit ?? 'zeros',
-  }), x);
+  return ap(
+    tf.layers.conv2d({
+      name: spec.name,
+      filters: spec.filters,
+      kernelSize: k,
+      strides: s,
+      padding,
+      useBias: spec.bias,
+      activation: spec.relu ? 'relu' : 'linear',
+      kernelInitializer: spec.kernelInit,
+      biasInitializer: spec.biasInit ?? 'zeros',
+    }),
+    x,
+  );
 }
 
 /**
@@ -234,7 +254,16 @@ function maxPool(x: ST, name: string, k: number, s: number, p: number, ceil: boo
     return ap(tf.layers.maxPooling2d({ name, poolSize: k, strides: 1, padding: 'same' }), x);
   }
   if (p > 0 || extra > 0) {
-    x = ap(tf.layers.zeroPadding2d({ padding: [[p, p + extra], [p, p + extra]], name: `${name}.pad` }), x);
+    x = ap(
+      tf.layers.zeroPadding2d({
+        padding: [
+          [p, p + extra],
+          [p, p + extra],
+        ],
+        name: `${name}.pad`,
+      }),
+      x,
+    );
   }
   return ap(tf.layers.maxPooling2d({ name, poolSize: k, strides: s, padding: 'valid' }), x);
 }
@@ -247,11 +276,17 @@ function relu(x: ST, name: string): ST {
   return ap(tf.layers.reLU({ name }), x);
 }
 
-function dense(x: ST, name: string, units: number, relu: boolean, kernelInit: Init,
-  biasInit: Init): ST {
-  return ap(tf.layers.dense({
-    name, units, activation: relu ? 'relu' : 'linear', kernelInitializer: kernelInit, biasInitializer: biasInit,
-  }), x);
+function dense(x: ST, name: string, units: number, relu: boolean, kernelInit: Init, biasInit: Init): ST {
+  return ap(
+    tf.layers.dense({
+      name,
+      units,
+      activation: relu ? 'relu' : 'linear',
+      kernelInitializer: kernelInit,
+      biasInitializer: biasInit,
+    }),
+    x,
+  );
 }
 
 function imageInput(o: BackboneOptions): ST {
@@ -304,10 +339,16 @@ export class AdaptiveAvgPool2d extends tf.layers.Layer {
       const ah = tf.tensor2d(adaptivePoolMatrix(h, this.outH)); // [outH, h]
       const aw = tf.tensor2d(adaptivePoolMatrix(w, this.outW)); // [outW, w]
       // pool H: [N,H,W,C] -> [N,W,C,H] -> (N*W*C, H) x (H, outH)
-      const t1 = x.transpose([0, 2, 3, 1]).reshape([n * w * c, h]).matMul(ah, false, true);
+      const t1 = x
+        .transpose([0, 2, 3, 1])
+        .reshape([n * w * c, h])
+        .matMul(ah, false, true);
       // pool W: [N,W,C,outH] -> [N,outH,C,W] -> (N*outH*C, W) x (W, outW)
-      const t2 = t1.reshape([n, w, c, this.outH]).transpose([0, 3, 2, 1])
-        .reshape([n * this.outH * c, w]).matMul(aw, false, true);
+      const t2 = t1
+        .reshape([n, w, c, this.outH])
+        .transpose([0, 3, 2, 1])
+        .reshape([n * this.outH * c, w])
+        .matMul(aw, false, true);
       return t2.reshape([n, this.outH, c, this.outW]).transpose([0, 1, 3, 2]);
     });
   }
@@ -326,8 +367,15 @@ function buildAlexNet(o: BackboneOptions): tf.LayersModel {
   const input = imageInput(o);
   const tconv = (x: ST, name: string, filters: number, kernel: number, stride: number, padding: number): ST =>
     conv(x, {
-      name, filters, kernel, stride, padding, bias: true, relu: true,
-      kernelInit: torchDefaultKernel(), biasInit: torchDefaultBias(channels(x) * kernel * kernel),
+      name,
+      filters,
+      kernel,
+      stride,
+      padding,
+      bias: true,
+      relu: true,
+      kernelInit: torchDefaultKernel(),
+      biasInit: torchDefaultBias(channels(x) * kernel * kernel),
     });
   let x = tconv(input, 'features.0', ch(64), 11, 4, 2); // + features.1 ReLU
   x = maxPool(x, 'features.2', 3, 2, 0, false);
@@ -364,8 +412,16 @@ function buildGoogLeNet(o: BackboneOptions): tf.LayersModel {
     x = batchNorm(x, `${name}.bn`, 1e-3);
     return relu(x, `${name}.relu`);
   };
-  const inception = (x: ST, name: string, c1: number, c3r: number, c3: number, c5r: number, c5: number,
-    pool: number): ST => {
+  const inception = (
+    x: ST,
+    name: string,
+    c1: number,
+    c3r: number,
+    c3: number,
+    c5r: number,
+    c5: number,
+    pool: number,
+  ): ST => {
     const b1 = basic(x, `${name}.branch1`, ch(c1), 1);
     const b2 = basic(basic(x, `${name}.branch2.0`, ch(c3r), 1), `${name}.branch2.1`, ch(c3), 3, 1, 1);
     // torchvision's "5x5" branch really uses a 3x3 conv (a known quirk kept for weight compatibility).
@@ -402,8 +458,7 @@ function buildGoogLeNet(o: BackboneOptions): tf.LayersModel {
 function buildSqueezeNet(o: BackboneOptions): tf.LayersModel {
   const ch = widthFn(o.widthMultiplier);
   // torchvision: kaiming_uniform_ (a=0) on every conv but the last, which is normal(0, 0.01); biases 0.
-  const kaiming = (): Init =>
-    tf.initializers.varianceScaling({ scale: 2, mode: 'fanIn', distribution: 'uniform' });
+  const kaiming = (): Init => tf.initializers.varianceScaling({ scale: 2, mode: 'fanIn', distribution: 'uniform' });
   const c = (x: ST, name: string, filters: number, kernel: number, stride = 1, padding = 0): ST =>
     conv(x, { name, filters, kernel, stride, padding, bias: true, relu: true, kernelInit: kaiming() });
   const fire = (x: ST, name: string, squeeze: number, e1: number, e3: number): ST => {
@@ -428,7 +483,11 @@ function buildSqueezeNet(o: BackboneOptions): tf.LayersModel {
   x = ap(tf.layers.dropout({ rate: o.dropout, name: 'classifier.0' }), x);
   // final_conv + classifier.2 ReLU: torchvision's logits pass through a ReLU before pooling.
   x = conv(x, {
-    name: 'classifier.1', filters: o.numClasses, kernel: 1, bias: true, relu: true,
+    name: 'classifier.1',
+    filters: o.numClasses,
+    kernel: 1,
+    bias: true,
+    relu: true,
     kernelInit: tf.initializers.randomNormal({ mean: 0, stddev: 0.01 }),
   });
   x = ap(tf.layers.globalAveragePooling2d({ name: 'classifier.3' }), x); // AdaptiveAvgPool2d((1,1)) + flatten
@@ -444,7 +503,12 @@ function buildResNet18(o: BackboneOptions): tf.LayersModel {
   // torchvision: kaiming_normal_(mode='fan_out', nonlinearity='relu') on convs; BN gamma 1, beta 0.
   const kconv = (x: ST, name: string, filters: number, kernel: number, stride: number, padding: number): ST =>
     conv(x, {
-      name, filters, kernel, stride, padding, bias: false,
+      name,
+      filters,
+      kernel,
+      stride,
+      padding,
+      bias: false,
       kernelInit: tf.initializers.randomNormal({ mean: 0, stddev: Math.sqrt(2 / (filters * kernel * kernel)) }),
     });
   const block = (x: ST, name: string, planes: number, stride: number): ST => {
@@ -466,7 +530,12 @@ function buildResNet18(o: BackboneOptions): tf.LayersModel {
   x = batchNorm(x, 'bn1', EPS);
   x = relu(x, 'relu');
   x = maxPool(x, 'maxpool', 3, 2, 1, false);
-  const stages: Array<[number, number]> = [[64, 1], [128, 2], [256, 2], [512, 2]];
+  const stages: Array<[number, number]> = [
+    [64, 1],
+    [128, 2],
+    [256, 2],
+    [512, 2],
+  ];
   stages.forEach(([planes, stride], i) => {
     x = block(x, `layer${i + 1}.0`, ch(planes), stride);
     x = block(x, `layer${i + 1}.1`, ch(planes), 1);

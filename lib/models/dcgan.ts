@@ -67,20 +67,24 @@ function convInit(): Init {
 }
 
 function bn(x: ST, name: string): ST {
-  return tf.layers.batchNormalization({
-    name,
-    axis: -1,
-    epsilon: BN_EPSILON,
-    momentum: BN_MOMENTUM,
-    gammaInitializer: tf.initializers.randomNormal({ mean: 1, stddev: 0.02 }),
-    betaInitializer: tf.initializers.zeros(),
-  }).apply(x) as ST;
+  return tf.layers
+    .batchNormalization({
+      name,
+      axis: -1,
+      epsilon: BN_EPSILON,
+      momentum: BN_MOMENTUM,
+      gammaInitializer: tf.initializers.randomNormal({ mean: 1, stddev: 0.02 }),
+      betaInitializer: tf.initializers.zeros(),
+    })
+    .apply(x) as ST;
 }
 
 function validate(o: DcganOptions): void {
-  if (o.imageSize !== 32 && o.imageSize !== 64) throw new Error(`DCGAN imageSize must be 32 or 64 (got ${o.imageSize})`);
+  if (o.imageSize !== 32 && o.imageSize !== 64)
+    throw new Error(`DCGAN imageSize must be 32 or 64 (got ${String(o.imageSize)})`);
   for (const key of ['latentDim', 'generatorWidth', 'discriminatorWidth', 'channels'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`DCGAN ${key} must be a positive integer (got ${o[key]})`);
+    if (!Number.isInteger(o[key]) || o[key] < 1)
+      throw new Error(`DCGAN ${key} must be a positive integer (got ${o[key]})`);
   }
 }
 
@@ -98,27 +102,31 @@ export function buildGenerator(o: DcganOptions): tf.LayersModel {
   const widths = [ngf * 8, ngf * 4, ngf * 2, ngf];
   const strides = [1, ...generatorStrides(o.imageSize)];
   for (let i = 0; i < 4; i++) {
-    x = tf.layers.conv2dTranspose({
-      name: `netG.main.${3 * i}`,
-      filters: widths[i]!,
-      kernelSize: 4,
-      strides: strides[i]!,
-      padding: i === 0 ? 'valid' : 'same',
-      useBias: false,
-      kernelInitializer: convInit(),
-    }).apply(x) as ST;
+    x = tf.layers
+      .conv2dTranspose({
+        name: `netG.main.${3 * i}`,
+        filters: widths[i]!,
+        kernelSize: 4,
+        strides: strides[i]!,
+        padding: i === 0 ? 'valid' : 'same',
+        useBias: false,
+        kernelInitializer: convInit(),
+      })
+      .apply(x) as ST;
     x = bn(x, `netG.main.${3 * i + 1}`);
     x = tf.layers.reLU({ name: `netG.main.${3 * i + 2}` }).apply(x) as ST;
   }
-  x = tf.layers.conv2dTranspose({
-    name: 'netG.main.12',
-    filters: o.channels,
-    kernelSize: 4,
-    strides: strides[4]!,
-    padding: 'same',
-    useBias: false,
-    kernelInitializer: convInit(),
-  }).apply(x) as ST;
+  x = tf.layers
+    .conv2dTranspose({
+      name: 'netG.main.12',
+      filters: o.channels,
+      kernelSize: 4,
+      strides: strides[4]!,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: convInit(),
+    })
+    .apply(x) as ST;
   x = tf.layers.activation({ activation: 'tanh', name: 'netG.main.13' }).apply(x) as ST;
   return tf.model({ inputs: z, outputs: x, name: 'generator' });
 }
@@ -134,27 +142,31 @@ export function buildDiscriminator(o: DcganOptions): tf.LayersModel {
   let x: ST = input;
   let index = 0;
   for (let i = 0; i < 4; i++) {
-    x = tf.layers.conv2d({
-      name: `netD.main.${index++}`,
-      filters: widths[i]!,
-      kernelSize: 4,
-      strides: strides[i]!,
-      padding: 'same',
-      useBias: false,
-      kernelInitializer: convInit(),
-    }).apply(x) as ST;
+    x = tf.layers
+      .conv2d({
+        name: `netD.main.${index++}`,
+        filters: widths[i]!,
+        kernelSize: 4,
+        strides: strides[i]!,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: convInit(),
+      })
+      .apply(x) as ST;
     if (i > 0) x = bn(x, `netD.main.${index++}`);
     x = tf.layers.leakyReLU({ alpha: 0.2, name: `netD.main.${index++}` }).apply(x) as ST;
   }
-  x = tf.layers.conv2d({
-    name: `netD.main.${index}`,
-    filters: 1,
-    kernelSize: 4,
-    strides: 1,
-    padding: 'valid',
-    useBias: false,
-    kernelInitializer: convInit(),
-  }).apply(x) as ST;
+  x = tf.layers
+    .conv2d({
+      name: `netD.main.${index}`,
+      filters: 1,
+      kernelSize: 4,
+      strides: 1,
+      padding: 'valid',
+      useBias: false,
+      kernelInitializer: convInit(),
+    })
+    .apply(x) as ST;
   x = tf.layers.flatten({ name: 'netD.flatten' }).apply(x) as ST;
   return tf.model({ inputs: input, outputs: x, name: 'discriminator' });
 }

@@ -97,7 +97,19 @@ export interface SafetensorsEntry {
 }
 
 const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U16: 2, U32: 4, U64: 8, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  BOOL: 1,
 };
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -109,7 +121,10 @@ const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
  * Parses a plain safetensors file (no group naming scheme). Throws, naming `origin`, on a
  * malformed file: short/garbled header, offsets outside the data or not matching dtype x shape.
  */
-export function readSafetensors(source: Uint8Array, origin: string): {
+export function readSafetensors(
+  source: Uint8Array,
+  origin: string,
+): {
   tensors: Map<string, SafetensorsEntry>;
   metadata: Record<string, string>;
 } {
@@ -155,8 +170,10 @@ export function readSafetensors(source: Uint8Array, origin: string): {
     const dtype = e.dtype as string;
     const width = DTYPE_BYTES[dtype];
     if (width !== undefined && end - begin !== numel(shape as number[]) * width) {
-      fail(`tensor ${name} (${dtype} ${shapeText(shape as number[])}) needs ${numel(shape as number[]) * width} bytes, ` +
-        `its data_offsets span ${end - begin}`);
+      fail(
+        `tensor ${name} (${dtype} ${shapeText(shape as number[])}) needs ${numel(shape as number[]) * width} bytes, ` +
+          `its data_offsets span ${end - begin}`,
+      );
     }
     tensors.set(name, { dtype, shape: shape as number[], bytes: source.subarray(dataStart + begin, dataStart + end) });
   }
@@ -181,7 +198,8 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case 'F32': {
-      if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
+      if (bytes.byteOffset % 4 === 0)
+        return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4).slice();
       const out = new Float32Array(bytes.byteLength / 4);
       for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
       return out;
@@ -228,7 +246,8 @@ export function writeSafetensors(tensors: readonly PlainTensor[], metadata: Reco
     if (header[t.name] !== undefined) throw new Error(`duplicate tensor name ${t.name}`);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     const expected = numel(t.shape) * DTYPE_BYTES[t.dtype]!;
-    if (bytes.byteLength !== expected) throw new Error(`tensor ${t.name}: ${bytes.byteLength} bytes for ${t.dtype} ${shapeText(t.shape)}`);
+    if (bytes.byteLength !== expected)
+      throw new Error(`tensor ${t.name}: ${bytes.byteLength} bytes for ${t.dtype} ${shapeText(t.shape)}`);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
     chunks.push(bytes);
     offset += bytes.byteLength;
@@ -265,7 +284,10 @@ interface TorchSlot {
 }
 
 const BN_SUFFIX: Record<string, string> = {
-  gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var',
+  gamma: 'weight',
+  beta: 'bias',
+  moving_mean: 'running_mean',
+  moving_variance: 'running_var',
 };
 
 function slotsOf(model: tf.LayersModel, backbone: BackboneName): { slots: TorchSlot[]; batchNorms: string[] } {
@@ -306,11 +328,18 @@ function slotsOf(model: tf.LayersModel, backbone: BackboneName): { slots: TorchS
         suffix = BN_SUFFIX[role];
       }
       if (suffix === undefined) {
-        throw new Error(`layer "${layer.name}" (${cls}) has weight "${variable.originalName}" with no torchvision ` +
-          'equivalent; only Conv2D, Dense and BatchNormalization weights can be mapped');
+        throw new Error(
+          `layer "${layer.name}" (${cls}) has weight "${variable.originalName}" with no torchvision ` +
+            'equivalent; only Conv2D, Dense and BatchNormalization weights can be mapped',
+        );
       }
       slots.push({
-        name: `${layer.name}.${suffix}`, layer: layer.name, variable, layout, torchShape, trainable: variable.trainable,
+        name: `${layer.name}.${suffix}`,
+        layer: layer.name,
+        variable,
+        layout,
+        torchShape,
+        trainable: variable.trainable,
       });
     }
   }
@@ -336,8 +365,13 @@ const MAX_LISTED_PROBLEMS = 10;
  * model from `buildBackbone(backbone, ...)`. Validates everything first; on any problem throws
  * one Error naming `origin` and listing the problems, without changing the model.
  */
-export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: BackboneName, source: Uint8Array,
-  origin: string, options: LoadOptions = {}): Promise<LoadReport> {
+export function loadTorchvisionWeights(
+  model: tf.LayersModel,
+  backbone: BackboneName,
+  source: Uint8Array,
+  origin: string,
+  options: LoadOptions = {},
+): LoadReport {
   const skipHead = options.skipHead ?? true;
   const head = TORCHVISION_HEADS[backbone];
   const { slots, batchNorms } = slotsOf(model, backbone);
@@ -364,10 +398,12 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
     }
     if (isHead && skipHead) {
       // Any class count is fine (dim 0); the input dimensions must still match the model.
-      const fits = entry.shape.length === slot.torchShape.length &&
+      const fits =
+        entry.shape.length === slot.torchShape.length &&
         entry.shape.every((d, i) => i === 0 || d === slot.torchShape[i]);
       if (!fits) {
-        const p = `shape mismatch: ${slot.name} is ${shapeText(entry.shape)} in the file, the model's head takes ` +
+        const p =
+          `shape mismatch: ${slot.name} is ${shapeText(entry.shape)} in the file, the model's head takes ` +
           `${shapeText(['*', ...slot.torchShape.slice(1)])}`;
         problems.push(p);
         shapeProblems.push(p);
@@ -377,8 +413,9 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
       continue;
     }
     if (shapeText(entry.shape) !== shapeText(slot.torchShape)) {
-      const hint = isHead ? ' (the classification head: pass skipHead: true to keep the model\'s fresh head)' : '';
-      const p = `shape mismatch: ${slot.name} is ${shapeText(entry.shape)} in the file, the model expects ` +
+      const hint = isHead ? " (the classification head: pass skipHead: true to keep the model's fresh head)" : '';
+      const p =
+        `shape mismatch: ${slot.name} is ${shapeText(entry.shape)} in the file, the model expects ` +
         `${shapeText(slot.torchShape)}${hint}`;
       problems.push(p);
       shapeProblems.push(p);
@@ -414,8 +451,10 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
       hints.push(`none of the model's tensor names occur in the file: is it a torchvision ${backbone} state_dict?`);
     }
     if (shapeProblems.length > 0 && guess === backbone) {
-      hints.push('shape mismatches usually mean the file was made at another widthMultiplier ' +
-        '(torchvision\'s published weights need widthMultiplier 1)');
+      hints.push(
+        'shape mismatches usually mean the file was made at another widthMultiplier ' +
+          "(torchvision's published weights need widthMultiplier 1)",
+      );
     }
     const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  - ${p}`);
     if (problems.length > MAX_LISTED_PROBLEMS) listed.push(`  ... and ${problems.length - MAX_LISTED_PROBLEMS} more`);
@@ -425,19 +464,29 @@ export async function loadTorchvisionWeights(model: tf.LayersModel, backbone: Ba
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
     }
     const byKind = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
-    throw new Error(`${origin}: cannot load torchvision ${backbone} weights, ${problems.length} problem` +
-      `${problems.length === 1 ? '' : 's'}: ${byKind} (no weights were changed):\n${listed.join('\n')}` +
-      (hints.length > 0 ? `\n${hints.map((h) => `  hint: ${h}`).join('\n')}` : ''));
+    throw new Error(
+      `${origin}: cannot load torchvision ${backbone} weights, ${problems.length} problem` +
+        `${problems.length === 1 ? '' : 's'}: ${byKind} (no weights were changed):\n${listed.join('\n')}` +
+        (hints.length > 0 ? `\n${hints.map((h) => `  hint: ${h}`).join('\n')}` : ''),
+    );
   }
 
   const report: LoadReport = {
-    backbone, origin, loaded: [], skipped, ignored, parametersLoaded: 0, valuesLoaded: 0, dtypes: {},
+    backbone,
+    origin,
+    loaded: [],
+    skipped,
+    ignored,
+    parametersLoaded: 0,
+    valuesLoaded: 0,
+    dtypes: {},
   };
   toLoad.forEach(({ slot, entry }, i) => {
     const values = decoded[i]!;
     tf.tidy(() => {
       let t: tf.Tensor = tf.tensor(values, slot.torchShape, 'float32');
-      if (slot.layout === 'conv') t = tf.transpose(t, [2, 3, 1, 0]); // [out,in,kh,kw] -> [kh,kw,in,out]
+      if (slot.layout === 'conv')
+        t = tf.transpose(t, [2, 3, 1, 0]); // [out,in,kh,kw] -> [kh,kw,in,out]
       else if (slot.layout === 'linear') t = tf.transpose(t, [1, 0]); // [out,in] -> [in,out]
       slot.variable.write(t);
     });
@@ -463,7 +512,8 @@ export function exportTorchvisionWeights(model: tf.LayersModel, backbone: Backbo
   const tensors: PlainTensor[] = slots.map((slot) => {
     const data = tf.tidy(() => {
       let t = slot.variable.read();
-      if (slot.layout === 'conv') t = tf.transpose(t, [3, 2, 0, 1]); // [kh,kw,in,out] -> [out,in,kh,kw]
+      if (slot.layout === 'conv')
+        t = tf.transpose(t, [3, 2, 0, 1]); // [kh,kw,in,out] -> [out,in,kh,kw]
       else if (slot.layout === 'linear') t = tf.transpose(t, [1, 0]);
       return t.dataSync() as Float32Array;
     });

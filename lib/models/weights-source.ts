@@ -7,13 +7,18 @@ import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import type { ArtifactStore } from '../storage.js';
 
-const FIX = 'Fix classifier.pretrained (a path on the workers, an http(s) URL or s3://bucket/key of a safetensors file).';
+const FIX =
+  'Fix classifier.pretrained (a path on the workers, an http(s) URL or s3://bucket/key of a safetensors file).';
 
 export async function readWeightsSource(store: ArtifactStore, source: string): Promise<Uint8Array> {
   if (/^https?:\/\//.test(source)) {
     const response = await fetch(source);
-    if (response.status >= 400 && response.status < 500) throw new InputError(`Cannot read pretrained weights from ${source}: HTTP ${response.status}. ${FIX}`);
-    if (!response.ok) throw new Error(`Reading pretrained weights from ${source} failed: HTTP ${response.status} ${response.statusText}`);
+    if (response.status >= 400 && response.status < 500)
+      throw new InputError(`Cannot read pretrained weights from ${source}: HTTP ${response.status}. ${FIX}`);
+    if (!response.ok)
+      throw new Error(
+        `Reading pretrained weights from ${source} failed: HTTP ${response.status} ${response.statusText}`,
+      );
     return new Uint8Array(await response.arrayBuffer());
   }
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(source);

@@ -20,10 +20,17 @@ export const ClassificationMetricsSchema = z.object({
 });
 export type ClassificationMetrics = z.infer<typeof ClassificationMetricsSchema>;
 
-export function confusionMatrix(truth: readonly number[], predicted: readonly number[], classes = CLASS_NAMES.length): ConfusionMatrix {
-  if (truth.length !== predicted.length) throw new Error(`confusionMatrix: ${truth.length} labels but ${predicted.length} predictions`);
+export function confusionMatrix(
+  truth: readonly number[],
+  predicted: readonly number[],
+  classes = CLASS_NAMES.length,
+): ConfusionMatrix {
+  if (truth.length !== predicted.length)
+    throw new Error(`confusionMatrix: ${truth.length} labels but ${predicted.length} predictions`);
   const matrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  truth.forEach((t, i) => { matrix[t]![predicted[i]!]! += 1; });
+  truth.forEach((t, i) => {
+    matrix[t]![predicted[i]!]! += 1;
+  });
   return matrix;
 }
 
@@ -75,10 +82,15 @@ export type AggregatedMetrics = {
 
 export function aggregateMetrics(trials: readonly ClassificationMetrics[]): AggregatedMetrics {
   const pick = (f: (m: ClassificationMetrics) => number) => meanStd(trials.map(f));
-  const confusion = trials[0]!.confusion.map((row, i) => row.map((_, j) => trials.reduce((sum, m) => sum + m.confusion[i]![j]!, 0)));
+  const confusion = trials[0]!.confusion.map((row, i) =>
+    row.map((_, j) => trials.reduce((sum, m) => sum + m.confusion[i]![j]!, 0)),
+  );
   return {
     accuracy: pick((m) => m.accuracy),
-    perClassAccuracy: { NORMAL: pick((m) => m.perClassAccuracy.NORMAL), PNEUMONIA: pick((m) => m.perClassAccuracy.PNEUMONIA) },
+    perClassAccuracy: {
+      NORMAL: pick((m) => m.perClassAccuracy.NORMAL),
+      PNEUMONIA: pick((m) => m.perClassAccuracy.PNEUMONIA),
+    },
     precision: pick((m) => m.precision),
     recall: pick((m) => m.recall),
     f1: pick((m) => m.f1),

@@ -38,7 +38,11 @@ function patientUnits<T extends LabeledImage>(group: readonly T[]): T[][] {
 }
 
 /** Shuffled patient units taken until `target` images are reached; the rest stay out. */
-function takeUnits<T extends LabeledImage>(group: readonly T[], target: number, rng: SeededRandom): { taken: T[]; rest: T[] } {
+function takeUnits<T extends LabeledImage>(
+  group: readonly T[],
+  target: number,
+  rng: SeededRandom,
+): { taken: T[]; rest: T[] } {
   const taken: T[] = [];
   const rest: T[] = [];
   for (const unit of rng.shuffle(patientUnits(group))) (taken.length < target ? taken : rest).push(...unit);
@@ -51,7 +55,11 @@ export function stratifiedSubset<T extends LabeledImage>(images: readonly T[], f
 }
 
 /** The subset and its complement, per class, by whole patients. */
-export function stratifiedPartition<T extends LabeledImage>(images: readonly T[], fraction: number, seed: number): { taken: T[]; rest: T[] } {
+export function stratifiedPartition<T extends LabeledImage>(
+  images: readonly T[],
+  fraction: number,
+  seed: number,
+): { taken: T[]; rest: T[] } {
   const rng = new SeededRandom(seed);
   const taken: T[] = [];
   const rest: T[] = [];
@@ -65,7 +73,11 @@ export function stratifiedPartition<T extends LabeledImage>(images: readonly T[]
 }
 
 /** Stratified train/test split by whole patients; each class must land on both sides. */
-export function stratifiedSplit<T extends LabeledImage>(images: readonly T[], trainFraction: number, seed: number): { train: T[]; test: T[] } {
+export function stratifiedSplit<T extends LabeledImage>(
+  images: readonly T[],
+  trainFraction: number,
+  seed: number,
+): { train: T[]; test: T[] } {
   const rng = new SeededRandom(seed);
   const train: T[] = [];
   const test: T[] = [];
@@ -74,7 +86,8 @@ export function stratifiedSplit<T extends LabeledImage>(images: readonly T[], tr
     if (taken.length < 1 || rest.length < 1) {
       throw new InputError(
         `Too few ${label} images to split: ${group.length} image(s) in ${patientUnits(group).length} patient group(s) with trainFraction ${trainFraction} leaves ` +
-        `${taken.length} for training and ${rest.length} for testing. Raise protocol.subsetFraction or use a larger dataset.`);
+          `${taken.length} for training and ${rest.length} for testing. Raise protocol.subsetFraction or use a larger dataset.`,
+      );
     }
     train.push(...taken);
     test.push(...rest);

@@ -9,4 +9,7 @@ export const PAPER_ACCURACY: Record<Backbone, number> = {
 };
 
 /** Best per-class accuracies the paper reports (Table 1's maxima; the full table is not in the text). */
-export const PAPER_BEST_PER_CLASS = { NORMAL: { backbone: 'squeezenet', accuracy: 0.993 }, PNEUMONIA: { backbone: 'googlenet', accuracy: 0.994 } } as const;
+export const PAPER_BEST_PER_CLASS = {
+  NORMAL: { backbone: 'squeezenet', accuracy: 0.993 },
+  PNEUMONIA: { backbone: 'googlenet', accuracy: 0.994 },
+} as const;

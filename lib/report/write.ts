@@ -31,42 +31,88 @@ export const PROTOCOL_TITLES: Record<Protocol, string> = {
 
 /** Mean and spread over trials of every (protocol, backbone) that every trial evaluated. */
 export function summarizeEvaluations(trials: AggregateInput['trials']): BackboneSummary[] {
-  return PROTOCOLS.flatMap((protocol) => BACKBONES.flatMap((backbone) => {
-    const perTrial = trials.map((t) => t.evaluations.find((e) => e.protocol === protocol && e.backbone === backbone));
-    if (perTrial.some((e) => e === undefined)) return [];
-    return [{ protocol, backbone, paperAccuracy: PAPER_ACCURACY[backbone], aggregate: aggregateMetrics(perTrial.map((e) => e!.metrics)) }];
-  }));
+  return PROTOCOLS.flatMap((protocol) =>
+    BACKBONES.flatMap((backbone) => {
+      const perTrial = trials.map((t) => t.evaluations.find((e) => e.protocol === protocol && e.backbone === backbone));
+      if (perTrial.some((e) => e === undefined)) return [];
+      return [
+        {
+          protocol,
+          backbone,
+          paperAccuracy: PAPER_ACCURACY[backbone],
+          aggregate: aggregateMetrics(perTrial.map((e) => e!.metrics)),
+        },
+      ];
+    }),
+  );
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const pm = (m: MeanStd) => `${pct(m.mean)} ± ${(100 * m.std).toFixed(1)}`;
 
-export async function writeReport(store: ArtifactStore, input: AggregateInput, producer: Producer): Promise<AggregateOutput> {
+export async function writeReport(
+  store: ArtifactStore,
+  input: AggregateInput,
+  producer: Producer,
+): Promise<AggregateOutput> {
   const { runName, config, dataset, trials } = input;
   const base = `runs/${runName}`;
   const summaries = summarizeEvaluations(trials);
   const figures = new Map<string, Buffer>();
 
-  figures.set('accuracy.png', await renderPng(accuracySpec([
-    ...summaries.map((b) => ({ backbone: b.backbone, source: b.protocol, accuracy: b.aggregate.accuracy.mean, low: Math.min(...b.aggregate.accuracy.values), high: Math.max(...b.aggregate.accuracy.values) })),
-    ...[...new Set(summaries.map((b) => b.backbone))].map((backbone) => ({ backbone, source: 'paper (reported)', accuracy: PAPER_ACCURACY[backbone], low: PAPER_ACCURACY[backbone], high: PAPER_ACCURACY[backbone] })),
-  ])));
+  figures.set(
+    'accuracy.png',
+    await renderPng(
+      accuracySpec([
+        ...summaries.map((b) => ({
+          backbone: b.backbone,
+          source: b.protocol,
+          accuracy: b.aggregate.accuracy.mean,
+          low: Math.min(...b.aggregate.accuracy.values),
+          high: Math.max(...b.aggregate.accuracy.values),
+        })),
+        ...[...new Set(summaries.map((b) => b.backbone))].map((backbone) => ({
+          backbone,
+          source: 'paper (reported)',
+          accuracy: PAPER_ACCURACY[backbone],
+          low: PAPER_ACCURACY[backbone],
+          high: PAPER_ACCURACY[backbone],
+        })),
+      ]),
+    ),
+  );
   for (const b of summaries) {
-    figures.set(`confusion-${b.protocol}-${b.backbone}.png`, await renderPng(confusionSpec(`${b.backbone} (${b.protocol}): ${trials.length} trial(s) summed`, b.aggregate.confusion)));
+    figures.set(
+      `confusion-${b.protocol}-${b.backbone}.png`,
+      await renderPng(
+        confusionSpec(`${b.backbone} (${b.protocol}): ${trials.length} trial(s) summed`, b.aggregate.confusion),
+      ),
+    );
   }
   for (const trial of trials) {
     for (const gan of trial.gans) {
       figures.set(`gan-samples-trial${trial.trial}-${gan.label}.png`, await store.get(gan.samples));
       const history = await store.getJson(gan.history, GanHistorySchema.passthrough());
-      figures.set(`gan-loss-trial${trial.trial}-${gan.label}.png`, await renderPng(lossCurveSpec(`Trial ${trial.trial}: ${gan.label} DCGAN`,
-        { discriminator: history.discriminatorLoss, generator: history.generatorLoss }, 'step')));
+      figures.set(
+        `gan-loss-trial${trial.trial}-${gan.label}.png`,
+        await renderPng(
+          lossCurveSpec(
+            `Trial ${trial.trial}: ${gan.label} DCGAN`,
+            { discriminator: history.discriminatorLoss, generator: history.generatorLoss },
+            'step',
+          ),
+        ),
+      );
     }
     const curves: Record<string, number[]> = {};
     for (const result of trial.evaluations) {
       const name = result.protocol === 'no-gan' ? `${result.backbone} (no GAN)` : result.backbone;
       curves[name] ??= (await store.getJson(result.history, ClassifierHistorySchema.passthrough())).loss;
     }
-    figures.set(`classifier-loss-trial${trial.trial}.png`, await renderPng(lossCurveSpec(`Trial ${trial.trial}: fine-tuning loss`, curves, 'batch')));
+    figures.set(
+      `classifier-loss-trial${trial.trial}.png`,
+      await renderPng(lossCurveSpec(`Trial ${trial.trial}: fine-tuning loss`, curves, 'batch')),
+    );
   }
 
   const figureKeys: string[] = [];
@@ -79,7 +125,11 @@ export async function writeReport(store: ArtifactStore, input: AggregateInput, p
   const summaryValue = {
     kind: 'reproduction-summary',
     runName,
-    producedBy: { workflowId: producer.workflowId, codeVersion: producer.codeVersion, computeBackend: producer.computeBackend },
+    producedBy: {
+      workflowId: producer.workflowId,
+      codeVersion: producer.codeVersion,
+      computeBackend: producer.computeBackend,
+    },
     config,
     dataset,
     heldout: input.heldout,
@@ -90,9 +140,18 @@ export async function writeReport(store: ArtifactStore, input: AggregateInput, p
   const summary = await store.putJson(summaryValue);
   const markdown = Buffer.from(renderMarkdown(input, summaries), 'utf8');
   const report = await store.putContent(markdown, 'md');
-  const lineageInputs = trials.flatMap((t) => t.evaluations.map((e) => ({ role: `evaluation:trial${t.trial}:${e.protocol}:${e.backbone}`, ref: e.evaluation })));
+  const lineageInputs = trials.flatMap((t) =>
+    t.evaluations.map((e) => ({ role: `evaluation:trial${t.trial}:${e.protocol}:${e.backbone}`, ref: e.evaluation })),
+  );
   for (const ref of [summary, report]) {
-    await recordLineage(store, { artifact: ref, kind: 'report', inputs: lineageInputs, params: { runName }, producer, recordedAt: new Date().toISOString() });
+    await recordLineage(store, {
+      artifact: ref,
+      kind: 'report',
+      inputs: lineageInputs,
+      params: { runName },
+      producer,
+      recordedAt: new Date().toISOString(),
+    });
   }
   const summaryKey = `${base}/summary.json`;
   const reportKey = `${base}/report.md`;
@@ -105,67 +164,127 @@ export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary
   const { runName, config, dataset, heldout, trials } = input;
   const lines: string[] = [];
   lines.push(`# pneumogan reproduction: ${runName}`, '');
-  lines.push(`Khalifa et al. (2020), *Detection of Coronavirus (COVID-19) Associated Pneumonia based on GANs and a Fine-Tuned Deep Transfer Learning Model*, reproduced with preset **${config.preset}** over **${trials.length} trial(s)** (seeds ${config.protocol.trialSeeds.join(', ')}).`, '');
-  lines.push(`Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
-    `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`, '');
+  lines.push(
+    `Khalifa et al. (2020), *Detection of Coronavirus (COVID-19) Associated Pneumonia based on GANs and a Fine-Tuned Deep Transfer Learning Model*, reproduced with preset **${config.preset}** over **${trials.length} trial(s)** (seeds ${config.protocol.trialSeeds.join(', ')}).`,
+    '',
+  );
+  lines.push(
+    `Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
+      `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`,
+    '',
+  );
   if (heldout) {
-    lines.push(`Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images, ${heldout.patients.PNEUMONIA} PNEUMONIA patients, the same for every trial and kept out of every subset; patients never straddle a subset, split or held-out boundary.`, '');
+    lines.push(
+      `Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images, ${heldout.patients.PNEUMONIA} PNEUMONIA patients, the same for every trial and kept out of every subset; patients never straddle a subset, split or held-out boundary.`,
+      '',
+    );
   }
   if (config.data.source.kind === 'synthetic') {
-    lines.push('> **The data are synthetic** (drawn by the project, not X-rays of patients): these numbers test the pipeline, they say nothing about pneumonia detection.', '');
+    lines.push(
+      '> **The data are synthetic** (drawn by the project, not X-rays of patients): these numbers test the pipeline, they say nothing about pneumonia detection.',
+      '',
+    );
   }
   lines.push('## Results', '');
-  lines.push('Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class. The paper reports only its own protocol.', '');
+  lines.push(
+    'Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class. The paper reports only its own protocol.',
+    '',
+  );
   for (const protocol of PROTOCOLS) {
     const rows = summaries.filter((b) => b.protocol === protocol);
     if (rows.length === 0) continue;
     lines.push(`### ${protocol}: ${PROTOCOL_TITLES[protocol]}`, '');
-    lines.push('| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images |');
+    lines.push(
+      '| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images |',
+    );
     lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const b of rows) {
       const a = b.aggregate;
-      lines.push(`| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${a.confusion.flat().reduce((x, y) => x + y, 0) / trials.length} |`);
+      lines.push(
+        `| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${a.confusion.flat().reduce((x, y) => x + y, 0) / trials.length} |`,
+      );
     }
     lines.push('');
   }
-  lines.push(`Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`, '');
+  lines.push(
+    `Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`,
+    '',
+  );
   lines.push('![accuracy](figures/accuracy.png)', '');
   lines.push('### Accuracy per trial', '');
   lines.push(`| protocol | backbone | ${trials.map((t) => `trial ${t.trial} (seed ${t.seed})`).join(' | ')} |`);
   lines.push(`| --- | --- | ${trials.map(() => '---').join(' | ')} |`);
-  for (const b of summaries) lines.push(`| ${b.protocol} | ${b.backbone} | ${b.aggregate.accuracy.values.map(pct).join(' | ')} |`);
+  for (const b of summaries)
+    lines.push(`| ${b.protocol} | ${b.backbone} | ${b.aggregate.accuracy.values.map(pct).join(' | ')} |`);
   lines.push('', '## Confusion matrices (summed over trials)', '');
   for (const protocol of PROTOCOLS) {
     const rows = summaries.filter((b) => b.protocol === protocol);
-    if (rows.length) lines.push(`**${protocol}**`, '', rows.map((b) => `![${b.backbone} ${protocol}](figures/confusion-${protocol}-${b.backbone}.png)`).join(' '), '');
+    if (rows.length)
+      lines.push(
+        `**${protocol}**`,
+        '',
+        rows.map((b) => `![${b.backbone} ${protocol}](figures/confusion-${protocol}-${b.backbone}.png)`).join(' '),
+        '',
+      );
   }
   lines.push('## GANs', '');
   for (const t of trials) {
     lines.push(`### Trial ${t.trial}`, '');
     for (const g of t.gans) {
-      lines.push(`**${g.label}**: generator \`${g.checkpoint.sha256.slice(0, 16)}\`, ${g.syntheticCount} images synthesized.`, '');
-      lines.push(`![${g.label} samples](figures/gan-samples-trial${t.trial}-${g.label}.png)`, '', `![${g.label} loss](figures/gan-loss-trial${t.trial}-${g.label}.png)`, '');
+      lines.push(
+        `**${g.label}**: generator \`${g.checkpoint.sha256.slice(0, 16)}\`, ${g.syntheticCount} images synthesized.`,
+        '',
+      );
+      lines.push(
+        `![${g.label} samples](figures/gan-samples-trial${t.trial}-${g.label}.png)`,
+        '',
+        `![${g.label} loss](figures/gan-loss-trial${t.trial}-${g.label}.png)`,
+        '',
+      );
     }
     lines.push(`![fine-tuning loss](figures/classifier-loss-trial${t.trial}.png)`, '');
   }
-  const side = (s: NonNullable<TrialResult['pooledSplit']>['train']) => `${s.images.NORMAL}/${s.images.PNEUMONIA} (${s.patients.PNEUMONIA} P patients)`;
+  const side = (s: NonNullable<TrialResult['pooledSplit']>['train']) =>
+    `${s.images.NORMAL}/${s.images.PNEUMONIA} (${s.patients.PNEUMONIA} P patients)`;
   lines.push('## Trials, splits and stage times', '');
-  lines.push('Counts are NORMAL/PNEUMONIA images; patients are PNEUMONIA patients identified from file names (synthetic images have none).', '');
-  lines.push('| trial | seed | subset | paper split: train | paper split: test | no-GAN split: train | no-GAN split: test | stage times |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push(
+    'Counts are NORMAL/PNEUMONIA images; patients are PNEUMONIA patients identified from file names (synthetic images have none).',
+    '',
+  );
+  lines.push(
+    '| trial | seed | subset | paper split: train | paper split: test | no-GAN split: train | no-GAN split: test | stage times |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
   for (const t of trials) {
-    const stages = Object.entries(t.stageMillis).map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(1)}s`).join(', ');
+    const stages = Object.entries(t.stageMillis)
+      .map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(1)}s`)
+      .join(', ');
     const splitCells = (s: TrialResult['pooledSplit']) => (s ? `${side(s.train)} | ${side(s.test)}` : '— | —');
-    lines.push(`| ${t.trial} | ${t.seed} | ${t.subsetCounts.NORMAL}/${t.subsetCounts.PNEUMONIA} | ${splitCells(t.pooledSplit)} | ${splitCells(t.realSplit)} | ${stages} |`);
+    lines.push(
+      `| ${t.trial} | ${t.seed} | ${t.subsetCounts.NORMAL}/${t.subsetCounts.PNEUMONIA} | ${splitCells(t.pooledSplit)} | ${splitCells(t.realSplit)} | ${stages} |`,
+    );
   }
   lines.push('', '## Lineage', '');
   lines.push(`- dataset manifest: \`${dataset.manifest.key}\``);
   if (heldout) lines.push(`- held-out set: \`${heldout.images.key}\``);
   for (const t of trials) {
-    lines.push(`- trial ${t.trial} (\`${t.workflowId}\`): subset \`${t.subset.key}\`` +
-      (t.pooledSplit ? `, split \`${t.pooledSplit.split.key}\`` : '') + ', models ' +
-      t.evaluations.filter((e) => e.protocol !== 'heldout').map((e) => `${e.backbone}${e.protocol === 'no-gan' ? ' (no GAN)' : ''} \`${e.checkpoint.sha256.slice(0, 16)}\``).join(', '));
+    lines.push(
+      `- trial ${t.trial} (\`${t.workflowId}\`): subset \`${t.subset.key}\`` +
+        (t.pooledSplit ? `, split \`${t.pooledSplit.split.key}\`` : '') +
+        ', models ' +
+        t.evaluations
+          .filter((e) => e.protocol !== 'heldout')
+          .map(
+            (e) => `${e.backbone}${e.protocol === 'no-gan' ? ' (no GAN)' : ''} \`${e.checkpoint.sha256.slice(0, 16)}\``,
+          )
+          .join(', '),
+    );
   }
-  lines.push('', 'Every artifact has lineage records under `lineage/<sha256>/` in the bucket; `pneumogan lineage <sha256>` traces one, `pneumogan verify <run>` re-hashes them all.', '');
+  lines.push(
+    '',
+    'Every artifact has lineage records under `lineage/<sha256>/` in the bucket; `pneumogan lineage <sha256>` traces one, `pneumogan verify <run>` re-hashes them all.',
+    '',
+  );
   lines.push('## Configuration', '', '```json', JSON.stringify(config, null, 2), '```', '');
   return lines.join('\n');
 }

@@ -11,7 +11,13 @@ import { loadTorchvisionWeights, TORCHVISION_HEADS } from '../models/pretrained.
 import type { GrayImage } from '../images.js';
 import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } from '../protocol/metrics.js';
 import { deriveSeed, SeededRandom } from '../random.js';
-import { modelWeights, optimizerWeights, restoreModelWeights, restoreOptimizerWeights, type TrainingState } from './checkpoint.js';
+import {
+  modelWeights,
+  optimizerWeights,
+  restoreModelWeights,
+  restoreOptimizerWeights,
+  type TrainingState,
+} from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -54,13 +60,19 @@ export function toInputTensor(images: readonly GrayImage[], inputSize: number): 
   return tf.tensor4d(data, [images.length, inputSize, inputSize, 3]);
 }
 
-export function buildClassifier(backbone: Backbone, classifier: PipelineConfig['classifier'], seed: number): tf.LayersModel {
-  return withSeededMathRandom(deriveSeed(seed, backbone, 'init'), () => buildBackbone(backbone, {
-    inputSize: classifier.inputSize,
-    widthMultiplier: classifier.widthMultiplier,
-    numClasses: CLASS_NAMES.length,
-    dropout: classifier.dropout,
-  }));
+export function buildClassifier(
+  backbone: Backbone,
+  classifier: PipelineConfig['classifier'],
+  seed: number,
+): tf.LayersModel {
+  return withSeededMathRandom(deriveSeed(seed, backbone, 'init'), () =>
+    buildBackbone(backbone, {
+      inputSize: classifier.inputSize,
+      widthMultiplier: classifier.widthMultiplier,
+      numClasses: CLASS_NAMES.length,
+      dropout: classifier.dropout,
+    }),
+  );
 }
 
 export interface FineTuneOptions {
@@ -76,14 +88,18 @@ export interface FineTuneOptions {
   signal?: AbortSignal;
 }
 
-export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
+export async function fineTune(
+  options: FineTuneOptions,
+): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
   const { classifier, seed, backbone } = options;
   const model = buildClassifier(backbone, classifier, seed);
   if (options.pretrained) {
     // A file that does not fit the architecture is bad input: retrying cannot fix it.
-    await loadTorchvisionWeights(model, backbone, options.pretrained.bytes, options.pretrained.origin).catch((err: Error) => {
-      throw new InputError(err.message);
-    });
+    try {
+      loadTorchvisionWeights(model, backbone, options.pretrained.bytes, options.pretrained.origin);
+    } catch (err) {
+      throw new InputError((err as Error).message, { cause: err });
+    }
   }
   if (classifier.freeze === 'features') {
     for (const layer of model.layers) if (layer.name !== TORCHVISION_HEADS[backbone]) layer.trainable = false;
@@ -103,7 +119,15 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const snapshot = async (): Promise<TrainingState<ClassifierMeta>> => ({
     groups: { model: modelWeights(model), optimizer: await optimizerWeights(optimizer) },
-    meta: { kind: 'classifier', backbone, batchesDone, totalBatches, inputSize: classifier.inputSize, widthMultiplier: classifier.widthMultiplier, history },
+    meta: {
+      kind: 'classifier',
+      backbone,
+      batchesDone,
+      totalBatches,
+      inputSize: classifier.inputSize,
+      widthMultiplier: classifier.widthMultiplier,
+      history,
+    },
   });
   try {
     while (batchesDone < totalBatches) {
@@ -111,26 +135,44 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
       const epoch = Math.floor(batchesDone / batchesPerEpoch);
       const order = new SeededRandom(deriveSeed(seed, backbone, 'epoch', epoch)).shuffle([...options.train.keys()]);
       const batchIndex = batchesDone % batchesPerEpoch;
-      const members = order.slice(batchIndex * classifier.batchSize, (batchIndex + 1) * classifier.batchSize).map((i) => options.train[i]!);
+      const members = order
+        .slice(batchIndex * classifier.batchSize, (batchIndex + 1) * classifier.batchSize)
+        .map((i) => options.train[i]!);
       // Dropout draws its seed from Math.random(): seed it per batch so a trial is reproducible.
-      const [loss, correct] = withSeededMathRandom(deriveSeed(seed, backbone, 'batch', batchesDone), () => tf.tidy(() => {
-        const x = toInputTensor(members.map((m) => m.image), classifier.inputSize);
-        const y = tf.oneHot(tf.tensor1d(members.map((m) => CLASS_NAMES.indexOf(m.label)), 'int32'), CLASS_NAMES.length);
-        let correct: tf.Tensor | undefined;
-        const cost = optimizer.minimize(() => {
-          const logits = model.apply(x, { training: true }) as tf.Tensor;
-          // minimize() disposes everything but the cost; keep the batch's hit count.
-          correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))));
-          return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-        }, true, variables)!;
-        return [cost, correct!];
-      }));
+      const [loss, correct] = withSeededMathRandom(deriveSeed(seed, backbone, 'batch', batchesDone), () =>
+        tf.tidy(() => {
+          const x = toInputTensor(
+            members.map((m) => m.image),
+            classifier.inputSize,
+          );
+          const y = tf.oneHot(
+            tf.tensor1d(
+              members.map((m) => CLASS_NAMES.indexOf(m.label)),
+              'int32',
+            ),
+            CLASS_NAMES.length,
+          );
+          let correct: tf.Tensor | undefined;
+          const cost = optimizer.minimize(
+            () => {
+              const logits = model.apply(x, { training: true }) as tf.Tensor;
+              // minimize() disposes everything but the cost; keep the batch's hit count.
+              correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))));
+              return tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logits);
+            },
+            true,
+            variables,
+          )!;
+          return [cost, correct!];
+        }),
+      );
       history.loss.push((await loss.data())[0]!);
       history.accuracy.push((await correct.data())[0]! / members.length);
       tf.dispose([loss, correct]);
       batchesDone += 1;
       options.onProgress?.(batchesDone, totalBatches, history);
-      if (options.onCheckpoint && (batchesDone % classifier.checkpointEvery === 0 || batchesDone === totalBatches)) await options.onCheckpoint(await snapshot());
+      if (options.onCheckpoint && (batchesDone % classifier.checkpointEvery === 0 || batchesDone === totalBatches))
+        await options.onCheckpoint(await snapshot());
       await yieldToEventLoop();
     }
     return { model, state: await snapshot() };
@@ -140,8 +182,15 @@ export async function fineTune(options: FineTuneOptions): Promise<{ model: tf.La
 }
 
 /** Rebuilds a fine-tuned classifier from its checkpoint. */
-export function loadClassifier(state: TrainingState<ClassifierMeta>, classifier: PipelineConfig['classifier']): tf.LayersModel {
-  const model = buildClassifier(state.meta.backbone, { ...classifier, inputSize: state.meta.inputSize, widthMultiplier: state.meta.widthMultiplier }, 0);
+export function loadClassifier(
+  state: TrainingState<ClassifierMeta>,
+  classifier: PipelineConfig['classifier'],
+): tf.LayersModel {
+  const model = buildClassifier(
+    state.meta.backbone,
+    { ...classifier, inputSize: state.meta.inputSize, widthMultiplier: state.meta.widthMultiplier },
+    0,
+  );
   restoreModelWeights(model, state.groups.model ?? [], `${state.meta.backbone} checkpoint`);
   return model;
 }
@@ -152,11 +201,26 @@ export interface Evaluation {
   predictions: number[];
 }
 
-export async function evaluateClassifier(model: tf.LayersModel, test: readonly LabelledPixels[], inputSize: number, batchSize = 64): Promise<Evaluation> {
+export async function evaluateClassifier(
+  model: tf.LayersModel,
+  test: readonly LabelledPixels[],
+  inputSize: number,
+  batchSize = 64,
+): Promise<Evaluation> {
   const predictions: number[] = [];
   for (let start = 0; start < test.length; start += batchSize) {
     const batch = test.slice(start, start + batchSize);
-    const predicted = tf.tidy(() => tf.argMax(model.predict(toInputTensor(batch.map((b) => b.image), inputSize)) as tf.Tensor, 1));
+    const predicted = tf.tidy(() =>
+      tf.argMax(
+        model.predict(
+          toInputTensor(
+            batch.map((b) => b.image),
+            inputSize,
+          ),
+        ) as tf.Tensor,
+        1,
+      ),
+    );
     predictions.push(...(await predicted.data()));
     predicted.dispose();
     await yieldToEventLoop();

@@ -8,7 +8,13 @@ import type { PipelineConfig } from '../../pipelines/schema.js';
 import { buildDiscriminator, buildGenerator, type DcganOptions } from '../models/dcgan.js';
 import { pixelsFromUnitRange, type GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
-import { modelWeights, optimizerWeights, restoreModelWeights, restoreOptimizerWeights, type TrainingState } from './checkpoint.js';
+import {
+  modelWeights,
+  optimizerWeights,
+  restoreModelWeights,
+  restoreOptimizerWeights,
+  type TrainingState,
+} from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
 
 export interface GanHistory {
@@ -35,7 +41,13 @@ export interface TrainGanOptions {
 }
 
 export function dcganOptions(gan: PipelineConfig['gan']): DcganOptions {
-  return { imageSize: gan.imageSize, latentDim: gan.latentDim, generatorWidth: gan.generatorWidth, discriminatorWidth: gan.discriminatorWidth, channels: 1 };
+  return {
+    imageSize: gan.imageSize,
+    latentDim: gan.latentDim,
+    generatorWidth: gan.generatorWidth,
+    discriminatorWidth: gan.discriminatorWidth,
+    channels: 1,
+  };
 }
 
 /** Images as a [n, size, size, 1] tensor scaled to the generator's tanh range. */
@@ -50,7 +62,9 @@ function realBatchSource(images: readonly GrayImage[], size: number): tf.Tensor4
   });
 }
 
-export async function trainGan(options: TrainGanOptions): Promise<{ generator: tf.LayersModel; state: TrainingState<GanMeta> }> {
+export async function trainGan(
+  options: TrainGanOptions,
+): Promise<{ generator: tf.LayersModel; state: TrainingState<GanMeta> }> {
   const { gan, seed } = options;
   const modelOptions = dcganOptions(gan);
   const generator = withSeededMathRandom(deriveSeed(seed, 'generator'), () => buildGenerator(modelOptions));
@@ -92,19 +106,30 @@ export async function trainGan(options: TrainGanOptions): Promise<{ generator: t
       const [dLoss, gLoss] = tf.tidy(() => {
         const real = tf.gather(reals, indices);
         const noise = tf.randomNormal([batchSize, gan.latentDim], 0, 1, 'float32', deriveSeed(seed, 'z', step));
-        const d = discriminatorOptimizer.minimize(() => {
-          const fake = generator.apply(noise, { training: true }) as tf.Tensor;
-          const realLogits = discriminator.apply(real, { training: true }) as tf.Tensor;
-          const fakeLogits = discriminator.apply(fake, { training: true }) as tf.Tensor;
-          return tf.add(
-            tf.losses.sigmoidCrossEntropy(tf.onesLike(realLogits), realLogits),
-            tf.losses.sigmoidCrossEntropy(tf.zerosLike(fakeLogits), fakeLogits)) as tf.Scalar;
-        }, true, discriminatorVars)!;
-        const g = generatorOptimizer.minimize(() => {
-          const fakeLogits = discriminator.apply(generator.apply(noise, { training: true }) as tf.Tensor, { training: true }) as tf.Tensor;
-          // Non-saturating generator loss (Goodfellow et al.): maximise log D(G(z)).
-          return tf.losses.sigmoidCrossEntropy(tf.onesLike(fakeLogits), fakeLogits) as tf.Scalar;
-        }, true, generatorVars)!;
+        const d = discriminatorOptimizer.minimize(
+          () => {
+            const fake = generator.apply(noise, { training: true }) as tf.Tensor;
+            const realLogits = discriminator.apply(real, { training: true }) as tf.Tensor;
+            const fakeLogits = discriminator.apply(fake, { training: true }) as tf.Tensor;
+            return tf.add<tf.Scalar>(
+              tf.losses.sigmoidCrossEntropy(tf.onesLike(realLogits), realLogits),
+              tf.losses.sigmoidCrossEntropy(tf.zerosLike(fakeLogits), fakeLogits),
+            );
+          },
+          true,
+          discriminatorVars,
+        )!;
+        const g = generatorOptimizer.minimize(
+          () => {
+            const fakeLogits = discriminator.apply(generator.apply(noise, { training: true }), {
+              training: true,
+            }) as tf.Tensor;
+            // Non-saturating generator loss (Goodfellow et al.): maximise log D(G(z)).
+            return tf.losses.sigmoidCrossEntropy<tf.Tensor, tf.Scalar>(tf.onesLike(fakeLogits), fakeLogits);
+          },
+          true,
+          generatorVars,
+        )!;
         return [d, g];
       });
       history.discriminatorLoss.push((await dLoss.data())[0]!);
@@ -112,7 +137,8 @@ export async function trainGan(options: TrainGanOptions): Promise<{ generator: t
       tf.dispose([dLoss, gLoss]);
       step += 1;
       options.onProgress?.(step, gan.steps, history);
-      if (options.onCheckpoint && (step % gan.checkpointEvery === 0 || step === gan.steps)) await options.onCheckpoint(await snapshot());
+      if (options.onCheckpoint && (step % gan.checkpointEvery === 0 || step === gan.steps))
+        await options.onCheckpoint(await snapshot());
       await yieldToEventLoop();
     }
     return { generator, state: await snapshot() };
@@ -135,7 +161,12 @@ export function loadGenerator(state: TrainingState<GanMeta>): tf.LayersModel {
  * One image per latent seed; the seed alone determines the image, so any generated image can be
  * regenerated from its lineage record (generator checkpoint + latent seed).
  */
-export async function generateImages(generator: tf.LayersModel, latentDim: number, latentSeeds: readonly number[], batchSize = 64): Promise<GrayImage[]> {
+export async function generateImages(
+  generator: tf.LayersModel,
+  latentDim: number,
+  latentSeeds: readonly number[],
+  batchSize = 64,
+): Promise<GrayImage[]> {
   const out: GrayImage[] = [];
   for (let start = 0; start < latentSeeds.length; start += batchSize) {
     const seeds = latentSeeds.slice(start, start + batchSize);
@@ -144,7 +175,7 @@ export async function generateImages(generator: tf.LayersModel, latentDim: numbe
       return generator.predict(noise) as tf.Tensor4D;
     });
     const [, size] = images.shape;
-    const values = await images.data() as Float32Array;
+    const values = (await images.data()) as Float32Array;
     images.dispose();
     for (let i = 0; i < seeds.length; i++) {
       out.push({ size, pixels: pixelsFromUnitRange(values, size, i * size * size) });

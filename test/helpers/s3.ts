@@ -5,10 +5,18 @@ import path from 'node:path';
 import { startLocalS3Server } from '../../lib/infra/s3-server.js';
 import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 
-export async function startTestS3(bucket = 'pneumogan-test'): Promise<{ store: ArtifactStore; settings: S3Settings; stop(): Promise<void> }> {
+export async function startTestS3(
+  bucket = 'pneumogan-test',
+): Promise<{ store: ArtifactStore; settings: S3Settings; stop(): Promise<void> }> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-s3-'));
   const server = await startLocalS3Server({ directory });
-  const settings: S3Settings = { endpoint: server.endpoint, accessKey: server.accessKey, secretKey: server.secretKey, bucket, region: server.region };
+  const settings: S3Settings = {
+    endpoint: server.endpoint,
+    accessKey: server.accessKey,
+    secretKey: server.secretKey,
+    bucket,
+    region: server.region,
+  };
   return {
     store: new ArtifactStore(settings),
     settings,

@@ -75,7 +75,10 @@ test('a missing Temporal CLI is reported with what was tried and how to fix it',
       return true;
     });
     process.env.TEMPORAL_CLI_PATH = path.join(empty, 'no-such-temporal');
-    await assert.rejects(findOrProvisionTemporalCli({ provision: false }), /TEMPORAL_CLI_PATH=.*not a working Temporal CLI/);
+    await assert.rejects(
+      findOrProvisionTemporalCli({ provision: false }),
+      /TEMPORAL_CLI_PATH=.*not a working Temporal CLI/,
+    );
   } finally {
     for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
     Object.assign(process.env, saved);
@@ -130,12 +133,21 @@ test('embedded infrastructure: S3 round trip, Temporal frontend, resume from the
 
       assert.deepEqual(await listNames(s3, 'runs/', false), ['runs/r1/']);
       assert.deepEqual(await listNames(s3, 'runs/r1/', true), [
-        'runs/r1/at+00:00.txt', 'runs/r1/big.bin', 'runs/r1/manifest.json', 'runs/r1/stream.bin',
+        'runs/r1/at+00:00.txt',
+        'runs/r1/big.bin',
+        'runs/r1/manifest.json',
+        'runs/r1/stream.bin',
       ]);
 
       await s3.removeObject(BUCKET, 'runs/r1/stream.bin');
-      await assert.rejects(s3.statObject(BUCKET, 'runs/r1/stream.bin'), (err: { code?: string }) => err.code === 'NotFound');
-      await assert.rejects(s3.getObject(BUCKET, 'runs/r1/stream.bin'), (err: { code?: string }) => err.code === 'NoSuchKey');
+      await assert.rejects(
+        s3.statObject(BUCKET, 'runs/r1/stream.bin'),
+        (err: { code?: string }) => err.code === 'NotFound',
+      );
+      await assert.rejects(
+        s3.getObject(BUCKET, 'runs/r1/stream.bin'),
+        (err: { code?: string }) => err.code === 'NoSuchKey',
+      );
     });
 
     await t.test('temporal: frontend answers and a workflow can be started without a worker', async () => {
@@ -186,5 +198,8 @@ test('embedded infrastructure: S3 round trip, Temporal frontend, resume from the
       await again.stop();
     }
   });
-  assert.ok(logs.some((l) => l.includes('resuming from state')), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => l.includes('resuming from state')),
+    logs.join('\n'),
+  );
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -25,35 +25,55 @@ after(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-const sampleMissing = existsSync(KERMANY_SAMPLE) ? false : `the real Kermany sample is not at ${KERMANY_SAMPLE} (CI provides it beside the checkout; a user's clone does not have it)`;
+const sampleMissing = existsSync(KERMANY_SAMPLE)
+  ? false
+  : `the real Kermany sample is not at ${KERMANY_SAMPLE} (CI provides it beside the checkout; a user's clone does not have it)`;
 
-test('ingests the real Kermany sample: counts, classes, patient ids, content-addressed grayscale PNGs', { skip: sampleMissing }, async () => {
-  const manifest = await ingestDataset({ source: { kind: 'folder', path: KERMANY_SAMPLE }, storeSize: 64, store });
-  // 366 files, of which person1372_bacteria_3501/3502/3503 are byte-identical: one is kept.
-  assert.deepEqual(manifest.counts, { NORMAL: 166, PNEUMONIA: 198 });
-  assert.deepEqual(manifest.duplicates, [3502, 3503].map((n) => ({
-    path: path.join('PNEUMONIA', `person1372_bacteria_${n}.jpeg`), duplicateOf: path.join('PNEUMONIA', 'person1372_bacteria_3501.jpeg'),
-  })));
-  assert.deepEqual(manifest.skipped.map((s) => s.path), ['README.md']);
-  const pneumonia = manifest.images.filter((i) => i.label === 'PNEUMONIA');
-  assert.ok(pneumonia.every((i) => /^person\d+$/.test(i.patientId ?? '')), 'every PNEUMONIA image has a patient id');
-  const byName = manifest.images.find((i) => i.source === path.join('PNEUMONIA', 'person1003_bacteria_2934.jpeg'));
-  assert.equal(byName?.patientId, 'person1003');
-  assert.ok(manifest.images.filter((i) => i.label === 'NORMAL').every((i) => i.patientId === null));
-  assert.equal(manifest.patients.PNEUMONIA, new Set(pneumonia.map((i) => i.patientId)).size);
-  assert.ok(manifest.patients.PNEUMONIA < 198, 'several images share a patient');
-  const first = manifest.images[0]!;
-  assert.match(first.image.key, new RegExp(`^cas/${first.image.sha256.slice(0, 2)}/${first.image.sha256}\\.png$`));
-  const meta = await sharp(await store.get(first.image)).metadata();
-  assert.deepEqual([meta.width, meta.height, meta.channels], [64, 64, 1]);
-  assert.deepEqual([first.originalWidth, first.originalHeight], [224, 224]);
-  DatasetManifestSchema.parse(manifest);
-});
+test(
+  'ingests the real Kermany sample: counts, classes, patient ids, content-addressed grayscale PNGs',
+  { skip: sampleMissing },
+  async () => {
+    const manifest = await ingestDataset({ source: { kind: 'folder', path: KERMANY_SAMPLE }, storeSize: 64, store });
+    // 366 files, of which person1372_bacteria_3501/3502/3503 are byte-identical: one is kept.
+    assert.deepEqual(manifest.counts, { NORMAL: 166, PNEUMONIA: 198 });
+    assert.deepEqual(
+      manifest.duplicates,
+      [3502, 3503].map((n) => ({
+        path: path.join('PNEUMONIA', `person1372_bacteria_${n}.jpeg`),
+        duplicateOf: path.join('PNEUMONIA', 'person1372_bacteria_3501.jpeg'),
+      })),
+    );
+    assert.deepEqual(
+      manifest.skipped.map((s) => s.path),
+      ['README.md'],
+    );
+    const pneumonia = manifest.images.filter((i) => i.label === 'PNEUMONIA');
+    assert.ok(
+      pneumonia.every((i) => /^person\d+$/.test(i.patientId ?? '')),
+      'every PNEUMONIA image has a patient id',
+    );
+    const byName = manifest.images.find((i) => i.source === path.join('PNEUMONIA', 'person1003_bacteria_2934.jpeg'));
+    assert.equal(byName?.patientId, 'person1003');
+    assert.ok(manifest.images.filter((i) => i.label === 'NORMAL').every((i) => i.patientId === null));
+    assert.equal(manifest.patients.PNEUMONIA, new Set(pneumonia.map((i) => i.patientId)).size);
+    assert.ok(manifest.patients.PNEUMONIA < 198, 'several images share a patient');
+    const first = manifest.images[0]!;
+    assert.match(first.image.key, new RegExp(`^cas/${first.image.sha256.slice(0, 2)}/${first.image.sha256}\\.png$`));
+    const meta = await sharp(await store.get(first.image)).metadata();
+    assert.deepEqual([meta.width, meta.height, meta.channels], [64, 64, 1]);
+    assert.deepEqual([first.originalWidth, first.originalHeight], [224, 224]);
+    DatasetManifestSchema.parse(manifest);
+  },
+);
 
 test('archive layout: splits, nested duplicate copy and __MACOSX debris are handled, RGB and odd sizes decoded', async () => {
   const root = path.join(scratch, 'archive', 'chest_xray');
-  const gray = await sharp({ create: { width: 300, height: 217, channels: 3, background: { r: 90, g: 90, b: 90 } } }).jpeg().toBuffer();
-  const rgb = await sharp({ create: { width: 411, height: 380, channels: 3, background: { r: 200, g: 40, b: 10 } } }).jpeg().toBuffer();
+  const gray = await sharp({ create: { width: 300, height: 217, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+    .jpeg()
+    .toBuffer();
+  const rgb = await sharp({ create: { width: 411, height: 380, channels: 3, background: { r: 200, g: 40, b: 10 } } })
+    .jpeg()
+    .toBuffer();
   const files: Record<string, Buffer> = {
     'train/NORMAL/IM-0001-0001.jpeg': gray,
     'test/NORMAL/IM-0002-0001.jpeg': await sharp(gray).rotate(90).jpeg().toBuffer(),
@@ -72,8 +92,14 @@ test('archive layout: splits, nested duplicate copy and __MACOSX debris are hand
   const manifest = await ingestDataset({ source: { kind: 'folder', path: path.dirname(root) }, storeSize: 32, store });
   assert.deepEqual(manifest.counts, { NORMAL: 2, PNEUMONIA: 2 });
   assert.deepEqual(manifest.duplicates, [
-    { path: path.join('chest_xray', 'train', 'NORMAL', 'IM-0001-0001.jpeg'), duplicateOf: path.join('chest_xray', 'chest_xray', 'train', 'NORMAL', 'IM-0001-0001.jpeg') },
-    { path: path.join('chest_xray', 'train', 'PNEUMONIA', 'person7_bacteria_30.jpeg'), duplicateOf: path.join('chest_xray', 'chest_xray', 'train', 'PNEUMONIA', 'person7_bacteria_30.jpeg') },
+    {
+      path: path.join('chest_xray', 'train', 'NORMAL', 'IM-0001-0001.jpeg'),
+      duplicateOf: path.join('chest_xray', 'chest_xray', 'train', 'NORMAL', 'IM-0001-0001.jpeg'),
+    },
+    {
+      path: path.join('chest_xray', 'train', 'PNEUMONIA', 'person7_bacteria_30.jpeg'),
+      duplicateOf: path.join('chest_xray', 'chest_xray', 'train', 'PNEUMONIA', 'person7_bacteria_30.jpeg'),
+    },
   ]);
   assert.deepEqual(manifest.skipped.map((s) => s.reason).sort(), ['__MACOSX archive debris', 'hidden file']);
   assert.deepEqual(manifest.images.map((i) => i.split).sort(), ['test', 'train', 'train', 'val']);
@@ -88,28 +114,42 @@ test('archive layout: splits, nested duplicate copy and __MACOSX debris are hand
 
 test('a corrupt JPEG is an InputError naming the file', async () => {
   const root = path.join(scratch, 'corrupt');
-  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).jpeg().toBuffer();
+  const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .jpeg()
+    .toBuffer();
   await mkdir(path.join(root, 'NORMAL'), { recursive: true });
   await mkdir(path.join(root, 'PNEUMONIA'), { recursive: true });
   await writeFile(path.join(root, 'NORMAL', 'IM-1.jpeg'), good);
   await writeFile(path.join(root, 'PNEUMONIA', 'person1_virus_1.jpeg'), good.subarray(0, good.length / 2));
-  await assert.rejects(ingestDataset({ source: { kind: 'folder', path: root }, storeSize: 32, store }), (err: unknown) => {
-    assert.ok(err instanceof InputError);
-    assert.match(err.message, /person1_virus_1\.jpeg/);
-    assert.match(err.message, /corrupt|truncated/);
-    return true;
-  });
+  await assert.rejects(
+    ingestDataset({ source: { kind: 'folder', path: root }, storeSize: 32, store }),
+    (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.match(err.message, /person1_virus_1\.jpeg/);
+      assert.match(err.message, /corrupt|truncated/);
+      return true;
+    },
+  );
 });
 
 test('an empty class folder and a missing dataset are InputErrors that say what to do', async () => {
   const root = path.join(scratch, 'empty-class');
   await mkdir(path.join(root, 'NORMAL'), { recursive: true });
   await mkdir(path.join(root, 'PNEUMONIA'), { recursive: true });
-  await writeFile(path.join(root, 'NORMAL', 'IM-1.jpeg'), await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 1, b: 1 } } }).jpeg().toBuffer());
-  await assert.rejects(ingestDataset({ source: { kind: 'folder', path: root }, storeSize: 32, store }),
-    (err: unknown) => err instanceof InputError && /PNEUMONIA holds no images/.test(err.message));
-  await assert.rejects(ingestDataset({ source: { kind: 'folder', path: path.join(scratch, 'nope') }, storeSize: 32, store }),
-    (err: unknown) => err instanceof InputError && /does not exist. Pass --data/.test(err.message));
+  await writeFile(
+    path.join(root, 'NORMAL', 'IM-1.jpeg'),
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 1, b: 1 } } })
+      .jpeg()
+      .toBuffer(),
+  );
+  await assert.rejects(
+    ingestDataset({ source: { kind: 'folder', path: root }, storeSize: 32, store }),
+    (err: unknown) => err instanceof InputError && /PNEUMONIA holds no images/.test(err.message),
+  );
+  await assert.rejects(
+    ingestDataset({ source: { kind: 'folder', path: path.join(scratch, 'nope') }, storeSize: 32, store }),
+    (err: unknown) => err instanceof InputError && /does not exist. Pass --data/.test(err.message),
+  );
 });
 
 test('the synthetic maker draws a deterministic, two-class dataset with patient ids', async () => {
@@ -120,10 +160,16 @@ test('the synthetic maker draws a deterministic, two-class dataset with patient 
   assert.equal(a.patients.PNEUMONIA, 2);
   // PNEUMONIA images are brighter in the lungs on average: a learnable signal.
   const mean = async (label: string) => {
-    const sums = await Promise.all(a.images.filter((i) => i.label === label).map(async (i) => {
-      const raw = await sharp(await store.get(i.image)).raw().toBuffer();
-      return raw.reduce((s, v) => s + v, 0) / raw.length;
-    }));
+    const sums = await Promise.all(
+      a.images
+        .filter((i) => i.label === label)
+        .map(async (i) => {
+          const raw = await sharp(await store.get(i.image))
+            .raw()
+            .toBuffer();
+          return raw.reduce((s, v) => s + v, 0) / raw.length;
+        }),
+    );
     return sums.reduce((s, v) => s + v, 0) / sums.length;
   };
   assert.ok((await mean('PNEUMONIA')) > (await mean('NORMAL')) + 3);

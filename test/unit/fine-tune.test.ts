@@ -24,10 +24,15 @@ function images(count: number): LabelledPixels[] {
 }
 
 test('fine-tuning from pretrained weights with frozen features trains only the new head', async () => {
-  const source = withSeededMathRandom(99, () => buildBackbone('resnet18', { inputSize: 32, widthMultiplier: 0.125, numClasses: 2, dropout: 0 }));
+  const source = withSeededMathRandom(99, () =>
+    buildBackbone('resnet18', { inputSize: 32, widthMultiplier: 0.125, numClasses: 2, dropout: 0 }),
+  );
   const weights = exportTorchvisionWeights(source, 'resnet18');
   const { model } = await fineTune({
-    backbone: 'resnet18', classifier: { ...classifier, freeze: 'features' }, seed: 1, train: images(16),
+    backbone: 'resnet18',
+    classifier: { ...classifier, freeze: 'features' },
+    seed: 1,
+    train: images(16),
     pretrained: { bytes: weights, origin: 'test weights' },
   });
   const byName = new Map(source.weights.map((w) => [w.originalName, w.read().dataSync()]));
@@ -50,6 +55,15 @@ test('fine-tuning from pretrained weights with frozen features trains only the n
 test('pretrained weights of another width are rejected before training, naming the tensor and both shapes', async () => {
   const wider = buildBackbone('resnet18', { inputSize: 32, widthMultiplier: 0.25, numClasses: 2, dropout: 0 });
   await assert.rejects(
-    fineTune({ backbone: 'resnet18', classifier, seed: 1, train: images(8), pretrained: { bytes: exportTorchvisionWeights(wider, 'resnet18'), origin: 'wide.safetensors' } }),
-    (err: unknown) => err instanceof InputError && /wide\.safetensors.*conv1\.weight is \[16,3,7,7\] in the file, the model expects \[8,3,7,7\]/s.test(err.message));
+    fineTune({
+      backbone: 'resnet18',
+      classifier,
+      seed: 1,
+      train: images(8),
+      pretrained: { bytes: exportTorchvisionWeights(wider, 'resnet18'), origin: 'wide.safetensors' },
+    }),
+    (err: unknown) =>
+      err instanceof InputError &&
+      /wide\.safetensors.*conv1\.weight is \[16,3,7,7\] in the file, the model expects \[8,3,7,7\]/s.test(err.message),
+  );
 });

@@ -21,27 +21,55 @@ const bnP = (c: number): number => 2 * c; // gamma + beta (running stats are buf
 const linearP = (cin: number, cout: number): number => cin * cout + cout;
 
 function alexnetParams(classes: number): number {
-  return convP(11, 3, 64, true) + convP(5, 64, 192, true) + convP(3, 192, 384, true) +
-    convP(3, 384, 256, true) + convP(3, 256, 256, true) +
-    linearP(256 * 6 * 6, 4096) + linearP(4096, 4096) + linearP(4096, classes);
+  return (
+    convP(11, 3, 64, true) +
+    convP(5, 64, 192, true) +
+    convP(3, 192, 384, true) +
+    convP(3, 384, 256, true) +
+    convP(3, 256, 256, true) +
+    linearP(256 * 6 * 6, 4096) +
+    linearP(4096, 4096) +
+    linearP(4096, classes)
+  );
 }
 
 function resnet18Params(classes: number): number {
   const block = (cin: number, cout: number): number =>
-    convP(3, cin, cout, false) + bnP(cout) + convP(3, cout, cout, false) + bnP(cout) +
+    convP(3, cin, cout, false) +
+    bnP(cout) +
+    convP(3, cout, cout, false) +
+    bnP(cout) +
     (cin !== cout ? convP(1, cin, cout, false) + bnP(cout) : 0);
-  return convP(7, 3, 64, false) + bnP(64) +
-    block(64, 64) + block(64, 64) + block(64, 128) + block(128, 128) +
-    block(128, 256) + block(256, 256) + block(256, 512) + block(512, 512) + linearP(512, classes);
+  return (
+    convP(7, 3, 64, false) +
+    bnP(64) +
+    block(64, 64) +
+    block(64, 64) +
+    block(64, 128) +
+    block(128, 128) +
+    block(128, 256) +
+    block(256, 256) +
+    block(256, 512) +
+    block(512, 512) +
+    linearP(512, classes)
+  );
 }
 
 function squeezenet11Params(classes: number): number {
   const fire = (cin: number, s: number, e1: number, e3: number): number =>
     convP(1, cin, s, true) + convP(1, s, e1, true) + convP(3, s, e3, true);
-  return convP(3, 3, 64, true) +
-    fire(64, 16, 64, 64) + fire(128, 16, 64, 64) + fire(128, 32, 128, 128) + fire(256, 32, 128, 128) +
-    fire(256, 48, 192, 192) + fire(384, 48, 192, 192) + fire(384, 64, 256, 256) + fire(512, 64, 256, 256) +
-    convP(1, 512, classes, true);
+  return (
+    convP(3, 3, 64, true) +
+    fire(64, 16, 64, 64) +
+    fire(128, 16, 64, 64) +
+    fire(128, 32, 128, 128) +
+    fire(256, 32, 128, 128) +
+    fire(256, 48, 192, 192) +
+    fire(384, 48, 192, 192) +
+    fire(384, 64, 256, 256) +
+    fire(512, 64, 256, 256) +
+    convP(1, 512, classes, true)
+  );
 }
 
 function googlenetParams(classes: number): number {
@@ -50,7 +78,8 @@ function googlenetParams(classes: number): number {
   let total = basic(7, 3, 64) + basic(1, 64, 64) + basic(3, 64, 192);
   const inception = (c1: number, c3r: number, c3: number, c5r: number, c5: number, pool: number): void => {
     // torchvision's "5x5" branch uses a 3x3 conv.
-    total += basic(1, c, c1) + basic(1, c, c3r) + basic(3, c3r, c3) + basic(1, c, c5r) + basic(3, c5r, c5) + basic(1, c, pool);
+    total +=
+      basic(1, c, c1) + basic(1, c, c3r) + basic(3, c3r, c3) + basic(1, c, c5r) + basic(3, c5r, c5) + basic(1, c, pool);
     c = c1 + c3 + c5 + pool;
   };
   inception(64, 96, 128, 16, 32, 32);
@@ -66,7 +95,10 @@ function googlenetParams(classes: number): number {
 }
 
 /** torchvision's published ImageNet (1000-class) counts and their fc/final-conv heads. */
-const TORCHVISION: Record<BackboneName, { published: number; head: (classes: number) => number; byShape: (c: number) => number }> = {
+const TORCHVISION: Record<
+  BackboneName,
+  { published: number; head: (classes: number) => number; byShape: (c: number) => number }
+> = {
   alexnet: { published: 61_100_840, head: (c) => linearP(4096, c), byShape: alexnetParams },
   googlenet: { published: 6_624_904, head: (c) => linearP(1024, c), byShape: googlenetParams },
   squeezenet: { published: 1_235_496, head: (c) => convP(1, 512, c, true), byShape: squeezenet11Params },
@@ -80,7 +112,12 @@ const SMALL_INPUT: Record<BackboneName, number> = { alexnet: 64, googlenet: 32, 
 
 for (const name of BACKBONE_NAMES) {
   test(`${name}: width 0.125 forward pass gives finite [2, 2] logits`, () => {
-    const model = buildBackbone(name, { inputSize: SMALL_INPUT[name], widthMultiplier: 0.125, numClasses: 2, dropout: 0.5 });
+    const model = buildBackbone(name, {
+      inputSize: SMALL_INPUT[name],
+      widthMultiplier: 0.125,
+      numClasses: 2,
+      dropout: 0.5,
+    });
     try {
       const x = tf.randomUniform([2, SMALL_INPUT[name], SMALL_INPUT[name], 3], -1, 1, 'float32', 7);
       const y = model.predict(x) as tf.Tensor;
@@ -129,7 +166,12 @@ test('layers carry torchvision parameter paths as names', () => {
     resnet18: ['conv1', 'bn1', 'layer1.0.conv1', 'layer2.0.downsample.0', 'layer4.1.bn2', 'fc'],
   };
   for (const name of BACKBONE_NAMES) {
-    const model = buildBackbone(name, { inputSize: SMALL_INPUT[name], widthMultiplier: 0.125, numClasses: 2, dropout: 0 });
+    const model = buildBackbone(name, {
+      inputSize: SMALL_INPUT[name],
+      widthMultiplier: 0.125,
+      numClasses: 2,
+      dropout: 0,
+    });
     for (const layer of expected[name]) assert.ok(model.getLayer(layer).weights.length > 0, `${name} ${layer}`);
     model.dispose();
   }
@@ -154,13 +196,15 @@ test('AdaptiveAvgPool2d matches PyTorch bins (replicates small maps, overlaps la
   const torchAdaptive = (x: number[][], out: number): number[][] => {
     const n = x.length;
     const bins = (i: number): [number, number] => [Math.floor((i * n) / out), Math.ceil(((i + 1) * n) / out)];
-    return Array.from({ length: out }, (_, i) => Array.from({ length: out }, (_, j) => {
-      const [h0, h1] = bins(i);
-      const [w0, w1] = bins(j);
-      let sum = 0;
-      for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) sum += x[h]![w]!;
-      return sum / ((h1 - h0) * (w1 - w0));
-    }));
+    return Array.from({ length: out }, (_, i) =>
+      Array.from({ length: out }, (_, j) => {
+        const [h0, h1] = bins(i);
+        const [w0, w1] = bins(j);
+        let sum = 0;
+        for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) sum += x[h]![w]!;
+        return sum / ((h1 - h0) * (w1 - w0));
+      }),
+    );
   };
   const layer = new AdaptiveAvgPool2d({ outputSize: 6 });
   for (const n of [1, 3, 6, 7, 13]) {
@@ -170,14 +214,20 @@ test('AdaptiveAvgPool2d matches PyTorch bins (replicates small maps, overlaps la
     assert.deepEqual(y.shape, [2, 6, 6, 3]);
     const got = (y.arraySync() as number[][][][])[1]!.map((row) => row.map((c) => c[2]!));
     const want = torchAdaptive(grid, 6);
-    got.flat().forEach((v, i) => assert.ok(Math.abs(v - want.flat()[i]!) < 1e-4, `n=${n} cell ${i}: ${v} vs ${want.flat()[i]}`));
+    got
+      .flat()
+      .forEach((v, i) =>
+        assert.ok(Math.abs(v - want.flat()[i]!) < 1e-4, `n=${n} cell ${i}: ${v} vs ${want.flat()[i]}`),
+      );
     tf.dispose([x, y]);
   }
 });
 
 test('alexnet trains through the adaptive pool (finite gradients)', async () => {
   // Seeded, without dropout: an unlucky random init can leave every ReLU of a 2-image batch dead.
-  const model = withSeededMathRandom(7, () => buildBackbone('alexnet', { inputSize: 64, widthMultiplier: 0.125, numClasses: 2, dropout: 0 }));
+  const model = withSeededMathRandom(7, () =>
+    buildBackbone('alexnet', { inputSize: 64, widthMultiplier: 0.125, numClasses: 2, dropout: 0 }),
+  );
   model.compile({ optimizer: tf.train.sgd(0.01), loss: 'categoricalCrossentropy' });
   const x = tf.randomUniform([2, 64, 64, 3], -1, 1, 'float32', 3);
   const y = tf.oneHot(tf.tensor1d([0, 1], 'int32'), 2);
@@ -186,7 +236,10 @@ test('alexnet trains through the adaptive pool (finite gradients)', async () => 
   const loss = h.history.loss![0] as number;
   assert.ok(Number.isFinite(loss));
   const after = model.getLayer('features.0').getWeights()[0]!.dataSync();
-  assert.ok(after.some((v, i) => v !== before[i]), 'first conv received a gradient');
+  assert.ok(
+    after.some((v, i) => v !== before[i]),
+    'first conv received a gradient',
+  );
   tf.dispose([x, y]);
   model.dispose();
 });
@@ -194,10 +247,12 @@ test('alexnet trains through the adaptive pool (finite gradients)', async () => 
 test('alexnet (custom AdaptiveAvgPool2d layer) survives a save/load round trip', async () => {
   const model = buildBackbone('alexnet', { inputSize: 64, widthMultiplier: 0.125, numClasses: 2, dropout: 0.5 });
   let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    artifacts = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler((a) => {
+      artifacts = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
+    }),
+  );
   const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
   assert.equal(loaded.getLayer('avgpool').getClassName(), 'AdaptiveAvgPool2d');
   const x = tf.randomUniform([2, 64, 64, 3], -1, 1, 'float32', 9);
@@ -279,6 +334,13 @@ test('DCGAN paper size (64px, z 100, ngf = ndf = 64) has the reference parameter
 });
 
 test('DCGAN options are validated', () => {
-  assert.throws(() => buildGenerator({ imageSize: 128 as 64, latentDim: 100, generatorWidth: 64, discriminatorWidth: 64, channels: 1 }), /32 or 64/);
-  assert.throws(() => buildDiscriminator({ imageSize: 64, latentDim: 100, generatorWidth: 64, discriminatorWidth: 0, channels: 1 }), /discriminatorWidth/);
+  assert.throws(
+    () =>
+      buildGenerator({ imageSize: 128 as 64, latentDim: 100, generatorWidth: 64, discriminatorWidth: 64, channels: 1 }),
+    /32 or 64/,
+  );
+  assert.throws(
+    () => buildDiscriminator({ imageSize: 64, latentDim: 100, generatorWidth: 64, discriminatorWidth: 0, channels: 1 }),
+    /discriminatorWidth/,
+  );
 });

@@ -11,7 +11,10 @@ function images(normal: number, pneumonia: number): LabeledImage[] {
     const sha256 = sha256Hex(`${label}-${i}`);
     return { image: { key: `cas/${sha256}.png`, sha256, bytes: 1 }, label, origin: 'real', patientId: null };
   };
-  return [...Array.from({ length: normal }, (_, i) => make('NORMAL', i)), ...Array.from({ length: pneumonia }, (_, i) => make('PNEUMONIA', i))];
+  return [
+    ...Array.from({ length: normal }, (_, i) => make('NORMAL', i)),
+    ...Array.from({ length: pneumonia }, (_, i) => make('PNEUMONIA', i)),
+  ];
 }
 
 const keys = (set: LabeledImage[]) => set.map((i) => i.image.sha256).sort();
@@ -41,12 +44,15 @@ test('stratifiedSplit is stratified, disjoint, complete and deterministic', () =
 });
 
 test('a subset too small to split is an InputError naming the class and the fix', () => {
-  assert.throws(() => stratifiedSplit(images(1, 10), 0.8, 1), (err: unknown) => {
-    assert.ok(err instanceof InputError);
-    assert.match(err.message, /Too few NORMAL images to split: 1 image/);
-    assert.match(err.message, /subsetFraction/);
-    return true;
-  });
+  assert.throws(
+    () => stratifiedSplit(images(1, 10), 0.8, 1),
+    (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.match(err.message, /Too few NORMAL images to split: 1 image/);
+      assert.match(err.message, /subsetFraction/);
+      return true;
+    },
+  );
 });
 
 test('confusion matrix and metrics match a hand-computed example', () => {
@@ -54,7 +60,10 @@ test('confusion matrix and metrics match a hand-computed example', () => {
   const truth = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
   const predicted = [0, 0, 0, 1, 1, 1, 1, 1, 1, 0];
   const confusion = confusionMatrix(truth, predicted);
-  assert.deepEqual(confusion, [[3, 1], [1, 5]]);
+  assert.deepEqual(confusion, [
+    [3, 1],
+    [1, 5],
+  ]);
   const m = metricsFromConfusion(confusion);
   assert.equal(m.accuracy, 0.8);
   assert.equal(m.perClassAccuracy.NORMAL, 0.75);
@@ -66,26 +75,48 @@ test('confusion matrix and metrics match a hand-computed example', () => {
 });
 
 test('metrics of a classifier that never predicts PNEUMONIA report 0, not NaN', () => {
-  const m = metricsFromConfusion([[5, 0], [5, 0]]);
+  const m = metricsFromConfusion([
+    [5, 0],
+    [5, 0],
+  ]);
   assert.equal(m.precision, 0);
   assert.equal(m.f1, 0);
   assert.equal(m.accuracy, 0.5);
 });
 
 test('aggregate is the mean and sample standard deviation over trials', () => {
-  const trials = [[[9, 1], [2, 8]], [[8, 2], [1, 9]], [[10, 0], [0, 10]]].map(metricsFromConfusion);
+  const trials = [
+    [
+      [9, 1],
+      [2, 8],
+    ],
+    [
+      [8, 2],
+      [1, 9],
+    ],
+    [
+      [10, 0],
+      [0, 10],
+    ],
+  ].map(metricsFromConfusion);
   const agg = aggregateMetrics(trials);
   assert.ok(Math.abs(agg.accuracy.mean - (0.85 + 0.85 + 1) / 3) < 1e-12);
   assert.ok(Math.abs(agg.accuracy.std - meanStd([0.85, 0.85, 1]).std) < 1e-12);
-  assert.ok(Math.abs(meanStd([0.85, 0.85, 1]).std - Math.sqrt(((0.05 ** 2) * 2 + 0.1 ** 2) / 2)) < 1e-12);
-  assert.deepEqual(agg.confusion, [[27, 3], [3, 27]]);
+  assert.ok(Math.abs(meanStd([0.85, 0.85, 1]).std - Math.sqrt((0.05 ** 2 * 2 + 0.1 ** 2) / 2)) < 1e-12);
+  assert.deepEqual(agg.confusion, [
+    [27, 3],
+    [3, 27],
+  ]);
   assert.equal(agg.trials, 3);
 });
 
 test('subsets, partitions and splits keep each patient on one side', () => {
   // 30 PNEUMONIA images from 10 patients (3 each) and 30 NORMAL images without patient ids.
-  const pool = images(30, 30).map((image, i) => (image.label === 'PNEUMONIA' ? { ...image, patientId: `person${i % 10}` } : image));
-  const sides = (parts: LabeledImage[][]) => parts.map((part) => new Set(part.flatMap((i) => (i.patientId ? [i.patientId] : []))));
+  const pool = images(30, 30).map((image, i) =>
+    image.label === 'PNEUMONIA' ? { ...image, patientId: `person${i % 10}` } : image,
+  );
+  const sides = (parts: LabeledImage[][]) =>
+    parts.map((part) => new Set(part.flatMap((i) => (i.patientId ? [i.patientId] : []))));
   const { train, test: held } = stratifiedSplit(pool, 0.8, 4);
   const [trainPatients, testPatients] = sides([train, held]);
   assert.equal([...trainPatients!].filter((p) => testPatients!.has(p)).length, 0, 'no patient in both train and test');

@@ -1,0 +1,60 @@
+// ESLint with typescript-eslint's type-aware rules. Workflow code runs in Temporal's deterministic
+// sandbox, so it may not import Node built-ins or modules that do I/O at import time.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', '.pneumogan/', 'runs/', 'dist/', '.pack/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      globals: globals.node,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // node:test's test() and describe() return promises the runner itself awaits.
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: builtinModules
+            .flatMap((name) => [name, `node:${name}`])
+            .map((name) => ({
+              name,
+              message: 'Workflow code is deterministic: no Node built-ins (use activities for I/O).',
+            })),
+          patterns: [
+            {
+              group: ['../lib/*', '../lib/**', '!../lib/errors.js', '!../lib/run-names.js'],
+              allowTypeImports: true,
+              message: 'Workflows may import lib/ only as types (or the side-effect-free errors/run-names modules).',
+            },
+            {
+              group: ['../activities/*'],
+              allowTypeImports: true,
+              message: 'Workflows call activities through proxyActivities; import their types only.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+);
