@@ -11,6 +11,7 @@ import {
   ImageSetSchema,
   patientsByClass,
   type ImageSet,
+  type LabeledImage,
   type Split,
 } from '../lib/data/manifest.js';
 import { recordLineage } from '../lib/lineage.js';
@@ -38,6 +39,15 @@ import {
   type SplitPoolOutput,
 } from './types.js';
 import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+
+function sideCounts(images: readonly LabeledImage[]): SplitPoolOutput['train'] {
+  const real = images.filter((i) => i.origin === 'real').length;
+  return {
+    images: countByClass(images),
+    patients: patientsByClass(images),
+    origins: { real, synthetic: images.length - real },
+  };
+}
 
 export function createCpuActivities(deps: ActivityDeps) {
   const { store } = deps;
@@ -113,7 +123,7 @@ export function createCpuActivities(deps: ActivityDeps) {
         const hasTestSplit = testCounts.NORMAL > 0 && testCounts.PNEUMONIA > 0;
         const { taken: heldout, rest } = hasTestSplit
           ? { taken: inTestSplit, rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
-          : stratifiedPartition(real, protocol.heldoutFraction, protocol.heldoutSeed);
+          : stratifiedPartition(real, { fraction: protocol.heldoutFraction }, protocol.heldoutSeed);
         const source = hasTestSplit
           ? "the dataset's test split"
           : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
@@ -152,16 +162,14 @@ export function createCpuActivities(deps: ActivityDeps) {
     },
 
     async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {
-      return runActivity(SampleSubsetInputSchema, input, async ({ pool, fraction, seed, trial }) => {
+      return runActivity(SampleSubsetInputSchema, input, async ({ pool, size, fraction, seed, trial }) => {
         const { images: available } = await store.getJson(pool, ImageSetSchema);
-        const images = stratifiedSubset(available, fraction, seed);
-        const subset: ImageSet = {
-          kind: 'image-set',
-          purpose: `trial ${trial}: ${fraction} of the real images, seed ${seed}`,
-          images,
-        };
-        const ref = await putRecordedJson(subset, 'subset', [{ role: 'pool', ref: pool }], { fraction, seed, trial });
-        return { subset: ref, counts: countByClass(images) };
+        const request = size !== undefined ? { size } : { fraction: fraction! };
+        const images = stratifiedSubset(available, request, seed);
+        const described = size !== undefined ? `${size} real images` : `${fraction} of the real images`;
+        const subset: ImageSet = { kind: 'image-set', purpose: `trial ${trial}: ${described}, seed ${seed}`, images };
+        const ref = await putRecordedJson(subset, 'subset', [{ role: 'pool', ref: pool }], { ...request, seed, trial });
+        return { subset: ref, counts: countByClass(images), available: countByClass(available) };
       });
     },
 
@@ -179,8 +187,8 @@ export function createCpuActivities(deps: ActivityDeps) {
         );
         return {
           split: ref,
-          train: { images: countByClass(train), patients: patientsByClass(train) },
-          test: { images: countByClass(test), patients: patientsByClass(test) },
+          train: sideCounts(train),
+          test: sideCounts(test),
         };
       });
     },

@@ -76,7 +76,7 @@ export function createGpuActivities(deps: ActivityDeps) {
           const images = (await store.getJson(subset, ImageSetSchema)).images.filter((i) => i.label === label);
           if (images.length < 2) {
             throw new InputError(
-              `Cannot train the ${label} GAN on ${images.length} image(s); raise protocol.subsetFraction so each class keeps at least 2 real images.`,
+              `Cannot train the ${label} GAN on ${images.length} image(s); raise protocol.subsetSize (or subsetFraction) so each class keeps at least 2 real images.`,
             );
           }
           const progress = new ProgressReporter(`train ${label} GAN`, gan.steps);

@@ -46,16 +46,22 @@ export interface PartitionOutput {
 export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: z.string().min(1) });
 export type ImportWeightsInput = z.infer<typeof ImportWeightsInputSchema>;
 
-export const SampleSubsetInputSchema = z.object({
-  pool: ArtifactRefSchema,
-  fraction: z.number().gt(0).lte(1),
-  seed: Seed,
-  trial: z.number().int().positive(),
-});
+export const SampleSubsetInputSchema = z
+  .object({
+    pool: ArtifactRefSchema,
+    /** Exactly this many images (stratified), or `fraction` of each class. */
+    size: z.number().int().positive().optional(),
+    fraction: z.number().gt(0).lte(1).optional(),
+    seed: Seed,
+    trial: z.number().int().positive(),
+  })
+  .refine((i) => (i.size === undefined) !== (i.fraction === undefined), 'give exactly one of size and fraction');
 export type SampleSubsetInput = z.infer<typeof SampleSubsetInputSchema>;
 export interface SampleSubsetOutput {
   subset: z.infer<typeof ArtifactRefSchema>;
   counts: z.infer<typeof ClassCounts>;
+  /** Real images the subset was drawn from (the held-out set already removed). */
+  available?: z.infer<typeof ClassCounts>;
 }
 
 export const TrainGanInputSchema = z.object({
@@ -96,7 +102,12 @@ export const SplitPoolInputSchema = z.object({
   seed: Seed,
 });
 export type SplitPoolInput = z.infer<typeof SplitPoolInputSchema>;
-const SideCounts = z.object({ images: ClassCounts, patients: ClassCounts });
+const SideCounts = z.object({
+  images: ClassCounts,
+  patients: ClassCounts,
+  /** Real and GAN-made images on this side (absent in results recorded before it was counted). */
+  origins: z.object({ real: z.number().int(), synthetic: z.number().int() }).optional(),
+});
 export interface SplitPoolOutput {
   split: z.infer<typeof ArtifactRefSchema>;
   train: z.infer<typeof SideCounts>;
@@ -185,6 +196,8 @@ export const AggregateInputSchema = z.object({
   heldout: z
     .object({ images: ArtifactRefSchema, counts: ClassCounts, patients: ClassCounts, source: z.string() })
     .optional(),
+  /** Real images left for the trials to sample from once the held-out set was taken out. */
+  poolCounts: ClassCounts.optional(),
   trials: z.array(TrialResultSchema).min(1),
 });
 export type AggregateInput = z.infer<typeof AggregateInputSchema>;

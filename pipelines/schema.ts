@@ -65,8 +65,13 @@ export const PipelineConfigSchema = z
       .object({
         /** One seed per trial; the trial count is their number (the paper averages three). */
         trialSeeds: z.array(seed).min(1).max(20),
-        /** Fraction of the real images kept per trial (the paper: 624 of 5,863, about 10%). */
-        subsetFraction: z.number().gt(0).lte(1),
+        /**
+         * Real images kept per trial, stratified by class, whole patients: exactly this many (the
+         * paper: 624). Give this or subsetFraction, not both.
+         */
+        subsetSize: positiveInt.optional(),
+        /** Alternatively, the fraction of the remaining real images kept per trial. */
+        subsetFraction: z.number().gt(0).lte(1).optional(),
         /** Synthetic images per real image, per class (the paper: 9, so real + synthetic = 10x). */
         syntheticPerReal: z.number().int().min(0).max(100),
         /** Share of the pooled images used for training; the rest is the test set (paper: 0.8). */
@@ -87,7 +92,11 @@ export const PipelineConfigSchema = z
         heldoutFraction: z.number().gt(0).lt(1),
         heldoutSeed: seed,
       })
-      .strict(),
+      .strict()
+      .refine((p) => (p.subsetSize === undefined) !== (p.subsetFraction === undefined), {
+        message: 'give exactly one of subsetSize (an image count, the paper: 624) and subsetFraction',
+        path: ['subsetSize'],
+      }),
     gan: z
       .object({
         /** 64 is the classic DCGAN output; 32 keeps the same five layers for CPU smoke runs. */
@@ -113,6 +122,11 @@ export const PipelineConfigSchema = z
         /** Scales every channel count; 1 is the published architecture. */
         widthMultiplier: z.number().gt(0).lte(1),
         epochs: positiveInt,
+        /**
+         * Stops fine-tuning after this many batches in all, for bounded measurement runs of a large
+         * preset (`--set classifier.maxSteps=20`); unset, every epoch runs in full.
+         */
+        maxSteps: positiveInt.optional(),
         batchSize: positiveInt,
         learningRate: z.number().positive(),
         dropout: z.number().min(0).lt(1),

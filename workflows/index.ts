@@ -203,6 +203,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
         config,
         dataset,
         heldout: partition.heldout,
+        poolCounts: partition.poolCounts,
         trials,
       }),
     (r) => r.reportKey,
@@ -238,8 +239,17 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
 
   const subset = await stages.run(
     'subset',
-    () => cpu.sampleSubset({ pool: input.pool, fraction: config.protocol.subsetFraction, seed, trial: input.trial }),
-    (s) => `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA`,
+    () =>
+      cpu.sampleSubset({
+        pool: input.pool,
+        size: config.protocol.subsetSize,
+        fraction: config.protocol.subsetFraction,
+        seed,
+        trial: input.trial,
+      }),
+    (s) =>
+      `${s.counts.NORMAL} NORMAL + ${s.counts.PNEUMONIA} PNEUMONIA` +
+      (s.available ? ` of ${s.available.NORMAL + s.available.PNEUMONIA} real images available` : ''),
   );
 
   const gans = !withGan

@@ -106,7 +106,7 @@ export async function fineTune(
   }
   const optimizer = tf.train.adam(classifier.learningRate);
   const batchesPerEpoch = Math.ceil(options.train.length / classifier.batchSize);
-  const totalBatches = batchesPerEpoch * classifier.epochs;
+  const totalBatches = Math.min(batchesPerEpoch * classifier.epochs, classifier.maxSteps ?? Infinity);
   const history: ClassifierHistory = { loss: [], accuracy: [] };
   let batchesDone = 0;
   if (options.resume) {

@@ -7,10 +7,11 @@ test('every preset is a valid config', () => {
   for (const [name, preset] of Object.entries(PRESETS)) assert.deepEqual(parsePipelineConfig(preset, name), preset);
 });
 
-test('the paper preset follows the paper: three trials, ~10% subset, 9x synthesis, 80/20, 64 px DCGAN, four backbones at 224', () => {
+test('the paper preset follows the paper: three trials, 624-image subsets, 9x synthesis, 80/20, 64 px DCGAN, four backbones at 224', () => {
   const paper = PRESETS.paper!;
   assert.equal(paper.protocol.trialSeeds.length, 3);
-  assert.ok(Math.abs(paper.protocol.subsetFraction - 0.1064) < 1e-3);
+  assert.equal(paper.protocol.subsetSize, 624);
+  assert.equal(paper.protocol.subsetFraction, undefined);
   assert.equal(paper.protocol.syntheticPerReal, 9);
   assert.equal(paper.protocol.trainFraction, 0.8);
   assert.equal(paper.gan.imageSize, 64);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { LabeledImage } from '../../lib/data/manifest.js';
 import { InputError } from '../../lib/errors.js';
 import { aggregateMetrics, confusionMatrix, meanStd, metricsFromConfusion } from '../../lib/protocol/metrics.js';
-import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../../lib/protocol/sampling.js';
+import { classTargets, stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../../lib/protocol/sampling.js';
 import { sha256Hex } from '../../lib/storage.js';
 
 function images(normal: number, pneumonia: number): LabeledImage[] {
@@ -20,15 +20,61 @@ function images(normal: number, pneumonia: number): LabeledImage[] {
 const keys = (set: LabeledImage[]) => set.map((i) => i.image.sha256).sort();
 
 test('stratifiedSubset keeps the fraction of each class', () => {
-  const subset = stratifiedSubset(images(1583, 4273), 624 / 5863, 1);
+  const subset = stratifiedSubset(images(1583, 4273), { fraction: 624 / 5863 }, 1);
   assert.equal(subset.filter((i) => i.label === 'NORMAL').length, 168);
   assert.equal(subset.filter((i) => i.label === 'PNEUMONIA').length, 455);
 });
 
+test('an absolute subset size is met exactly, in class proportion, with whole patients', () => {
+  // The paper's pool shape: multi-image patients of uneven size in both classes.
+  const pool = images(1341, 3875).map((image, i) => ({ ...image, patientId: `p${image.label}${i % 997}` }));
+  for (const seed of [1, 2, 3]) {
+    const subset = stratifiedSubset(pool, { size: 624 }, seed);
+    assert.equal(subset.length, 624);
+    // 624 * 1341 / 5216 = 160.43 NORMAL, 463.57 PNEUMONIA: largest remainder gives 160 + 464.
+    assert.equal(subset.filter((i) => i.label === 'NORMAL').length, 160);
+  }
+});
+
+test('classTargets divides a size by largest remainder and refuses more than the pool holds', () => {
+  assert.deepEqual(classTargets({ NORMAL: 1341, PNEUMONIA: 3875 }, { size: 624 }), { NORMAL: 160, PNEUMONIA: 464 });
+  assert.deepEqual(classTargets({ NORMAL: 1, PNEUMONIA: 1 }, { size: 1 }), { NORMAL: 1, PNEUMONIA: 1 });
+  assert.deepEqual(classTargets({ NORMAL: 50, PNEUMONIA: 150 }, { fraction: 0.1 }), { NORMAL: 5, PNEUMONIA: 15 });
+  assert.throws(
+    () => classTargets({ NORMAL: 100, PNEUMONIA: 200 }, { size: 624 }),
+    (err: unknown) =>
+      err instanceof InputError && /624 images was requested but only 300 real images remain/.test(err.message),
+  );
+});
+
+test("the paper's counts: 624 real + 9x synthetic = 6,240, split exactly 4,992 / 1,248 with whole patients", () => {
+  const pool = images(1341, 3875).map((image, i) => ({ ...image, patientId: `p${image.label}${i % 1200}` }));
+  const subset = stratifiedSubset(pool, { size: 624 }, 7);
+  const synthetic = subset.flatMap((real, r) =>
+    Array.from({ length: 9 }, (_, k): LabeledImage => {
+      const sha256 = sha256Hex(`synthetic-${r}-${k}`);
+      return {
+        image: { key: `cas/${sha256}.png`, sha256, bytes: 1 },
+        label: real.label,
+        origin: 'synthetic',
+        patientId: null,
+      };
+    }),
+  );
+  const { train, test: held } = stratifiedSplit([...subset, ...synthetic], 0.8, 7);
+  assert.equal(train.length, 4992);
+  assert.equal(held.length, 1248);
+  const trainPatients = new Set(train.flatMap((i) => (i.patientId ? [i.patientId] : [])));
+  assert.ok(held.every((i) => !i.patientId || !trainPatients.has(i.patientId)));
+});
+
 test('stratifiedSubset is deterministic per seed, different across trials, and ignores input order', () => {
   const all = images(100, 200);
-  assert.deepEqual(keys(stratifiedSubset(all, 0.1, 1)), keys(stratifiedSubset([...all].reverse(), 0.1, 1)));
-  const trials = [1, 2, 3].map((seed) => keys(stratifiedSubset(all, 0.1, seed)).join());
+  assert.deepEqual(
+    keys(stratifiedSubset(all, { fraction: 0.1 }, 1)),
+    keys(stratifiedSubset([...all].reverse(), { fraction: 0.1 }, 1)),
+  );
+  const trials = [1, 2, 3].map((seed) => keys(stratifiedSubset(all, { fraction: 0.1 }, seed)).join());
   assert.equal(new Set(trials).size, 3);
 });
 
@@ -49,7 +95,7 @@ test('a subset too small to split is an InputError naming the class and the fix'
     (err: unknown) => {
       assert.ok(err instanceof InputError);
       assert.match(err.message, /Too few NORMAL images to split: 1 image/);
-      assert.match(err.message, /subsetFraction/);
+      assert.match(err.message, /subsetSize/);
       return true;
     },
   );
@@ -121,7 +167,7 @@ test('subsets, partitions and splits keep each patient on one side', () => {
   const [trainPatients, testPatients] = sides([train, held]);
   assert.equal([...trainPatients!].filter((p) => testPatients!.has(p)).length, 0, 'no patient in both train and test');
   assert.equal(held.filter((i) => i.label === 'PNEUMONIA').length % 3, 0, 'whole patients');
-  const { taken, rest } = stratifiedPartition(pool, 0.2, 5);
+  const { taken, rest } = stratifiedPartition(pool, { fraction: 0.2 }, 5);
   const [takenPatients, restPatients] = sides([taken, rest]);
   assert.equal([...takenPatients!].filter((p) => restPatients!.has(p)).length, 0);
   assert.equal(taken.length + rest.length, pool.length);
