@@ -10,6 +10,7 @@ import { BACKBONES, PROTOCOLS, type Backbone, type Protocol } from '../../pipeli
 import { recordLineage, type Producer } from '../lineage.js';
 import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';
 import { canonicalJson, type ArtifactStore } from '../storage.js';
+import { describeTestSet, testImagesCell } from './test-sets.js';
 import { accuracySpec, confusionSpec, lossCurveSpec, renderPng } from './charts.js';
 import { PAPER_ACCURACY, PAPER_BEST_PER_CLASS } from './paper.js';
 
@@ -179,6 +180,16 @@ export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary
       '',
     );
   }
+  if (input.poolCounts) {
+    const pool = input.poolCounts;
+    const subset = trials[0]!.subsetCounts;
+    lines.push(
+      `Sampling pool: ${pool.NORMAL + pool.PNEUMONIA} real images (${pool.NORMAL} NORMAL, ${pool.PNEUMONIA} PNEUMONIA) remained for the trials' subsets` +
+        (heldout ? ' after the held-out set was taken out' : '') +
+        `; each trial drew ${subset.NORMAL + subset.PNEUMONIA} of them (${subset.NORMAL} NORMAL, ${subset.PNEUMONIA} PNEUMONIA).`,
+      '',
+    );
+  }
   if (config.data.source.kind === 'synthetic') {
     lines.push(
       '> **The data are synthetic** (drawn by the project, not X-rays of patients): these numbers test the pipeline, they say nothing about pneumonia detection.',
@@ -193,15 +204,15 @@ export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary
   for (const protocol of PROTOCOLS) {
     const rows = summaries.filter((b) => b.protocol === protocol);
     if (rows.length === 0) continue;
-    lines.push(`### ${protocol}: ${PROTOCOL_TITLES[protocol]}`, '');
+    lines.push(`### ${protocol}: ${PROTOCOL_TITLES[protocol]}`, '', describeTestSet(protocol, input), '');
     lines.push(
-      '| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images |',
+      '| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images per trial |',
     );
     lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const b of rows) {
       const a = b.aggregate;
       lines.push(
-        `| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${a.confusion.flat().reduce((x, y) => x + y, 0) / trials.length} |`,
+        `| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${testImagesCell(trials, protocol, b.backbone)} |`,
       );
     }
     lines.push('');
