@@ -9,10 +9,13 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { ArtifactStore } from '../lib/storage.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
+import { InputError } from '../lib/errors.js';
+import { configDifferences } from '../pipelines/resolve.js';
 import {
   progressQuery,
   reproducePaper,
   type ProgressView,
+  type ReproducePaperInput,
   type ReproductionResult,
   type RunOptions,
   type StageState,
@@ -39,6 +42,13 @@ export async function launchReproduction({
   const workflowId = reproductionWorkflowId(runName);
   try {
     const description = await client.workflow.getHandle(workflowId).describe();
+    const differences = configDifferences(await startedConfig(client, workflowId), config);
+    if (differences.length) {
+      throw new InputError(
+        `Run ${runName} exists with a different configuration (${differences.length} field(s) differ, its value -> yours):\n  ` +
+          `${differences.join('\n  ')}\nLaunch it with the same configuration to attach or resume, or choose another --run name.`,
+      );
+    }
     if (description.status.name === 'RUNNING' || description.status.name === 'COMPLETED') {
       log(
         `[run] ${runName}: attaching to the ${description.status.name.toLowerCase()} workflow ${workflowId} (started ${description.startTime.toISOString()})`,
@@ -58,6 +68,17 @@ export async function launchReproduction({
     // Two launches racing on the same name still make one workflow.
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
+}
+
+/** The configuration a reproduction was started with: the input of its first history event. */
+async function startedConfig(client: Client, workflowId: string): Promise<PipelineConfig | undefined> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId },
+    maximumPageSize: 1,
+  });
+  const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<ReproducePaperInput>(payload).config : undefined;
 }
 
 interface PendingActivityProgress {

@@ -10,11 +10,13 @@ import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
 import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
-import { presetNames, resolvePreset } from '../pipelines/presets.js';
-import { ConfigError, type DataSource } from '../pipelines/schema.js';
+import { presetNames } from '../pipelines/presets.js';
+import { resolveConfig, type ConfigSources } from '../pipelines/resolve.js';
+import { ConfigError, type DataSource, type PipelineConfig } from '../pipelines/schema.js';
 import type { reproducePaper } from '../workflows/index.js';
 import { verifyRun } from '../lib/lineage.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
@@ -53,7 +55,17 @@ const runNameOption = new Option('--run <name>', 'run name; the same name attach
     return v;
   },
 );
-const presetOption = new Option('--preset <name>', 'pipeline preset').choices(presetNames()).default('smoke');
+const presetOption = new Option('--preset <name>', "pipeline preset (default: the config file's, else smoke)").choices(
+  presetNames(),
+);
+const configOption = new Option(
+  '--config <file>',
+  'JSON or YAML file with any part of the configuration, over the preset',
+);
+const setOption = new Option(
+  '--set <key.path=value>',
+  'override one field, e.g. --set classifier.epochs=2 (repeatable, applied last; =null removes a field)',
+).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
 const dataOption = new Option(
   '--data <path>',
   'real dataset: a chest_xray folder (or one with NORMAL/ and PNEUMONIA/), or s3://bucket/prefix; default: synthetic X-rays',
@@ -79,19 +91,36 @@ const stateDirOption = new Option(
   'embedded Temporal SQLite and S3 data (used unless PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT are set)',
 ).default('.pneumogan');
 
-interface LaunchCliOptions {
-  run?: string;
-  preset: string;
+interface ConfigCliOptions {
+  preset?: string;
+  config?: string;
   data?: DataSource;
+  set?: string[];
+}
+
+const configSources = (opts: ConfigCliOptions): ConfigSources => ({
+  preset: opts.preset,
+  file: opts.config,
+  data: opts.data,
+  sets: opts.set,
+});
+
+interface LaunchCliOptions extends ConfigCliOptions {
+  run?: string;
   out: string;
   reuse: boolean;
   heartbeatTimeout: number;
   detach?: boolean;
 }
 
-async function reproduce(client: Client, store: ArtifactStore, opts: LaunchCliOptions, uiUrl?: string): Promise<void> {
-  const config = resolvePreset(opts.preset, opts.data);
-  const runName = opts.run ?? defaultRunName(opts.preset);
+async function reproduce(
+  client: Client,
+  store: ArtifactStore,
+  config: PipelineConfig,
+  opts: LaunchCliOptions,
+  uiUrl?: string,
+): Promise<void> {
+  const runName = opts.run ?? defaultRunName(config.preset);
   const source = config.data.source;
   log(
     `[run] ${runName}: preset ${config.preset}, ${config.protocol.trialSeeds.length} trials, backbones ${config.classifier.backbones.join(', ')}, data ${source.kind === 'folder' ? source.path : source.kind === 's3' ? `s3://${source.bucket}/${source.prefix}` : 'synthetic X-rays'}`,
@@ -139,12 +168,16 @@ program
   )
   .addOption(runNameOption)
   .addOption(presetOption)
+  .addOption(configOption)
+  .addOption(setOption)
   .addOption(dataOption)
   .addOption(outOption)
   .addOption(noReuseOption)
   .addOption(heartbeatOption)
   .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
   .action(async (opts: LaunchCliOptions & { stateDir: string }) => {
+    // A bad configuration fails before any server starts.
+    const config = await resolveConfig(configSources(opts));
     quietTemporalLogs();
     const infra = await startEmbeddedInfrastructure({ stateDir: opts.stateDir, log });
     const s3: S3Settings = {
@@ -167,7 +200,7 @@ program
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
-        await reproduce(client, new ArtifactStore(s3), opts, infra.temporal.uiUrl || undefined);
+        await reproduce(client, new ArtifactStore(s3), config, opts, infra.temporal.uiUrl || undefined);
       } finally {
         await connection.close();
       }
@@ -184,6 +217,8 @@ program
   )
   .addOption(runNameOption)
   .addOption(presetOption)
+  .addOption(configOption)
+  .addOption(setOption)
   .addOption(dataOption)
   .addOption(outOption)
   .addOption(noReuseOption)
@@ -191,18 +226,35 @@ program
   .addOption(detachOption)
   .option('--ui <url>', "Temporal Web UI base URL, to print the run's link")
   .action(async (opts: LaunchCliOptions & { ui?: string }) => {
+    const config = await resolveConfig(configSources(opts));
     const temporal = temporalSettingsFromEnv();
     const connection = await Connection.connect({ address: temporal.address });
     try {
       await reproduce(
         new Client({ connection, namespace: temporal.namespace }),
         new ArtifactStore(s3SettingsFromEnv()),
+        config,
         opts,
         opts.ui,
       );
     } finally {
       await connection.close();
     }
+  });
+
+program
+  .command('config')
+  .description(
+    'print the effective, validated configuration of a preset + config file + --data + --set overrides (what run and demo would launch)',
+  )
+  .addOption(presetOption)
+  .addOption(configOption)
+  .addOption(setOption)
+  .addOption(dataOption)
+  .option('--yaml', 'print YAML instead of JSON')
+  .action(async (opts: ConfigCliOptions & { yaml?: boolean }) => {
+    const config = await resolveConfig(configSources(opts));
+    log(opts.yaml ? stringifyYaml(config).trimEnd() : JSON.stringify(config, null, 2));
   });
 
 program

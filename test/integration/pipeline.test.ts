@@ -12,6 +12,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { launchReproduction } from '../../cli/launch.js';
+import { InputError } from '../../lib/errors.js';
 import { startEmbeddedInfrastructure, type EmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import { readLineage } from '../../lib/lineage.js';
 import { ImageSetSchema } from '../../lib/data/manifest.js';
@@ -204,6 +205,16 @@ test(
     // Launching the same run name again attaches to it: still one workflow.
     const again = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
     assert.equal((await again.describe()).runId, (await handle.describe()).runId);
+    // ...but not with another configuration: that is refused, naming the fields that differ.
+    const changed = structuredClone(config);
+    changed.gan.steps += 1;
+    await assert.rejects(
+      launchReproduction({ client, runName: 'e2e-smoke', config: changed, log: () => {} }),
+      (err: unknown) =>
+        err instanceof InputError &&
+        /Run e2e-smoke exists with a different configuration \(1 field\(s\) differ/.test(err.message) &&
+        err.message.includes(`gan.steps: ${config.gan.steps} -> ${changed.gan.steps}`),
+    );
   },
 );
 
