@@ -52,11 +52,19 @@ test('an invalid config names each bad field', () => {
 
 test('unknown fields and unknown presets are rejected', () => {
   assert.throws(() => parsePipelineConfig({ ...PRESETS.smoke!, epochs: 3 }), /Unrecognized key.*epochs/);
-  assert.throws(() => resolvePreset('huge'), /Unknown preset "huge"; choose one of: paper, smoke/);
+  assert.throws(() => resolvePreset('huge'), /Unknown preset "huge"; choose one of: paper, paper-cpu, smoke/);
 });
 
 test('resolvePreset swaps the data source without touching the preset', () => {
   const config = resolvePreset('smoke', { kind: 'folder', path: '/data/chest_xray' });
   assert.deepEqual(config.data.source, { kind: 'folder', path: '/data/chest_xray' });
   assert.equal(PRESETS.smoke!.data.source.kind, 'synthetic');
+});
+
+test("paper-cpu keeps the paper's data protocol and changes only model sizes", () => {
+  const { paper, 'paper-cpu': cpu } = PRESETS;
+  assert.deepEqual(cpu!.protocol, paper!.protocol);
+  assert.equal(cpu!.gan.imageSize, 64);
+  assert.equal(cpu!.gan.latentDim, 100);
+  assert.deepEqual(cpu!.classifier.backbones, paper!.classifier.backbones);
 });
