@@ -29,3 +29,6 @@ export async function startTestS3(
 
 /** The real X-ray sample CI provides beside the checkout; absent in a user's clone. */
 export const KERMANY_SAMPLE = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-sample');
+
+/** The archive's whole train split (5,216 real X-rays), beside CI checkouts like the sample. */
+export const KERMANY_TRAIN = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-train');
