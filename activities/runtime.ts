@@ -5,6 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { markStep } from './profile.js';
 import { InputError } from '../lib/errors.js';
 import { ConfigError } from '../pipelines/schema.js';
 import {
@@ -97,6 +98,7 @@ export class ProgressReporter {
   }
 
   progress(done: number, total = this.details.total): void {
+    markStep(done);
     this.details = { ...this.details, done, total };
     Context.current().heartbeat(this.details);
   }

@@ -20,6 +20,7 @@ import { createGpuActivities } from '../activities/gpu.js';
 import type { ActivityDeps } from '../activities/runtime.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
+import { stageProfileInterceptors } from './stage-profile.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,6 +106,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     workerIdentity: `${os.hostname()}/${process.pid}/${options.role}`,
   };
   const connection = await NativeConnection.connect({ address: options.temporal.address });
+  const interceptors =
+    process.env.PNEUMOGAN_PROFILE === '1' ? { activity: [stageProfileInterceptors(log)] } : undefined;
   const workers: Worker[] = [];
   if (options.role !== 'gpu') {
     workers.push(
@@ -115,6 +118,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
         activities: createCpuActivities(deps),
         identity: `${deps.workerIdentity}/orchestration`,
+        interceptors,
       }),
     );
   }
@@ -127,6 +131,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         activities: createGpuActivities(deps),
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
         identity: `${deps.workerIdentity}/gpu`,
+        interceptors,
       }),
     );
   }
