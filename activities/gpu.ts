@@ -34,6 +34,7 @@ import {
   type TrainGanInput,
   type TrainGanOutput,
 } from './types.js';
+import { markExamples } from './profile.js';
 import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
 /** Images shown in each GAN's sample grid. */
@@ -79,6 +80,7 @@ export function createGpuActivities(deps: ActivityDeps) {
               `Cannot train the ${label} GAN on ${images.length} image(s); raise protocol.subsetSize (or subsetFraction) so each class keeps at least 2 real images.`,
             );
           }
+          markExamples(images.length);
           const progress = new ProgressReporter(`train ${label} GAN`, gan.steps);
           const previous = previousCheckpoint();
           const resume = previous ? await loadState<GanMeta>(previous.ref) : undefined;
@@ -193,6 +195,7 @@ export function createGpuActivities(deps: ActivityDeps) {
         memoized(deps, parsed, async (recorder) => {
           const { split, backbone, classifier, seed, pretrained } = parsed;
           const { train } = await store.getJson(split, SplitSchema);
+          markExamples(train.length);
           const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
           const previous = previousCheckpoint();
           const resume = previous ? await loadState<ClassifierMeta>(previous.ref) : undefined;

@@ -11,6 +11,8 @@ import { z } from 'zod';
 export const StageProfileSchema = z.object({
   seconds: z.number(),
   steps: z.number().int(),
+  /** Training examples the stage read, where it trains (one epoch is ceil(examples / batch) steps). */
+  examples: z.number().int().optional(),
   secondsPerStep: z.number().optional(),
   peakRssMiB: z.number(),
 });
@@ -23,6 +25,7 @@ export class StageProfiler {
   private firstStep: { at: number; step: number } | undefined;
   private lastStep: { at: number; step: number } | undefined;
   private peakRss = process.memoryUsage.rss();
+  private exampleCount: number | undefined;
   private readonly sampler = setInterval(() => this.sample(), SAMPLE_MILLIS).unref();
 
   /** Marks that training reached `step` (a cumulative count, as progress callbacks report it). */
@@ -30,6 +33,11 @@ export class StageProfiler {
     const mark = { at: performance.now(), step };
     this.firstStep ??= mark;
     this.lastStep = mark;
+  }
+
+  /** Records how many training examples the stage has. */
+  examples(count: number): void {
+    this.exampleCount = count;
   }
 
   finish(): StageProfile {
@@ -42,6 +50,7 @@ export class StageProfiler {
     return {
       seconds: (performance.now() - this.started) / 1000,
       steps: last?.step ?? 0,
+      ...(this.exampleCount !== undefined ? { examples: this.exampleCount } : {}),
       ...(timed !== undefined ? { secondsPerStep: timed } : {}),
       peakRssMiB: Math.round(this.peakRss / 2 ** 20),
     };
@@ -57,6 +66,11 @@ const current = new AsyncLocalStorage<StageProfiler>();
 /** Runs an activity with a profiler that its progress reports (ProgressReporter) feed. */
 export function withStageProfiler<T>(profiler: StageProfiler, body: () => Promise<T>): Promise<T> {
   return current.run(profiler, body);
+}
+
+/** Tells the running activity's profiler, if profiling is on, how many examples it trains on. */
+export function markExamples(count: number): void {
+  current.getStore()?.examples(count);
 }
 
 /** Tells the running activity's profiler, if profiling is on, that training reached `step`. */
