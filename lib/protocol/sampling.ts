@@ -18,19 +18,18 @@ function byClassInHashOrder<T extends LabeledImage>(images: readonly T[]): Map<C
   return groups;
 }
 
-/** The images of one patient form one unit; images without a patient id are units of one. */
+/** The images of one patient form one unit; images without a patient id are units of one (or of their identical copies). */
 function patientUnits<T extends LabeledImage>(group: readonly T[]): T[][] {
   const units: T[][] = [];
-  const byPatient = new Map<string, T[]>();
+  const byKey = new Map<string, T[]>();
   for (const image of group) {
-    if (!image.patientId) {
-      units.push([image]);
-      continue;
-    }
-    let unit = byPatient.get(image.patientId);
+    // Byte-identical images (a collapsed GAN can repeat itself) are one unit as well, so the
+    // same picture never sits on both sides of a split.
+    const key = image.patientId ? `patient:${image.patientId}` : `content:${image.image.sha256}`;
+    let unit = byKey.get(key);
     if (!unit) {
       unit = [];
-      byPatient.set(image.patientId, unit);
+      byKey.set(key, unit);
       units.push(unit);
     }
     unit.push(image);

@@ -173,3 +173,19 @@ test('subsets, partitions and splits keep each patient on one side', () => {
   assert.equal(taken.length + rest.length, pool.length);
   assert.equal(taken.filter((i) => i.label === 'NORMAL').length, 6);
 });
+
+test('byte-identical images (a collapsed GAN repeating itself) never straddle a split', () => {
+  const [first, second] = images(2, 0);
+  const repeated = Array.from({ length: 40 }, (_, i): LabeledImage => ({
+    ...(i % 2 ? first! : second!),
+    origin: 'synthetic',
+  }));
+  const pool = [...repeated, ...images(20, 20)];
+  const { train, test: held } = stratifiedSplit(pool, 0.8, 3);
+  const trainContent = new Set(train.map((i) => i.image.sha256));
+  assert.ok(
+    held.every((i) => !trainContent.has(i.image.sha256)),
+    'no content on both sides',
+  );
+  assert.equal(train.length + held.length, pool.length);
+});
