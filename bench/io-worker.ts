@@ -17,7 +17,8 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { ingestDataset } from '../lib/data/ingest.js';
 import { decodeGray, encodeGrayPng } from '../lib/images.js';
-import { findOrProvisionTemporalCli, startTemporalDevServer } from '../lib/infra/temporal-server.js';
+import { findOrProvisionTemporalCli } from '../lib/infra/temporal-cli.js';
+import { startTemporalDevServer } from '../lib/infra/temporal-server.js';
 import { startScratchS3 } from '../lib/infra/scratch-s3.js';
 import { imageFiles, RESULT_PREFIX, type CaseResult } from './cases.js';
 
