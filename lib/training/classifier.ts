@@ -13,7 +13,7 @@ import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } fro
 import { deriveSeed, SeededRandom } from '../random.js';
 import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
-import { captureState, readScalars, restoreState, runStepLoop, type Trainables } from './loop.js';
+import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -225,8 +225,7 @@ export async function evaluateClassifier(
         1,
       ),
     );
-    predictions.push(...(await predicted.data()));
-    predicted.dispose();
+    predictions.push(...(await takeData(predicted)));
     await yieldToEventLoop();
   }
   const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));

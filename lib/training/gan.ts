@@ -10,7 +10,7 @@ import { pixelsFromUnitRange, type GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
 import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
-import { captureState, readScalars, restoreState, runStepLoop, type Trainables } from './loop.js';
+import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
 
 export interface GanHistory {
   discriminatorLoss: number[];
@@ -173,8 +173,7 @@ export async function generateImages(
       return generator.predict(noise) as tf.Tensor4D;
     });
     const [, size] = images.shape;
-    const values = (await images.data()) as Float32Array;
-    images.dispose();
+    const values = (await takeData(images)) as Float32Array;
     for (let i = 0; i < seeds.length; i++) {
       out.push({ size, pixels: pixelsFromUnitRange(values, size, i * size * size) });
     }

@@ -41,6 +41,15 @@ export async function restoreState(
     await restoreOptimizerWeights(optimizer, state.groups[group] ?? []);
 }
 
+/** A tensor's values, disposing it whether or not the read succeeds. */
+export async function takeData<R extends tf.Rank>(tensor: tf.Tensor<R>): Promise<tf.TypedArray> {
+  try {
+    return await tensor.data();
+  } finally {
+    tensor.dispose();
+  }
+}
+
 /** The values of scalar tensors (one per step metric), disposing them. */
 export async function readScalars(scalars: readonly tf.Tensor[]): Promise<number[]> {
   try {

@@ -8,8 +8,13 @@ import * as tf from '@tensorflow/tfjs';
 import { initComputeBackend } from '../../lib/compute/backend.js';
 import { SeededRandom } from '../../lib/random.js';
 import type { TrainingState } from '../../lib/training/checkpoint.js';
-import { fineTune, type ClassifierMeta, type LabelledPixels } from '../../lib/training/classifier.js';
-import { trainGan, type GanMeta } from '../../lib/training/gan.js';
+import {
+  evaluateClassifier,
+  fineTune,
+  type ClassifierMeta,
+  type LabelledPixels,
+} from '../../lib/training/classifier.js';
+import { generateImages, trainGan, type GanMeta } from '../../lib/training/gan.js';
 import { PRESETS } from '../../pipelines/presets.js';
 
 before(async () => {
@@ -56,6 +61,9 @@ test('GAN training holds a constant number of tensors across steps and frees all
     counts.map(() => counts[0]),
     `tensors after each step: ${counts.join(', ')}`,
   );
+  const withGenerator = tf.memory().numTensors;
+  await generateImages(generator, gan.latentDim, [1, 2, 3], 2);
+  assert.equal(tf.memory().numTensors, withGenerator, 'generating images leaves nothing behind');
   generator.dispose();
   assert.equal(tf.memory().numTensors, baseline, 'nothing left once the generator is disposed');
 });
@@ -124,6 +132,9 @@ test('fine-tuning holds a constant number of tensors across batches, and a faile
     counts.map(() => counts[0]),
     `tensors after each batch: ${counts.join(', ')}`,
   );
+  const withModel = tf.memory().numTensors;
+  await evaluateClassifier(model, images(32, 5), 32, 2);
+  assert.equal(tf.memory().numTensors, withModel, 'evaluation leaves nothing behind');
   model.dispose();
   assert.equal(tf.memory().numTensors, baseline);
 
