@@ -114,4 +114,34 @@ export async function restoreOptimizerWeights(optimizer: tf.Optimizer, arrays: r
   } finally {
     tf.dispose(named.map((n) => n.tensor));
   }
+  if (optimizer.getClassName() === 'Adam') replayAdamBiasPowers(optimizer);
+}
+
+/** The fields of tfjs's AdamOptimizer that its bias correction uses (not part of its typings). */
+interface AdamInternals {
+  beta1: number;
+  beta2: number;
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  iterations: number;
+}
+
+/**
+ * Adam's setWeights() sets its bias-correction powers to beta^(t+1) with one pow(), while
+ * training multiplies them by beta once per step; the two differ in the last float32 bit, so a
+ * resumed training would drift from an uninterrupted one. Redo the multiplications the way the
+ * steps did, so a retried attempt ends with exactly the weights the uninterrupted one would have.
+ */
+function replayAdamBiasPowers(optimizer: tf.Optimizer): void {
+  const adam = optimizer as unknown as AdamInternals;
+  tf.tidy(() => {
+    let power1: tf.Tensor = tf.scalar(adam.beta1);
+    let power2: tf.Tensor = tf.scalar(adam.beta2);
+    for (let step = 0; step < adam.iterations; step++) {
+      power1 = tf.mul(power1, adam.beta1);
+      power2 = tf.mul(power2, adam.beta2);
+    }
+    adam.accBeta1.assign(power1);
+    adam.accBeta2.assign(power2);
+  });
 }

@@ -164,7 +164,8 @@ export async function fineTune(
           totalBatches,
           inputSize: classifier.inputSize,
           widthMultiplier: classifier.widthMultiplier,
-          history,
+          // A snapshot owns copies of the histories: training goes on appending to the live ones.
+          history: { loss: [...history.loss], accuracy: [...history.accuracy] },
         }),
       onProgress: options.onProgress,
       onCheckpoint: options.onCheckpoint,

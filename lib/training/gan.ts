@@ -125,7 +125,14 @@ export async function trainGan(
       done: options.resume?.meta.step ?? 0,
       checkpointEvery: gan.checkpointEvery,
       step,
-      snapshot: (done) => captureState(trainables, { kind: 'dcgan', step: done, options: modelOptions, history }),
+      // A snapshot owns copies of the histories: training goes on appending to the live ones.
+      snapshot: (done) =>
+        captureState(trainables, {
+          kind: 'dcgan',
+          step: done,
+          options: modelOptions,
+          history: { discriminatorLoss: [...history.discriminatorLoss], generatorLoss: [...history.generatorLoss] },
+        }),
       onProgress: options.onProgress,
       onCheckpoint: options.onCheckpoint,
       signal: options.signal,
