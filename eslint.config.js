@@ -56,5 +56,32 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Layering: lib/ is domain code the other layers use, never the other way round; benchmarks
+    // measure the product, so they share nothing with the tests.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/activities/*', '**/workflows/*', '**/workers/*', '**/cli/*', '**/test/*', '**/bench/*'],
+              message: 'lib/ is plain domain code: it may import only lib/ and pipelines/ (move shared types there).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['bench/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/test/*'], message: 'bench/ may not import test code: move the helper to lib/.' }] },
+      ],
+    },
+  },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

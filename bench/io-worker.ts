@@ -17,8 +17,9 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { ingestDataset } from '../lib/data/ingest.js';
 import { decodeGray, encodeGrayPng } from '../lib/images.js';
-import { findOrProvisionTemporalCli, startTemporalDevServer } from '../lib/infra/temporal-server.js';
-import { startTestS3 } from '../test/helpers/s3.js';
+import { findOrProvisionTemporalCli } from '../lib/infra/temporal-cli.js';
+import { startTemporalDevServer } from '../lib/infra/temporal-server.js';
+import { startScratchS3 } from '../lib/infra/scratch-s3.js';
 import { imageFiles, RESULT_PREFIX, type CaseResult } from './cases.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,7 +53,7 @@ async function ingest(spec: { dir: string; sizes: number[] }): Promise<void> {
   for (const size of spec.sizes) {
     const id = `ingest-e2e/${size}`;
     emit({ type: 'start', id });
-    const s3 = await startTestS3(`pneumogan-bench-${size}`);
+    const s3 = await startScratchS3(`pneumogan-bench-${size}`);
     try {
       await s3.store.ensureBucket();
       const t0 = performance.now();

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pneumoganCacheDir } from '../lib/infra/temporal-server.js';
+import { pneumoganCacheDir } from '../lib/infra/temporal-cli.js';
 
 /** What the venv gets; a change here rebuilds it. */
 export const REFERENCE_REQUIREMENTS = ['torch==2.15.0', 'torchvision==0.29.2', 'pillow==13.0.0'] as const;

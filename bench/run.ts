@@ -30,7 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drawSyntheticXray, syntheticFileNames } from '../lib/data/synthetic.js';
 import { CLASS_NAMES } from '../pipelines/schema.js';
-import { KERMANY_SAMPLE } from '../test/helpers/s3.js';
+import { KERMANY_SAMPLE } from '../lib/data/kermany-sample.js';
 import {
   caps,
   imageFiles,

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import type { GrayImage } from '../lib/images.js';
 import { buildDiscriminator, buildGenerator } from '../lib/models/dcgan.js';
-import { countParams } from '../lib/models/backbones.js';
+import { countParams } from '../lib/models/backbones/index.js';
 import { trainGan, dcganOptions } from '../lib/training/gan.js';
 import { buildClassifier, evaluateClassifier, fineTune, type LabelledPixels } from '../lib/training/classifier.js';
 import { PRESETS } from '../pipelines/presets.js';

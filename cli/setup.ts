@@ -16,7 +16,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
 import { loadS3rver } from '../lib/infra/s3-server.js';
-import { findOrProvisionTemporalCli, temporalCliVersion } from '../lib/infra/temporal-server.js';
+import { findOrProvisionTemporalCli, temporalCliVersion } from '../lib/infra/temporal-cli.js';
 
 interface SetupOptions {
   provision: boolean;

@@ -5,7 +5,7 @@
  * Markdown's relative figure links resolve.
  */
 import { z } from 'zod';
-import type { AggregateInput, AggregateOutput, TrialResult } from '../../activities/types.js';
+import type { AggregateInput, AggregateOutput, TrialResult } from '../../pipelines/results.js';
 import { BACKBONES, PROTOCOLS, type Backbone, type Protocol } from '../../pipelines/schema.js';
 import { recordLineage, type Producer } from '../lineage.js';
 import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';

@@ -1,10 +1,10 @@
 /**
- * Training state on disk/S3 in the safetensors format (8-byte little-endian header length, JSON
- * header with dtype/shape/offsets per tensor and a `__metadata__` string map, then raw data).
- * It is documented, language-neutral (Python's `safetensors` reads our checkpoints) and is the
- * format published ImageNet weights can be converted to.
+ * Training state on disk/S3 as safetensors (lib/safetensors.ts): every tensor is named
+ * `<group>::<index>::<weight name>` (group: `generator`, `optimizer.d`, ...; the index keeps the
+ * model's weight order) and the JSON metadata travels in `__metadata__.meta`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readSafetensors, toFloat32, writeSafetensors, type PlainTensor } from '../safetensors.js';
 
 export interface NamedArray {
   name: string;
@@ -21,61 +21,35 @@ export interface TrainingState<Meta> {
 const GROUP_SEPARATOR = '::';
 
 export function encodeSafetensors<Meta>(state: TrainingState<Meta>): Buffer {
-  const header: Record<string, unknown> = { __metadata__: { meta: JSON.stringify(state.meta) } };
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  for (const [group, arrays] of Object.entries(state.groups)) {
-    arrays.forEach((array, index) => {
-      const bytes = Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength);
-      // The index keeps order (tfjs weight names are not unique across models in one process).
-      header[`${group}${GROUP_SEPARATOR}${String(index).padStart(4, '0')}${GROUP_SEPARATOR}${array.name}`] = {
-        dtype: 'F32',
-        shape: array.shape,
-        data_offsets: [offset, offset + bytes.byteLength],
-      };
-      chunks.push(bytes);
-      offset += bytes.byteLength;
-    });
-  }
-  let headerJson = JSON.stringify(header);
-  // safetensors pads the header with spaces to 8-byte alignment.
-  headerJson += ' '.repeat((8 - (Buffer.byteLength(headerJson) % 8)) % 8);
-  const headerBytes = Buffer.from(headerJson, 'utf8');
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(headerBytes.byteLength));
-  return Buffer.concat([length, headerBytes, ...chunks]);
+  // The index keeps order (tfjs weight names are not unique across models in one process).
+  const tensors: PlainTensor[] = Object.entries(state.groups).flatMap(([group, arrays]) =>
+    arrays.map((array, index) => ({
+      name: `${group}${GROUP_SEPARATOR}${String(index).padStart(4, '0')}${GROUP_SEPARATOR}${array.name}`,
+      dtype: 'F32' as const,
+      shape: array.shape,
+      data: array.data,
+    })),
+  );
+  const bytes = writeSafetensors(tensors, { meta: JSON.stringify(state.meta) });
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function decodeSafetensors<Meta>(bytes: Uint8Array, origin: string): TrainingState<Meta> {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buffer.byteLength < 8) throw new Error(`${origin} is not a safetensors file (too short)`);
-  const headerLength = Number(buffer.readBigUInt64LE(0));
-  if (headerLength > buffer.byteLength - 8) throw new Error(`${origin} is not a safetensors file (bad header length)`);
-  const header = JSON.parse(buffer.subarray(8, 8 + headerLength).toString('utf8')) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
-  >;
-  const dataStart = 8 + headerLength;
+  const { tensors, metadata } = readSafetensors(bytes, origin);
   const groups: Record<string, Array<NamedArray & { index: number }>> = {};
-  let meta: unknown = {};
-  for (const [key, entry] of Object.entries(header)) {
-    if (key === '__metadata__') {
-      meta = JSON.parse((entry as Record<string, string>).meta ?? '{}');
-      continue;
-    }
-    const tensor = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (tensor.dtype !== 'F32')
-      throw new Error(`${origin}: tensor ${key} has dtype ${tensor.dtype}; only F32 is supported`);
+  for (const [key, entry] of tensors) {
+    if (entry.dtype !== 'F32')
+      throw new Error(`${origin}: tensor ${key} has dtype ${entry.dtype}; only F32 is supported`);
     const [group, index, ...nameParts] = key.split(GROUP_SEPARATOR);
-    const [begin, end] = tensor.data_offsets;
-    // Copy: the source buffer may not be 4-byte aligned.
-    const data = new Float32Array(
-      buffer.buffer.slice(buffer.byteOffset + dataStart + begin, buffer.byteOffset + dataStart + end),
-    );
-    (groups[group!] ??= []).push({
+    if (group === undefined || nameParts.length === 0 || !/^\d+$/.test(index ?? '')) {
+      throw new Error(
+        `${origin}: tensor ${key} is not named <group>::<index>::<name>; it is not a pneumogan checkpoint`,
+      );
+    }
+    (groups[group] ??= []).push({
       name: nameParts.join(GROUP_SEPARATOR),
-      shape: tensor.shape,
-      data,
+      shape: entry.shape,
+      data: toFloat32(entry),
       index: Number(index),
     });
   }
@@ -83,7 +57,7 @@ export function decodeSafetensors<Meta>(bytes: Uint8Array, origin: string): Trai
   for (const [group, arrays] of Object.entries(groups)) {
     ordered[group] = arrays.sort((a, b) => a.index - b.index).map(({ name, shape, data }) => ({ name, shape, data }));
   }
-  return { groups: ordered, meta: meta as Meta };
+  return { groups: ordered, meta: JSON.parse(metadata.meta ?? '{}') as Meta };
 }
 
 /** Snapshot of a model's weights (trainable and BN statistics), in the model's weight order. */
@@ -117,16 +91,57 @@ export function restoreModelWeights(model: tf.LayersModel, arrays: readonly Name
 /** Adam's iteration count and moments, in the order of the variables it updates. */
 export async function optimizerWeights(optimizer: tf.Optimizer): Promise<NamedArray[]> {
   const named = await optimizer.getWeights();
-  return Promise.all(
-    named.map(async (w) => ({
-      name: w.name,
-      shape: w.tensor.shape,
-      data: new Float32Array(await w.tensor.data()),
-    })),
-  );
+  try {
+    return await Promise.all(
+      named.map(async (w) => ({
+        name: w.name,
+        shape: w.tensor.shape,
+        data: new Float32Array(await w.tensor.data()),
+      })),
+    );
+  } finally {
+    // getWeights() makes a fresh tensor for the iteration count; the moments are the optimiser's own variables.
+    for (const w of named) if (!(w.tensor instanceof tf.Variable)) w.tensor.dispose();
+  }
 }
 
 export async function restoreOptimizerWeights(optimizer: tf.Optimizer, arrays: readonly NamedArray[]): Promise<void> {
-  // tfjs optimisers match saved moments to variables by position, not by name.
-  await optimizer.setWeights(arrays.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) })));
+  // tfjs optimisers match saved moments to variables by position, not by name; setWeights copies
+  // each tensor into a variable of its own, so the tensors made here are disposed afterwards.
+  const named = arrays.map((a) => ({ name: a.name, tensor: tf.tensor(a.data, a.shape) }));
+  try {
+    await optimizer.setWeights(named);
+  } finally {
+    tf.dispose(named.map((n) => n.tensor));
+  }
+  if (optimizer.getClassName() === 'Adam') replayAdamBiasPowers(optimizer);
+}
+
+/** The fields of tfjs's AdamOptimizer that its bias correction uses (not part of its typings). */
+interface AdamInternals {
+  beta1: number;
+  beta2: number;
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  iterations: number;
+}
+
+/**
+ * Adam's setWeights() sets its bias-correction powers to beta^(t+1) with one pow(), while
+ * training multiplies them by beta once per step; the two differ in the last float32 bit, so a
+ * resumed training would drift from an uninterrupted one. Redo the multiplications the way the
+ * steps did, so a retried attempt ends with exactly the weights the uninterrupted one would have.
+ */
+function replayAdamBiasPowers(optimizer: tf.Optimizer): void {
+  const adam = optimizer as unknown as AdamInternals;
+  tf.tidy(() => {
+    let power1: tf.Tensor = tf.scalar(adam.beta1);
+    let power2: tf.Tensor = tf.scalar(adam.beta2);
+    for (let step = 0; step < adam.iterations; step++) {
+      power1 = tf.mul(power1, adam.beta1);
+      power2 = tf.mul(power2, adam.beta2);
+    }
+    adam.accBeta1.assign(power1);
+    adam.accBeta2.assign(power2);
+  });
 }

@@ -6,19 +6,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../../pipelines/schema.js';
 import { InputError } from '../errors.js';
-import { buildBackbone } from '../models/backbones.js';
+import { buildBackbone } from '../models/backbones/index.js';
 import { loadTorchvisionWeights, TORCHVISION_HEADS } from '../models/pretrained.js';
 import type { GrayImage } from '../images.js';
 import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } from '../protocol/metrics.js';
 import { deriveSeed, SeededRandom } from '../random.js';
-import {
-  modelWeights,
-  optimizerWeights,
-  restoreModelWeights,
-  restoreOptimizerWeights,
-  type TrainingState,
-} from './checkpoint.js';
+import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
+import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -83,7 +78,7 @@ export interface FineTuneOptions {
   classifier: PipelineConfig['classifier'];
   seed: number;
   resume?: TrainingState<ClassifierMeta>;
-  onProgress?: (batchesDone: number, totalBatches: number, history: ClassifierHistory) => void;
+  onProgress?: (batchesDone: number, totalBatches: number) => void;
   onCheckpoint?: (state: TrainingState<ClassifierMeta>) => Promise<void>;
   signal?: AbortSignal;
 }
@@ -93,53 +88,39 @@ export async function fineTune(
 ): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
   const { classifier, seed, backbone } = options;
   const model = buildClassifier(backbone, classifier, seed);
-  if (options.pretrained) {
-    // A file that does not fit the architecture is bad input: retrying cannot fix it.
-    try {
-      loadTorchvisionWeights(model, backbone, options.pretrained.bytes, options.pretrained.origin);
-    } catch (err) {
-      throw new InputError((err as Error).message, { cause: err });
-    }
-  }
-  if (classifier.freeze === 'features') {
-    for (const layer of model.layers) if (layer.name !== TORCHVISION_HEADS[backbone]) layer.trainable = false;
-  }
   const optimizer = tf.train.adam(classifier.learningRate);
-  const batchesPerEpoch = Math.ceil(options.train.length / classifier.batchSize);
-  const totalBatches = Math.min(batchesPerEpoch * classifier.epochs, classifier.maxSteps ?? Infinity);
-  const history: ClassifierHistory = { loss: [], accuracy: [] };
-  let batchesDone = 0;
-  if (options.resume) {
-    restoreModelWeights(model, options.resume.groups.model ?? [], `${backbone} checkpoint`);
-    await restoreOptimizerWeights(optimizer, options.resume.groups.optimizer ?? []);
-    batchesDone = options.resume.meta.batchesDone;
-    history.loss.push(...options.resume.meta.history.loss);
-    history.accuracy.push(...options.resume.meta.history.accuracy);
-  }
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const snapshot = async (): Promise<TrainingState<ClassifierMeta>> => ({
-    groups: { model: modelWeights(model), optimizer: await optimizerWeights(optimizer) },
-    meta: {
-      kind: 'classifier',
-      backbone,
-      batchesDone,
-      totalBatches,
-      inputSize: classifier.inputSize,
-      widthMultiplier: classifier.widthMultiplier,
-      history,
-    },
-  });
   try {
-    while (batchesDone < totalBatches) {
-      options.signal?.throwIfAborted();
-      const epoch = Math.floor(batchesDone / batchesPerEpoch);
+    if (options.pretrained) {
+      // A file that does not fit the architecture is bad input: retrying cannot fix it.
+      try {
+        loadTorchvisionWeights(model, backbone, options.pretrained.bytes, options.pretrained.origin);
+      } catch (err) {
+        throw new InputError((err as Error).message, { cause: err });
+      }
+    }
+    if (classifier.freeze === 'features') {
+      for (const layer of model.layers) if (layer.name !== TORCHVISION_HEADS[backbone]) layer.trainable = false;
+    }
+    const trainables: Trainables = { models: { model }, optimizers: { optimizer } };
+    const batchesPerEpoch = Math.ceil(options.train.length / classifier.batchSize);
+    const totalBatches = Math.min(batchesPerEpoch * classifier.epochs, classifier.maxSteps ?? Infinity);
+    const history: ClassifierHistory = { loss: [], accuracy: [] };
+    if (options.resume) {
+      await restoreState(trainables, options.resume, `${backbone} checkpoint`);
+      history.loss.push(...options.resume.meta.history.loss);
+      history.accuracy.push(...options.resume.meta.history.accuracy);
+    }
+    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+
+    const step = async (index: number): Promise<void> => {
+      const epoch = Math.floor(index / batchesPerEpoch);
       const order = new SeededRandom(deriveSeed(seed, backbone, 'epoch', epoch)).shuffle([...options.train.keys()]);
-      const batchIndex = batchesDone % batchesPerEpoch;
+      const batchIndex = index % batchesPerEpoch;
       const members = order
         .slice(batchIndex * classifier.batchSize, (batchIndex + 1) * classifier.batchSize)
         .map((i) => options.train[i]!);
       // Dropout draws its seed from Math.random(): seed it per batch so a trial is reproducible.
-      const [loss, correct] = withSeededMathRandom(deriveSeed(seed, backbone, 'batch', batchesDone), () =>
+      const scalars = withSeededMathRandom(deriveSeed(seed, backbone, 'batch', index), () =>
         tf.tidy(() => {
           const x = toInputTensor(
             members.map((m) => m.image),
@@ -166,16 +147,35 @@ export async function fineTune(
           return [cost, correct!];
         }),
       );
-      history.loss.push((await loss.data())[0]!);
-      history.accuracy.push((await correct.data())[0]! / members.length);
-      tf.dispose([loss, correct]);
-      batchesDone += 1;
-      options.onProgress?.(batchesDone, totalBatches, history);
-      if (options.onCheckpoint && (batchesDone % classifier.checkpointEvery === 0 || batchesDone === totalBatches))
-        await options.onCheckpoint(await snapshot());
-      await yieldToEventLoop();
-    }
-    return { model, state: await snapshot() };
+      const [loss, correct] = await readScalars(scalars);
+      history.loss.push(loss!);
+      history.accuracy.push(correct! / members.length);
+    };
+    const state = await runStepLoop<ClassifierMeta>({
+      total: totalBatches,
+      done: options.resume?.meta.batchesDone ?? 0,
+      checkpointEvery: classifier.checkpointEvery,
+      step,
+      snapshot: (batchesDone) =>
+        captureState(trainables, {
+          kind: 'classifier',
+          backbone,
+          batchesDone,
+          totalBatches,
+          inputSize: classifier.inputSize,
+          widthMultiplier: classifier.widthMultiplier,
+          // A snapshot owns copies of the histories: training goes on appending to the live ones.
+          history: { loss: [...history.loss], accuracy: [...history.accuracy] },
+        }),
+      onProgress: options.onProgress,
+      onCheckpoint: options.onCheckpoint,
+      signal: options.signal,
+    });
+    return { model, state };
+  } catch (err) {
+    // The model is the caller's on success only: a failed or cancelled step must not leave it behind.
+    model.dispose();
+    throw err;
   } finally {
     optimizer.dispose();
   }
@@ -191,7 +191,12 @@ export function loadClassifier(
     { ...classifier, inputSize: state.meta.inputSize, widthMultiplier: state.meta.widthMultiplier },
     0,
   );
-  restoreModelWeights(model, state.groups.model ?? [], `${state.meta.backbone} checkpoint`);
+  try {
+    restoreModelWeights(model, state.groups.model ?? [], `${state.meta.backbone} checkpoint`);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
   return model;
 }
 
@@ -221,8 +226,7 @@ export async function evaluateClassifier(
         1,
       ),
     );
-    predictions.push(...(await predicted.data()));
-    predicted.dispose();
+    predictions.push(...(await takeData(predicted)));
     await yieldToEventLoop();
   }
   const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));

@@ -8,14 +8,9 @@ import type { PipelineConfig } from '../../pipelines/schema.js';
 import { buildDiscriminator, buildGenerator, type DcganOptions } from '../models/dcgan.js';
 import { pixelsFromUnitRange, type GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
-import {
-  modelWeights,
-  optimizerWeights,
-  restoreModelWeights,
-  restoreOptimizerWeights,
-  type TrainingState,
-} from './checkpoint.js';
+import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
+import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
 
 export interface GanHistory {
   discriminatorLoss: number[];
@@ -34,7 +29,7 @@ export interface TrainGanOptions {
   gan: PipelineConfig['gan'];
   seed: number;
   resume?: TrainingState<GanMeta>;
-  onProgress?: (step: number, total: number, history: GanHistory) => void;
+  onProgress?: (step: number, total: number) => void;
   /** Called every `gan.checkpointEvery` steps and at the end with the full state. */
   onCheckpoint?: (state: TrainingState<GanMeta>) => Promise<void>;
   signal?: AbortSignal;
@@ -71,41 +66,30 @@ export async function trainGan(
   const discriminator = withSeededMathRandom(deriveSeed(seed, 'discriminator'), () => buildDiscriminator(modelOptions));
   const generatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
   const discriminatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
-  const history: GanHistory = { discriminatorLoss: [], generatorLoss: [] };
-  let step = 0;
-  if (options.resume) {
-    const { groups, meta } = options.resume;
-    restoreModelWeights(generator, groups.generator ?? [], 'GAN checkpoint (generator)');
-    restoreModelWeights(discriminator, groups.discriminator ?? [], 'GAN checkpoint (discriminator)');
-    await restoreOptimizerWeights(generatorOptimizer, groups['optimizer.generator'] ?? []);
-    await restoreOptimizerWeights(discriminatorOptimizer, groups['optimizer.discriminator'] ?? []);
-    step = meta.step;
-    history.discriminatorLoss.push(...meta.history.discriminatorLoss);
-    history.generatorLoss.push(...meta.history.generatorLoss);
-  }
-  const reals = realBatchSource(options.images, gan.imageSize);
-  const generatorVars = generator.trainableWeights.map((w) => w.read() as tf.Variable);
-  const discriminatorVars = discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
-  const batchSize = Math.min(gan.batchSize, options.images.length);
-
-  const snapshot = async (): Promise<TrainingState<GanMeta>> => ({
-    groups: {
-      generator: modelWeights(generator),
-      discriminator: modelWeights(discriminator),
-      'optimizer.generator': await optimizerWeights(generatorOptimizer),
-      'optimizer.discriminator': await optimizerWeights(discriminatorOptimizer),
-    },
-    meta: { kind: 'dcgan', step, options: modelOptions, history },
-  });
-
+  const trainables: Trainables = {
+    models: { generator, discriminator },
+    optimizers: { 'optimizer.generator': generatorOptimizer, 'optimizer.discriminator': discriminatorOptimizer },
+  };
+  let reals: tf.Tensor4D | undefined;
   try {
-    while (step < gan.steps) {
-      options.signal?.throwIfAborted();
-      const batchRng = new SeededRandom(deriveSeed(seed, 'batch', step));
+    const history: GanHistory = { discriminatorLoss: [], generatorLoss: [] };
+    if (options.resume) {
+      await restoreState(trainables, options.resume, 'GAN checkpoint');
+      history.discriminatorLoss.push(...options.resume.meta.history.discriminatorLoss);
+      history.generatorLoss.push(...options.resume.meta.history.generatorLoss);
+    }
+    reals = realBatchSource(options.images, gan.imageSize);
+    const realImages = reals;
+    const generatorVars = generator.trainableWeights.map((w) => w.read() as tf.Variable);
+    const discriminatorVars = discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
+    const batchSize = Math.min(gan.batchSize, options.images.length);
+
+    const step = async (index: number): Promise<void> => {
+      const batchRng = new SeededRandom(deriveSeed(seed, 'batch', index));
       const indices = batchRng.shuffle([...Array(options.images.length).keys()]).slice(0, batchSize);
-      const [dLoss, gLoss] = tf.tidy(() => {
-        const real = tf.gather(reals, indices);
-        const noise = tf.randomNormal([batchSize, gan.latentDim], 0, 1, 'float32', deriveSeed(seed, 'z', step));
+      const losses = tf.tidy(() => {
+        const real = tf.gather(realImages, indices);
+        const noise = tf.randomNormal([batchSize, gan.latentDim], 0, 1, 'float32', deriveSeed(seed, 'z', index));
         const d = discriminatorOptimizer.minimize(
           () => {
             const fake = generator.apply(noise, { training: true }) as tf.Tensor;
@@ -132,18 +116,34 @@ export async function trainGan(
         )!;
         return [d, g];
       });
-      history.discriminatorLoss.push((await dLoss.data())[0]!);
-      history.generatorLoss.push((await gLoss.data())[0]!);
-      tf.dispose([dLoss, gLoss]);
-      step += 1;
-      options.onProgress?.(step, gan.steps, history);
-      if (options.onCheckpoint && (step % gan.checkpointEvery === 0 || step === gan.steps))
-        await options.onCheckpoint(await snapshot());
-      await yieldToEventLoop();
-    }
-    return { generator, state: await snapshot() };
+      const [dLoss, gLoss] = await readScalars(losses);
+      history.discriminatorLoss.push(dLoss!);
+      history.generatorLoss.push(gLoss!);
+    };
+    const state = await runStepLoop<GanMeta>({
+      total: gan.steps,
+      done: options.resume?.meta.step ?? 0,
+      checkpointEvery: gan.checkpointEvery,
+      step,
+      // A snapshot owns copies of the histories: training goes on appending to the live ones.
+      snapshot: (done) =>
+        captureState(trainables, {
+          kind: 'dcgan',
+          step: done,
+          options: modelOptions,
+          history: { discriminatorLoss: [...history.discriminatorLoss], generatorLoss: [...history.generatorLoss] },
+        }),
+      onProgress: options.onProgress,
+      onCheckpoint: options.onCheckpoint,
+      signal: options.signal,
+    });
+    return { generator, state };
+  } catch (err) {
+    // The generator is the caller's on success only: a failed or cancelled step must not leave it behind.
+    generator.dispose();
+    throw err;
   } finally {
-    reals.dispose();
+    reals?.dispose();
     discriminator.dispose();
     generatorOptimizer.dispose();
     discriminatorOptimizer.dispose();
@@ -153,7 +153,12 @@ export async function trainGan(
 /** Rebuilds a generator from a checkpoint's `generator` group. */
 export function loadGenerator(state: TrainingState<GanMeta>): tf.LayersModel {
   const generator = buildGenerator(state.meta.options);
-  restoreModelWeights(generator, state.groups.generator ?? [], 'GAN checkpoint (generator)');
+  try {
+    restoreModelWeights(generator, state.groups.generator ?? [], 'GAN checkpoint (generator)');
+  } catch (err) {
+    generator.dispose();
+    throw err;
+  }
   return generator;
 }
 
@@ -175,8 +180,7 @@ export async function generateImages(
       return generator.predict(noise) as tf.Tensor4D;
     });
     const [, size] = images.shape;
-    const values = (await images.data()) as Float32Array;
-    images.dispose();
+    const values = (await takeData(images)) as Float32Array;
     for (let i = 0; i < seeds.length; i++) {
       out.push({ size, pixels: pixelsFromUnitRange(values, size, i * size * size) });
     }

@@ -17,7 +17,7 @@ import * as Minio from 'minio';
 import { startEmbeddedInfrastructure, TEMPORAL_DB_FILENAME } from '../../lib/infra/embedded.js';
 import { findFreePort } from '../../lib/infra/ports.js';
 import type { LocalS3Server } from '../../lib/infra/s3-server.js';
-import { findOrProvisionTemporalCli, TemporalCliNotFoundError } from '../../lib/infra/temporal-server.js';
+import { findOrProvisionTemporalCli, TemporalCliNotFoundError } from '../../lib/infra/temporal-cli.js';
 
 const NAMESPACE = 'pneumogan-infra-test';
 const TASK_QUEUE = 'infra-test-no-worker';

@@ -9,14 +9,15 @@ import { ingestDataset } from '../../lib/data/ingest.js';
 import { DatasetManifestSchema } from '../../lib/data/manifest.js';
 import { InputError } from '../../lib/errors.js';
 import type { ArtifactStore } from '../../lib/storage.js';
-import { KERMANY_SAMPLE, startTestS3 } from '../helpers/s3.js';
+import { KERMANY_SAMPLE } from '../../lib/data/kermany-sample.js';
+import { startScratchS3 } from '../../lib/infra/scratch-s3.js';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: Awaited<ReturnType<typeof startScratchS3>>;
 let store: ArtifactStore;
 let scratch: string;
 
 before(async () => {
-  s3 = await startTestS3();
+  s3 = await startScratchS3();
   store = s3.store;
   scratch = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-ingest-'));
 });

@@ -21,7 +21,7 @@ import { resolveConfig } from '../../pipelines/resolve.js';
 import { BACKBONES, CLASS_NAMES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
 import { startWorkers, type RunningWorkers } from '../../workers/runtime.js';
-import { KERMANY_TRAIN } from '../helpers/s3.js';
+import { KERMANY_TRAIN } from '../../lib/data/kermany-sample.js';
 
 const missing = existsSync(KERMANY_TRAIN)
   ? false

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { initComputeBackend } from '../../lib/compute/backend.js';
 import { InputError } from '../../lib/errors.js';
-import { buildBackbone } from '../../lib/models/backbones.js';
+import { buildBackbone } from '../../lib/models/backbones/index.js';
 import { exportTorchvisionWeights } from '../../lib/models/pretrained.js';
 import { SeededRandom } from '../../lib/random.js';
 import { fineTune, type LabelledPixels } from '../../lib/training/classifier.js';

@@ -9,7 +9,7 @@ import {
   isBackboneName,
   minInputSize,
   type BackboneName,
-} from '../../lib/models/backbones.js';
+} from '../../lib/models/backbones/index.js';
 import { buildDiscriminator, buildGenerator, type DcganOptions } from '../../lib/models/dcgan.js';
 import { withSeededMathRandom } from '../../lib/training/determinism.js';
 

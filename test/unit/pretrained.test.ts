@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { BACKBONE_NAMES, buildBackbone, countParams, type BackboneName } from '../../lib/models/backbones.js';
+import { BACKBONE_NAMES, buildBackbone, countParams, type BackboneName } from '../../lib/models/backbones/index.js';
 import { exportTorchvisionWeights, loadTorchvisionWeights } from '../../lib/models/pretrained.js';
 
 // ------------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-/** A real S3 server (s3rver) on loopback in a temporary directory, and a store on it. */
+/**
+ * A throw-away S3 server (s3rver) on loopback in a temporary directory, and a store on it: for
+ * tests and benchmarks that need real S3 round trips but no state that outlives them.
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startLocalS3Server } from '../../lib/infra/s3-server.js';
-import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
+import { ArtifactStore, type S3Settings } from '../storage.js';
+import { startLocalS3Server } from './s3-server.js';
 
-export async function startTestS3(
+export async function startScratchS3(
   bucket = 'pneumogan-test',
 ): Promise<{ store: ArtifactStore; settings: S3Settings; stop(): Promise<void> }> {
   const directory = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-s3-'));
@@ -26,9 +29,3 @@ export async function startTestS3(
     },
   };
 }
-
-/** The real X-ray sample CI provides beside the checkout; absent in a user's clone. */
-export const KERMANY_SAMPLE = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-sample');
-
-/** The archive's whole train split (5,216 real X-rays), beside CI checkouts like the sample. */
-export const KERMANY_TRAIN = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-train');

@@ -1,0 +1,90 @@
+/**
+ * What GAN and classifier training share: a set of models and optimisers whose weights make up a
+ * checkpoint, and the step loop around them (resume from a step counter, one seeded step at a
+ * time, progress after each, a checkpoint every `checkpointEvery` steps and at the end,
+ * cancellation between steps, the event loop let through so heartbeats and I/O keep flowing).
+ * The loss maths of each kind of training stays in its own module.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  modelWeights,
+  optimizerWeights,
+  restoreModelWeights,
+  restoreOptimizerWeights,
+  type TrainingState,
+} from './checkpoint.js';
+import { yieldToEventLoop } from './determinism.js';
+
+/** The trained objects, each under the checkpoint group that holds its weights. */
+export interface Trainables {
+  models: Record<string, tf.LayersModel>;
+  optimizers: Record<string, tf.Optimizer>;
+}
+
+export async function captureState<Meta>(trainables: Trainables, meta: Meta): Promise<TrainingState<Meta>> {
+  const groups: TrainingState<Meta>['groups'] = {};
+  for (const [group, model] of Object.entries(trainables.models)) groups[group] = modelWeights(model);
+  for (const [group, optimizer] of Object.entries(trainables.optimizers))
+    groups[group] = await optimizerWeights(optimizer);
+  return { groups, meta };
+}
+
+/** Writes a checkpoint's weights back; `origin` names the checkpoint in errors. */
+export async function restoreState(
+  trainables: Trainables,
+  state: TrainingState<unknown>,
+  origin: string,
+): Promise<void> {
+  for (const [group, model] of Object.entries(trainables.models))
+    restoreModelWeights(model, state.groups[group] ?? [], `${origin} (${group})`);
+  for (const [group, optimizer] of Object.entries(trainables.optimizers))
+    await restoreOptimizerWeights(optimizer, state.groups[group] ?? []);
+}
+
+/** A tensor's values, disposing it whether or not the read succeeds. */
+export async function takeData<R extends tf.Rank>(tensor: tf.Tensor<R>): Promise<tf.TypedArray> {
+  try {
+    return await tensor.data();
+  } finally {
+    tensor.dispose();
+  }
+}
+
+/** The values of scalar tensors (one per step metric), disposing them. */
+export async function readScalars(scalars: readonly tf.Tensor[]): Promise<number[]> {
+  try {
+    return await Promise.all(scalars.map(async (s) => (await s.data())[0]!));
+  } finally {
+    tf.dispose([...scalars]);
+  }
+}
+
+export interface StepLoop<Meta> {
+  /** Steps in the whole training. */
+  total: number;
+  /** Steps already done (a resumed checkpoint's counter). */
+  done: number;
+  checkpointEvery: number;
+  /** Runs step number `index` (0-based; seeds derive from it so a resumed run repeats it exactly). */
+  step(index: number): Promise<void>;
+  /** The full state after `done` steps. */
+  snapshot(done: number): Promise<TrainingState<Meta>>;
+  onProgress?: (done: number, total: number) => void;
+  onCheckpoint?: (state: TrainingState<Meta>) => Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** Runs the remaining steps; returns the final state. */
+export async function runStepLoop<Meta>(loop: StepLoop<Meta>): Promise<TrainingState<Meta>> {
+  let done = loop.done;
+  while (done < loop.total) {
+    loop.signal?.throwIfAborted();
+    await loop.step(done);
+    done += 1;
+    loop.onProgress?.(done, loop.total);
+    if (loop.onCheckpoint && (done % loop.checkpointEvery === 0 || done === loop.total))
+      await loop.onCheckpoint(await loop.snapshot(done));
+    await yieldToEventLoop();
+  }
+  return loop.snapshot(done);
+}
