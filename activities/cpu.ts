@@ -3,7 +3,6 @@
  * on the orchestration task queue beside the workflows.
  */
 import { Context } from '@temporalio/activity';
-import pLimit from 'p-limit';
 import { ingestDataset } from '../lib/data/ingest.js';
 import {
   countByClass,
@@ -14,7 +13,6 @@ import {
   type LabeledImage,
   type Split,
 } from '../lib/data/manifest.js';
-import { recordLineage } from '../lib/lineage.js';
 import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { readWeightsSource } from '../lib/models/weights-source.js';
 import { writeReport } from '../lib/report/write.js';
@@ -60,34 +58,25 @@ export function createCpuActivities(deps: ActivityDeps) {
     async ingestDataset(input: IngestInput): Promise<IngestOutput> {
       return runActivity(IngestInputSchema, input, async ({ config }) => {
         const progress = new ProgressReporter('ingest', 0);
+        // One lineage batch for every image and the manifest: one write instead of one per image.
+        const recorder = new ArtifactRecorder(deps);
         const manifest = await ingestDataset({
           source: config.data.source,
           storeSize: config.data.storeSize,
           store,
           onProgress: (done, total) => progress.progress(done, total),
+          signal: progress.signal,
+          contentMetadata: recorder.objectMetadata,
         });
-        const who = producer(deps);
-        const limit = pLimit(8);
-        await Promise.all(
-          manifest.images.map((image) =>
-            limit(() =>
-              recordLineage(store, {
-                artifact: image.image,
-                kind: 'ingested-image',
-                inputs: [],
-                params: {
-                  source: `${manifest.source}/${image.source}`,
-                  sourceSha256: image.sourceSha256,
-                  label: image.label,
-                  storeSize: manifest.storeSize,
-                },
-                producer: who,
-                recordedAt: new Date().toISOString(),
-              }),
-            ),
-          ),
-        );
-        const ref = await putRecordedJson(
+        for (const image of manifest.images) {
+          recorder.record(image.image, 'ingested-image', [], {
+            source: `${manifest.source}/${image.source}`,
+            sourceSha256: image.sourceSha256,
+            label: image.label,
+            storeSize: manifest.storeSize,
+          });
+        }
+        const ref = await recorder.putJson(
           manifest,
           'dataset-manifest',
           manifest.images.map((i) => ({ role: 'image', ref: i.image })),

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ImageSetSchema, SplitSchema, type ImageSet, type LabeledImage } from '../lib/data/manifest.js';
 import { loadGrayImages } from '../lib/data/load.js';
 import { InputError } from '../lib/errors.js';
-import { encodeGrayPng, imageGridPng } from '../lib/images.js';
+import { encodeGrayPng, imageGridPng, type GrayImage } from '../lib/images.js';
 import { deriveSeed } from '../lib/random.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
@@ -36,6 +36,9 @@ import {
 } from './types.js';
 import { markExamples } from './profile.js';
 import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+
+/** Generated images per chunk of synthesis: one generator batch, stored while the next is generated. */
+const SYNTHESIS_CHUNK = 64;
 
 /** Images shown in each GAN's sample grid. */
 const SAMPLE_GRID = { images: 16, columns: 8 };
@@ -153,25 +156,46 @@ export function createGpuActivities(deps: ActivityDeps) {
           try {
             const latentDim = generator.inputs[0]!.shape.at(-1) as number;
             const latentSeeds = Array.from({ length: count }, (_, index) => deriveSeed(seed, label, 'latent', index));
-            const generated = await generateImages(generator, latentDim, latentSeeds);
+            const images: LabeledImage[] = new Array<LabeledImage>(count);
             const limit = pLimit(8);
             let done = 0;
-            const images = await Promise.all(
-              generated.map((image, index) =>
-                limit(async (): Promise<LabeledImage> => {
-                  const ref = await recorder.put(
-                    await encodeGrayPng(image),
-                    'png',
-                    'generated-image',
-                    [{ role: 'generator', ref: checkpoint }],
-                    { label },
-                    { generator: checkpoint, label, latentSeed: latentSeeds[index]!, index },
-                  );
-                  progress.progress(++done);
-                  return { image: ref, label, origin: 'synthetic', patientId: null };
-                }),
-              ),
-            );
+            // Images are generated a chunk at a time and stored while the next chunk is generated;
+            // every image goes into this activity's one lineage batch, written once at the end.
+            const storeChunk = async (chunk: GrayImage[], start: number) => {
+              await Promise.all(
+                chunk.map((image, offset) =>
+                  limit(async () => {
+                    const index = start + offset;
+                    const ref = await recorder.put(
+                      await encodeGrayPng(image),
+                      'png',
+                      'generated-image',
+                      [{ role: 'generator', ref: checkpoint }],
+                      { label },
+                      { generator: checkpoint, label, latentSeed: latentSeeds[index]!, index },
+                      { flush: false },
+                    );
+                    images[index] = { image: ref, label, origin: 'synthetic', patientId: null };
+                    progress.progress(++done);
+                  }),
+                ),
+              );
+            };
+            let stored: Promise<void> = Promise.resolve();
+            for (let start = 0; start < count; start += SYNTHESIS_CHUNK) {
+              progress.signal.throwIfAborted();
+              const chunk = await generateImages(
+                generator,
+                latentDim,
+                latentSeeds.slice(start, start + SYNTHESIS_CHUNK),
+              );
+              await stored;
+              stored = storeChunk(chunk, start);
+              // Awaited on the next pass; until then a failure must not count as unhandled.
+              stored.catch(() => undefined);
+            }
+            await stored;
+            progress.signal.throwIfAborted();
             const set: ImageSet = {
               kind: 'image-set',
               purpose: `${count} ${label} images from generator ${checkpoint.sha256.slice(0, 12)}`,

@@ -8,12 +8,16 @@ import { z } from 'zod';
 import { markStep } from './profile.js';
 import { InputError } from '../lib/errors.js';
 import { ConfigError } from '../pipelines/schema.js';
+import pLimit from 'p-limit';
 import {
-  indexRunArtifact,
-  recordLineage,
+  LineageBatch,
+  parseJson,
+  RunArtifactSchema,
+  writeRunIndexShard,
   type ArtifactKind,
   type LineageRecord,
   type Producer,
+  type RunArtifact,
 } from '../lib/lineage.js';
 import { ArtifactRefSchema, canonicalJson, sha256Hex, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
 
@@ -113,11 +117,27 @@ export class ProgressReporter {
   }
 }
 
-/** Stores artifacts with their lineage records and remembers what it stored (for memoization). */
-export class ArtifactRecorder {
-  readonly recorded: Array<{ artifact: ArtifactRef; kind: ArtifactKind }> = [];
+/** One lineage batch per activity execution, shared by every recorder the execution creates. */
+const batches = new WeakMap<Context, LineageBatch>();
 
-  constructor(private readonly deps: ActivityDeps) {}
+/**
+ * Stores artifacts with their lineage records and remembers what it stored (for memoization).
+ * Records go into the activity's lineage batch and run index shard ({@link LineageBatch}); `put`
+ * writes both after each artifact unless told not to, for bulk steps that {@link flush} once.
+ */
+export class ArtifactRecorder {
+  readonly recorded: RunArtifact[] = [];
+  private readonly batch: LineageBatch;
+
+  constructor(private readonly deps: ActivityDeps) {
+    const context = Context.current();
+    let batch = batches.get(context);
+    if (!batch) {
+      batch = new LineageBatch(deps.store, producer(deps));
+      batches.set(context, batch);
+    }
+    this.batch = batch;
+  }
 
   async put(
     bytes: Uint8Array,
@@ -126,18 +146,12 @@ export class ArtifactRecorder {
     inputs: LineageRecord['inputs'],
     params: Record<string, unknown>,
     generated?: LineageRecord['generated'],
+    options: { flush?: boolean } = {},
   ): Promise<ArtifactRef> {
-    const artifact = await this.deps.store.putContent(bytes, ext);
-    await recordLineage(this.deps.store, {
-      artifact,
-      kind,
-      inputs,
-      params,
-      producer: producer(this.deps),
-      generated,
-      recordedAt: new Date().toISOString(),
-    });
+    const artifact = await this.deps.store.putContent(bytes, ext, this.batch.objectMetadata);
+    this.batch.add({ artifact, kind, inputs, params, generated, recordedAt: new Date().toISOString() });
     this.recorded.push({ artifact, kind });
+    if (options.flush ?? true) await this.flush();
     return artifact;
   }
 
@@ -149,51 +163,108 @@ export class ArtifactRecorder {
   ): Promise<ArtifactRef> {
     return this.put(canonicalJson(value), 'json', kind, inputs, params);
   }
+
+  /** Records an artifact stored elsewhere (by lib code) in this activity's batch; call {@link flush} after. */
+  record(
+    artifact: ArtifactRef,
+    kind: ArtifactKind,
+    inputs: LineageRecord['inputs'],
+    params: Record<string, unknown>,
+  ): void {
+    this.batch.add({ artifact, kind, inputs, params, recordedAt: new Date().toISOString() });
+    this.recorded.push({ artifact, kind });
+  }
+
+  /** Metadata for artifacts stored by lib code, naming this activity's lineage batch. */
+  get objectMetadata(): Record<string, string> {
+    return this.batch.objectMetadata;
+  }
+
+  /** Writes the lineage batch and run index shard of everything this activity recorded so far. */
+  flush(): Promise<ArtifactRef | undefined> {
+    return this.batch.flush();
+  }
 }
 
 const MemoRecordSchema = z.object({
   output: z.unknown(),
-  artifacts: z.array(z.object({ artifact: ArtifactRefSchema, kind: z.string() })),
+  artifacts: z.array(RunArtifactSchema),
+  /** The lineage batch of the step that produced the output (absent in memos written before batches). */
+  lineage: ArtifactRefSchema.optional(),
   producer: z.object({ workflowId: z.string(), activityId: z.string() }).passthrough(),
 });
 
 /**
  * Step memoization: a step whose validated input (artifact hashes and parameters) and code
  * version match a completed step returns that step's output instead of recomputing, once every
- * artifact it produced is confirmed present. `reuse: false` in the input forces a recomputation.
- * The reused artifacts are listed under the new run too, so verifying the run checks them.
+ * artifact it produced is confirmed intact (size and sha256, see ArtifactStore.checkContent); a
+ * missing or corrupt output makes the step run again, which rewrites it. `reuse: false` in the
+ * input forces a recomputation. The reused artifacts are listed under the new run too (one index
+ * shard pointing at the original lineage batch), so verifying the run checks them.
  */
 export async function memoized<T>(
   deps: ActivityDeps,
   input: { reuse: boolean },
   body: (recorder: ArtifactRecorder) => Promise<T>,
 ): Promise<T> {
-  const info = Context.current().info;
+  const context = Context.current();
+  const info = context.info;
   const { reuse, ...keyed } = input;
   const memoKey = `memo/${info.activityType}/${sha256Hex(canonicalJson({ activity: info.activityType, input: keyed, codeVersion: deps.codeVersion }))}.json`;
-  if (reuse && (await deps.store.exists(memoKey))) {
-    const memo = MemoRecordSchema.parse(JSON.parse((await deps.store.getAt(memoKey)).toString('utf8')));
-    const present = await Promise.all(memo.artifacts.map((a) => deps.store.exists(a.artifact.key)));
-    if (present.every(Boolean)) {
-      const workflowId = info.workflowExecution?.workflowId ?? '';
-      for (const { artifact, kind } of memo.artifacts)
-        await indexRunArtifact(deps.store, workflowId, artifact, kind as ArtifactKind);
-      Context.current().log.info(
-        `${info.activityType}: reusing the output of ${memo.producer.workflowId} (${memoKey})`,
+  const memo = reuse ? await readMemo(deps, memoKey) : undefined;
+  if (memo) {
+    const limit = pLimit(16);
+    let checked = 0;
+    const checks = await Promise.all(
+      memo.artifacts.map(({ artifact }) =>
+        limit(async () => {
+          const check = await deps.store.checkContent(artifact);
+          // Thousands of outputs (synthesis) take a while to confirm: keep the heartbeat going.
+          if (++checked % 200 === 0)
+            context.heartbeat({ stage: 'confirm reused outputs', done: checked, total: memo.artifacts.length });
+          return { artifact, check };
+        }),
+      ),
+    );
+    const damaged = checks.filter((c) => c.check !== 'ok');
+    if (damaged.length === 0) {
+      await writeRunIndexShard(
+        deps.store,
+        { workflowId: info.workflowExecution?.workflowId ?? '', activityId: info.activityId },
+        memo.artifacts,
+        memo.lineage,
       );
+      context.log.info(`${info.activityType}: reusing the output of ${memo.producer.workflowId} (${memoKey})`);
       return memo.output as T;
     }
+    context.log.warn(
+      `${info.activityType}: not reusing ${memoKey}: ${damaged.length} output(s) ${damaged
+        .slice(0, 3)
+        .map((d) => `${d.artifact.key} ${d.check}`)
+        .join(', ')}${damaged.length > 3 ? ', ...' : ''}; recomputing`,
+    );
   }
   const recorder = new ArtifactRecorder(deps);
   const output = await body(recorder);
+  const lineage = await recorder.flush();
   await deps.store.putAt(
     memoKey,
     canonicalJson({
       output,
       artifacts: recorder.recorded,
+      lineage,
       producer: producer(deps),
       recordedAt: new Date().toISOString(),
     }),
   );
   return output;
+}
+
+/** The memo record at `key`, or undefined when there is none or it is garbled (then recomputed). */
+async function readMemo(deps: ActivityDeps, key: string): Promise<z.infer<typeof MemoRecordSchema> | undefined> {
+  if (!(await deps.store.exists(key))) return undefined;
+  const parsed = parseJson(await deps.store.getAt(key), MemoRecordSchema);
+  if (parsed.ok) return parsed.value;
+  Context.current().log.warn(`memo record ${key} ${parsed.problem}; recomputing the step`);
+  return undefined;
 }

@@ -61,19 +61,30 @@ let forcedThreads: number | undefined;
 for (const a of args) {
   const threads = /^--threads=(\d+)$/.exec(a);
   if (threads) forcedThreads = Number(threads[1]);
-  else if (!['--quick', '--no-reference', '--help', '-h'].includes(a)) {
-    console.error(`unknown option ${a}; use --quick, --no-reference, --threads=N`);
+  else if (!['--quick', '--no-reference', '--artifacts', '--help', '-h'].includes(a)) {
+    console.error(`unknown option ${a}; use --quick, --no-reference, --threads=N, --artifacts`);
     process.exit(2);
   }
 }
 if (args.has('--help') || args.has('-h')) {
-  console.log('npm run bench [-- --quick] [--no-reference] [--threads=N]   (see bench/run.ts)');
+  console.log('npm run bench [-- --quick] [--no-reference] [--threads=N] [--artifacts]   (see bench/run.ts)');
   process.exit(0);
 }
 const quick = args.has('--quick');
 const started = Date.now();
 const progress = (line: string) =>
   process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+
+// `--artifacts`: storage, lineage and verify at paper scale only (bench/artifacts.ts).
+if (args.has('--artifacts')) {
+  const { renderArtifactRows, runArtifactBench } = await import('./artifacts.js');
+  const rows = await runArtifactBench(progress);
+  console.log(renderArtifactRows(rows).join('\n'));
+  const out = path.join(here, 'results', 'artifacts.json');
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`);
+  process.exit(rows.every((r) => r.ok) ? 0 : 1);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Child processes speaking the `@@bench {json}` protocol

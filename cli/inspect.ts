@@ -2,8 +2,16 @@
 import type { Client } from '@temporalio/client';
 import type { TrialResult } from '../activities/types.js';
 import { ImageSetSchema } from '../lib/data/manifest.js';
-import { readLineage, RunArtifactSchema, traceLineage, type LineageNode, type LineageRecord } from '../lib/lineage.js';
-import type { ArtifactStore } from '../lib/storage.js';
+import pLimit from 'p-limit';
+import {
+  indexedArtifacts,
+  LineageReader,
+  readRunIndex,
+  traceLineage,
+  type LineageNode,
+  type LineageRecord,
+} from '../lib/lineage.js';
+import { assertSafeKey, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
 import { progressQuery, type ProgressView, type reproducePaper } from '../workflows/index.js';
 
@@ -40,19 +48,24 @@ function renderNode(node: LineageNode, indent: string, role?: string): string[] 
   return lines;
 }
 
-/** Resolves a sha256, a prefix of one (>= 8 chars), or an S3 key to a full sha256. */
-export async function resolveArtifact(store: ArtifactStore, hashOrKey: string): Promise<string> {
+/** Resolves a sha256, a prefix of one (>= 8 chars), or an S3 key to the artifact (its key when known). */
+export async function resolveArtifact(store: ArtifactStore, hashOrKey: string): Promise<string | ArtifactRef> {
   const fromKey = /([0-9a-f]{64})\.[a-z]+$/.exec(hashOrKey)?.[1];
-  if (fromKey) return fromKey;
+  if (fromKey) {
+    assertSafeKey(hashOrKey);
+    const stat = await store.stat(hashOrKey);
+    return stat ? { key: hashOrKey, sha256: fromKey, bytes: stat.size } : fromKey;
+  }
   if (/^[0-9a-f]{64}$/.test(hashOrKey)) return hashOrKey;
   if (/^[0-9a-f]{8,63}$/.test(hashOrKey)) {
-    const keys = await store.list(`lineage/${hashOrKey}`);
-    const matches = [...new Set(keys.map((k) => k.split('/')[1]!))];
+    // Content-addressed keys start with the hash, so a prefix lists one small folder.
+    const keys = await store.list(`cas/${hashOrKey.slice(0, 2)}/${hashOrKey}`);
+    const matches = [...new Set(keys.flatMap((k) => /([0-9a-f]{64})\.[a-z]+$/.exec(k)?.[1] ?? []))];
     if (matches.length === 1) return matches[0]!;
     throw new Error(
       matches.length
         ? `${hashOrKey} is ambiguous: ${matches.length} artifacts start with it`
-        : `No artifact with lineage starts with ${hashOrKey}`,
+        : `No stored artifact starts with ${hashOrKey}`,
     );
   }
   throw new Error(`${hashOrKey} is neither a sha256 (or a prefix of at least 8 hex digits) nor an artifact key`);
@@ -60,14 +73,16 @@ export async function resolveArtifact(store: ArtifactStore, hashOrKey: string): 
 
 /**
  * The whole chain of an artifact; for a generated image also the real images its GAN was
- * trained on (the class's share of the trial's subset), with their source files.
+ * trained on (the class's share of the trial's subset), with their source files. Lineage batches
+ * are read once each, so the hundreds of source images cost one HEAD each.
  */
-export async function lineageReport(store: ArtifactStore, sha256: string): Promise<string[]> {
-  const node = await traceLineage(store, sha256);
+export async function lineageReport(store: ArtifactStore, artifact: string | ArtifactRef): Promise<string[]> {
+  const reader = new LineageReader(store);
+  const node = await traceLineage(store, artifact, { reader });
   const lines = renderNode(node, '');
   const generated = node.records.find((r) => r.generated)?.generated;
   if (generated) {
-    const ganRecords = await readLineage(store, generated.generator.sha256);
+    const ganRecords = await reader.read(generated.generator);
     const subsetRef = ganRecords.flatMap((r) => r.inputs).find((i) => i.role === 'subset')?.ref;
     if (subsetRef) {
       const subset = await store.getJson(subsetRef, ImageSetSchema);
@@ -76,9 +91,14 @@ export async function lineageReport(store: ArtifactStore, sha256: string): Promi
         '',
         `Real source images of its generator (${sources.length} ${generated.label} images of subset ${short(subsetRef.sha256)}):`,
       );
-      for (const image of sources) {
-        const ingested = (await readLineage(store, image.image.sha256)).find((r) => r.kind === 'ingested-image');
-        const source = ingested?.params.source;
+      const limit = pLimit(16);
+      const ingested = await Promise.all(
+        sources.map((image) =>
+          limit(async () => (await reader.read(image.image)).find((r) => r.kind === 'ingested-image')),
+        ),
+      );
+      for (const [i, image] of sources.entries()) {
+        const source = ingested[i]?.params.source;
         lines.push(
           `  ${short(image.image.sha256)}  ${typeof source === 'string' ? source : '(source unknown)'}${image.patientId ? `  patient ${image.patientId}` : ''}`,
         );
@@ -141,19 +161,22 @@ export async function statusReport(client: Client, runName: string): Promise<str
 
 /** Every artifact listed for a run, grouped by kind. */
 export async function runArtifactsReport(store: ArtifactStore, runName: string): Promise<string[]> {
-  const keys = await store.list(`runs/${runName}/artifacts/`);
+  const index = await readRunIndex(store, runName);
   const byKind = new Map<string, string[]>();
-  for (const key of keys) {
-    const { artifact, kind } = RunArtifactSchema.parse(JSON.parse((await store.getAt(key)).toString('utf8')));
+  for (const { artifact, kind } of indexedArtifacts(index)) {
     byKind.set(kind, [...(byKind.get(kind) ?? []), `${artifact.key} (${artifact.bytes} bytes)`]);
   }
-  if (byKind.size === 0) return [`Run ${runName} has no recorded artifacts.`];
-  return [...byKind].sort().flatMap(([kind, items]) => [
-    `${kind}: ${items.length}`,
-    ...items
-      .sort()
-      .slice(0, 20)
-      .map((i) => `  ${i}`),
-    ...(items.length > 20 ? [`  ... and ${items.length - 20} more`] : []),
-  ]);
+  const garbled = index.garbled.map((g) => `garbled index entry ${g.key}: ${g.problem}`);
+  if (byKind.size === 0) return [`Run ${runName} has no recorded artifacts.`, ...garbled];
+  return [
+    ...[...byKind].sort().flatMap(([kind, items]) => [
+      `${kind}: ${items.length}`,
+      ...items
+        .sort()
+        .slice(0, 20)
+        .map((i) => `  ${i}`),
+      ...(items.length > 20 ? [`  ... and ${items.length - 20} more`] : []),
+    ]),
+    ...garbled,
+  ];
 }

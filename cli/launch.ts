@@ -7,9 +7,9 @@ import path from 'node:path';
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
-import { ArtifactStore } from '../lib/storage.js';
-import type { PipelineConfig } from '../pipelines/schema.js';
 import { InputError } from '../lib/errors.js';
+import { ArtifactStore, assertSafeKey, assertSafeRunName } from '../lib/storage.js';
+import type { PipelineConfig } from '../pipelines/schema.js';
 import { configDifferences } from '../pipelines/resolve.js';
 import {
   progressQuery,
@@ -223,12 +223,25 @@ export async function followReproduction(
   return result;
 }
 
-/** Copies `runs/<runName>/` (report, summary, figures) from S3 to `<outDir>/<runName>/`. */
+/** Records under `runs/<run>/` that are not part of the report (they stay in S3). */
+const NOT_REPORT_FILES = ['index/', 'artifacts/'];
+
+/**
+ * Copies `runs/<runName>/` (report, summary, figures) from S3 to `<outDir>/<runName>/`. Every
+ * file lands inside that folder: the run name and each listed key are checked first.
+ */
 export async function downloadReport(store: ArtifactStore, runName: string, outDir: string): Promise<string> {
+  assertSafeRunName(runName);
   const prefix = `runs/${runName}/`;
   const target = path.resolve(outDir, runName);
   for (const key of await store.list(prefix)) {
-    const file = path.join(target, key.slice(prefix.length));
+    const relative = key.slice(prefix.length);
+    if (!key.startsWith(prefix) || NOT_REPORT_FILES.some((p) => relative.startsWith(p))) continue;
+    assertSafeKey(key);
+    const file = path.resolve(target, relative);
+    if (!file.startsWith(target + path.sep)) {
+      throw new InputError(`Refusing to write ${key} outside ${target}: the key leaves the run's folder.`);
+    }
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, await store.getAt(key));
   }

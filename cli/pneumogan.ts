@@ -13,12 +13,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
-import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
+import { ArtifactStore, assertSafeRunName, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
 import { presetNames } from '../pipelines/presets.js';
 import { resolveConfig, type ConfigSources } from '../pipelines/resolve.js';
 import { ConfigError, type DataSource, type PipelineConfig } from '../pipelines/schema.js';
 import type { reproducePaper } from '../workflows/index.js';
-import { verifyRun } from '../lib/lineage.js';
+import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
 import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
@@ -325,29 +325,64 @@ program
   .addOption(stateDirOption)
   .action((run: string, opts: { stateDir: string }) =>
     withBackends(opts.stateDir, async ({ store }) => {
+      assertSafeRunName(run);
       for (const line of await runArtifactsReport(store, run)) log(line);
     }),
   );
 
+/** `pneumogan verify` exit codes (README, "Inspecting runs"). */
+const VERIFY_EXIT = { clean: 0, problems: 1, unverifiable: 2 } as const;
+
+function verifyLines(run: string, result: VerifyResult): string[] {
+  return [
+    ...result.corrupt.map((c) => `CORRUPT ${c.kind} ${c.key}: expected sha256 ${c.expected}, found ${c.actual}`),
+    ...result.missing.map((m) => `MISSING ${m.kind} ${m.key} (referenced by ${m.referencedBy.join('; ')})`),
+    ...result.garbled.map((g) => `GARBLED ${g.key}: ${g.problem}`),
+    ...result.inconsistent.map((i) => `INCONSISTENT ${i.key}: ${i.problem}`),
+    `${run}: ${result.checked} artifacts re-hashed, ${result.records} records cross-checked; ${result.corrupt.length} corrupt, ${result.missing.length} missing, ${result.garbled.length} garbled, ${result.inconsistent.length} inconsistent`,
+  ];
+}
+
 program
   .command('verify')
-  .description('re-hash every artifact of a run and report any whose bytes no longer match (exit 1 if any)')
+  .description(
+    'cross-check a run: re-hash every artifact its index, lineage records, results and image sets name, and check the report (exit 0 clean, 1 problems found, 2 could not verify)',
+  )
   .argument('<run>', 'run name')
+  .option('--json', 'print the findings as one JSON object')
   .addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) =>
-    withBackends(opts.stateDir, async ({ store }) => {
-      const result = await verifyRun(store, run);
-      if (result.checked === 0)
-        throw new InputError(`Run ${run} has no recorded artifacts (is the name right? see \`pneumogan list\`)`);
-      for (const c of result.corrupt)
-        log(`CORRUPT ${c.kind} ${c.key}: expected sha256 ${c.expected}, found ${c.actual}`);
-      for (const m of result.missing) log(`MISSING ${m.kind} ${m.key}`);
-      log(
-        `${run}: ${result.checked} artifacts checked, ${result.corrupt.length} corrupt, ${result.missing.length} missing`,
-      );
-      if (result.corrupt.length || result.missing.length) process.exitCode = 1;
-    }),
-  );
+  .action(async (run: string, opts: { stateDir: string; json?: boolean }) => {
+    try {
+      await withBackends(opts.stateDir, async ({ store }) => {
+        const abort = new AbortController();
+        const onSigint = () => abort.abort(new Error('verify interrupted (Ctrl-C)'));
+        process.once('SIGINT', onSigint);
+        let lastShown = 0;
+        try {
+          const result = await verifyRun(store, run, {
+            signal: abort.signal,
+            onProgress: (done, total) => {
+              if (process.stderr.isTTY && (Date.now() - lastShown > 500 || done === total)) {
+                lastShown = Date.now();
+                process.stderr.write(`\rverifying ${run}: ${done}/${total} artifacts`);
+                if (done === total) process.stderr.write('\n');
+              }
+            },
+          });
+          if (result.records === 0 && result.garbled.length === 0)
+            throw new InputError(`Run ${run} has no recorded artifacts (is the name right? see \`pneumogan list\`)`);
+          if (opts.json) log(JSON.stringify({ run, ...result, problems: verifyProblemCount(result) }, null, 2));
+          else for (const line of verifyLines(run, result)) log(line);
+          process.exitCode = verifyProblemCount(result) ? VERIFY_EXIT.problems : VERIFY_EXIT.clean;
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      });
+    } catch (err) {
+      console.error(`pneumogan: ${explain(err)}`);
+      process.exitCode = VERIFY_EXIT.unverifiable;
+    }
+  });
 
 program
   .command('report')
@@ -357,6 +392,7 @@ program
   .addOption(stateDirOption)
   .action((run: string, opts: { out: string; stateDir: string }) =>
     withBackends(opts.stateDir, async ({ store }) => {
+      assertSafeRunName(run);
       if (!(await store.exists(`runs/${run}/report.md`)))
         throw new InputError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);
       log(await downloadReport(store, run, opts.out));

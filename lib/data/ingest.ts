@@ -2,11 +2,13 @@
  * Ingestion: every source image is decoded, converted to grayscale, resized to the store size and
  * stored content-addressed as PNG, with a manifest that keeps its class, archive split, source
  * path and patient id. Byte-identical source files (the archive nests a partial copy of itself)
- * are ingested once and listed as duplicates.
+ * are ingested once and listed as duplicates; byte-identical files under both classes are an
+ * InputError naming both, since no label can be trusted for them.
  */
 import path from 'node:path';
 import pLimit from 'p-limit';
 import type { DataSource } from '../../pipelines/schema.js';
+import { InputError } from '../errors.js';
 import { decodeGray, encodeGrayPng } from '../images.js';
 import { sha256Hex, type ArtifactStore } from '../storage.js';
 import {
@@ -24,18 +26,24 @@ export interface IngestOptions {
   store: ArtifactStore;
   /** Called after each file with (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Stops the ingestion (between files) when aborted. */
+  signal?: AbortSignal;
+  /** User metadata stored with every image (the lineage batch that will record it). */
+  contentMetadata?: Record<string, string>;
+  /** Files decoded at once; sharp runs each on a libuv thread, so a few more than the cores. */
   concurrency?: number;
 }
 
 export async function ingestDataset(options: IngestOptions): Promise<DatasetManifest> {
   const { store, storeSize } = options;
   const listing = await listSource(options.source, store);
-  const limit = pLimit(options.concurrency ?? 4);
+  const limit = pLimit(options.concurrency ?? 8);
   const decodedBySha = new Map<string, Promise<Pick<RealImage, 'image' | 'originalWidth' | 'originalHeight'>>>();
   let done = 0;
   const hashed = await Promise.all(
     listing.files.map((file) =>
       limit(async () => {
+        options.signal?.throwIfAborted();
         const bytes = await file.read();
         const sourceSha256 = sha256Hex(bytes);
         // A byte-identical file is decoded and stored once, whichever copy is read first.
@@ -44,7 +52,7 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
             sourceSha256,
             (async () => {
               const decoded = await decodeGray(bytes, storeSize, `${listing.description}/${file.path}`);
-              const image = await store.putContent(await encodeGrayPng(decoded), 'png');
+              const image = await store.putContent(await encodeGrayPng(decoded), 'png', options.contentMetadata);
               return { image, originalWidth: decoded.originalWidth, originalHeight: decoded.originalHeight };
             })(),
           );
@@ -59,14 +67,20 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
   // matter which copy the pool happened to read first: the manifest is deterministic.
   const images: RealImage[] = [];
   const duplicates: DatasetManifest['duplicates'] = [];
-  const canonicalPathBySha = new Map<string, string>();
+  const canonicalBySha = new Map<string, { path: string; label: string }>();
   for (const { file, sourceSha256, stored } of hashed) {
-    const canonical = canonicalPathBySha.get(sourceSha256);
+    const canonical = canonicalBySha.get(sourceSha256);
+    if (canonical && canonical.label !== file.label) {
+      throw new InputError(
+        `${listing.description}: ${canonical.path} (${canonical.label}) and ${file.path} (${file.label}) are the same image under both classes. ` +
+          'Remove the copy whose label is wrong, then ingest again.',
+      );
+    }
     if (canonical !== undefined) {
-      duplicates.push({ path: file.path, duplicateOf: canonical });
+      duplicates.push({ path: file.path, duplicateOf: canonical.path });
       continue;
     }
-    canonicalPathBySha.set(sourceSha256, file.path);
+    canonicalBySha.set(sourceSha256, { path: file.path, label: file.label });
     images.push({
       ...stored,
       label: file.label,

@@ -23,7 +23,10 @@
  *   - Three incompatibilities are patched here (see installMinioCompat): multipart/stream
  *     uploads, listings longer than 1000 keys, and `+`/`%` in listed keys.
  *   - Objects are plain files under `directory`: `<bucket>/<key>._S3rver_object` plus
- *     `_metadata.json` and `.md5` sidecars.
+ *     `_metadata.json` and `.md5` sidecars. s3rver joins key segments into that path as they
+ *     come, so a key with `..` segments would read or write outside the bucket's folder: keys
+ *     with `.`, `..` or empty segments (or backslashes) are refused with 400 InvalidArgument
+ *     (see rejectUnsafeKeys).
  */
 import fs from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -121,8 +124,14 @@ export async function startLocalS3Server(opts: LocalS3ServerOptions): Promise<Lo
     vhostBuckets: false,
     configureBuckets: (opts.buckets ?? []).map((name) => ({ name, configs: [] })),
   });
+  rejectUnsafeKeys(server, log);
   installMinioCompat(server, log);
   const { port } = await server.run();
+  if (server.httpServer) {
+    // Idle keep-alive connections stay open longer than clients keep them (ArtifactStore: 15 s).
+    server.httpServer.keepAliveTimeout = 60_000;
+    server.httpServer.headersTimeout = 65_000;
+  }
   const endpoint = `http://${host}:${port}`;
   log(`[s3] s3rver ready in ${Date.now() - started} ms: ${endpoint} (data ${directory})`);
 
@@ -153,6 +162,48 @@ export async function startLocalS3Server(opts: LocalS3ServerOptions): Promise<Lo
     directory,
     stop,
   };
+}
+
+/**
+ * Refuses object keys that s3rver would turn into a path outside the bucket's folder (or that no
+ * project key has): `.`/`..`/empty segments and backslashes, percent-encoded or not. Installed
+ * just before s3rver's router, after its XML encoder, like the compatibility shims.
+ */
+function rejectUnsafeKeys(server: S3rverInstance, log: Log): void {
+  const stack = server.middleware;
+  if (!Array.isArray(stack) || stack.length < 2) {
+    log('[s3] s3rver internals changed: unsafe-key guard not installed');
+    return;
+  }
+  const guard: KoaMiddleware = async (ctx, next) => {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(ctx.path);
+    } catch {
+      decoded = ctx.path;
+    }
+    // `/<bucket>/<key>`: the key is everything after the bucket's segment.
+    const key = decoded.replace(/^\/[^/]*\/?/, '');
+    const segments = key.split('/');
+    const unsafe =
+      /\\/.test(decoded) ||
+      (key !== '' &&
+        segments.some(
+          (segment, i) => segment === '.' || segment === '..' || (segment === '' && i < segments.length - 1),
+        ));
+    if (unsafe) {
+      ctx.status = 400;
+      ctx.body = {
+        Error: {
+          Code: 'InvalidArgument',
+          Message: `Object key ${JSON.stringify(key)} has ".", ".." or empty segments`,
+        },
+      };
+      return;
+    }
+    await next();
+  };
+  stack.splice(stack.length - 1, 0, guard);
 }
 
 /**

@@ -2,7 +2,7 @@
  * What each protocol was tested on, in words a reader can check: the size of the test set and
  * its composition (classes, real vs GAN-made images), per trial when trials differ.
  */
-import type { AggregateInput, TrialResult } from '../../activities/types.js';
+import type { AggregateInput, TrialResult } from '../../pipelines/results.js';
 import type { Backbone, Protocol } from '../../pipelines/schema.js';
 
 type Side = NonNullable<TrialResult['pooledSplit']>['test'];

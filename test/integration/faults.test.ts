@@ -15,7 +15,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { launchReproduction } from '../../cli/launch.js';
 import { startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../lib/infra/temporal-server.js';
-import { readLineage, verifyRun } from '../../lib/lineage.js';
+import { indexedArtifacts, readLineage, readRunIndex } from '../../lib/lineage.js';
+import { verifyRun } from '../../lib/verify.js';
 import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import type { PipelineConfig } from '../../pipelines/schema.js';
@@ -258,8 +259,7 @@ test(
     const result = await handle.result();
     timings.s3Outage = `run finished ${((Date.now() - backAt) / 1000).toFixed(1)}s after S3 came back (8 s outage)`;
 
-    const index = await store.list(`runs/${runName}/artifacts/`);
-    const indexed = new Set(index.map((k) => path.basename(k, '.json')));
+    const indexed = new Set(indexedArtifacts(await readRunIndex(store, runName)).map((e) => e.artifact.sha256));
     const trial = result.trials[0]!;
     const produced = [
       trial.subset,
@@ -283,10 +283,10 @@ test(
 
 test('an artifact corrupted after a run: verify reports exactly that artifact', async () => {
   const runName = 'fault-s3-outage';
-  const entries = await store.list(`runs/${runName}/artifacts/`);
-  const victim = JSON.parse((await store.getAt(entries[Math.floor(entries.length / 2)]!)).toString('utf8')) as {
-    artifact: { key: string; sha256: string };
-  };
+  const entries = indexedArtifacts(await readRunIndex(store, runName)).sort((a, b) =>
+    a.artifact.key.localeCompare(b.artifact.key),
+  );
+  const victim = entries[Math.floor(entries.length / 2)]!;
   const original = await store.getAt(victim.artifact.key);
   await store.putAt(victim.artifact.key, Buffer.concat([original, Buffer.from('tampered')]));
   const verified = await verifyRun(store, runName);
@@ -367,7 +367,9 @@ test(
     assert.ok(producers.includes('pneumogan-memo-first/trial-1'));
     assert.ok(!producers.includes('pneumogan-memo-again/trial-1'), 'the second run did not train the GAN again');
     assert.ok(
-      await store.exists(`runs/memo-again/artifacts/${gan.checkpoint.sha256}.json`),
+      indexedArtifacts(await readRunIndex(store, 'memo-again')).some(
+        (e) => e.artifact.sha256 === gan.checkpoint.sha256,
+      ),
       'the reused checkpoint is listed for the second run',
     );
     assert.deepEqual((await verifyRun(store, 'memo-again')).corrupt, []);
