@@ -37,8 +37,12 @@ import {
 import { markExamples } from './profile.js';
 import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
-/** Generated images per chunk of synthesis: one generator batch, stored while the next is generated. */
-const SYNTHESIS_CHUNK = 64;
+/**
+ * Generated images per chunk of synthesis, stored while the next chunk is generated. The native
+ * backend's forward pass holds the event loop, so a chunk is sized to keep heartbeats flowing:
+ * 16 paper-size (64 px, width 64) images take about a second on a busy 2-core machine.
+ */
+const SYNTHESIS_CHUNK = 16;
 
 /** Images shown in each GAN's sample grid. */
 const SAMPLE_GRID = { images: 16, columns: 8 };

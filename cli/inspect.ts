@@ -91,7 +91,7 @@ export async function lineageReport(store: ArtifactStore, artifact: string | Art
         '',
         `Real source images of its generator (${sources.length} ${generated.label} images of subset ${short(subsetRef.sha256)}):`,
       );
-      const limit = pLimit(16);
+      const limit = pLimit(32);
       const ingested = await Promise.all(
         sources.map((image) =>
           limit(async () => (await reader.read(image.image)).find((r) => r.kind === 'ingested-image')),

@@ -228,29 +228,19 @@ export class LineageReader {
   constructor(private readonly store: ArtifactStore) {}
 
   /**
-   * Every record of an artifact: from the batch its object names, and one-off or legacy records
-   * under `lineage/<sha256>/`. Pass the reference when known (saves finding the key).
+   * Every record of an artifact: from the batch its object names or, for artifacts without one
+   * (one-off records, data written before batches), under `lineage/<sha256>/`. Pass the
+   * reference when known (saves finding the key).
    */
   async read(artifact: string | ArtifactRef): Promise<LineageRecord[]> {
     const sha256 = typeof artifact === 'string' ? artifact : artifact.sha256;
-    const [batchKey, oneOff] = await Promise.all([
-      this.batchKeyOf(artifact),
-      this.store
-        .list(`lineage/${sha256}/`)
-        .then((keys) =>
-          Promise.all(
-            keys.map(async (key) =>
-              LineageRecordSchema.parse(JSON.parse((await this.store.getAt(key)).toString('utf8'))),
-            ),
-          ),
-        ),
-    ]);
+    const batchKey = await this.batchKeyOf(artifact);
     const batched = batchKey ? ((await this.batch(batchKey)).get(sha256) ?? []) : [];
-    const seen = new Set(batched.map((r) => `${r.producer.workflowId}/${r.producer.activityId}/${r.kind}`));
-    return [
-      ...batched,
-      ...oneOff.filter((r) => !seen.has(`${r.producer.workflowId}/${r.producer.activityId}/${r.kind}`)),
-    ];
+    if (batched.length > 0) return batched;
+    const keys = await this.store.list(`lineage/${sha256}/`);
+    return Promise.all(
+      keys.map(async (key) => LineageRecordSchema.parse(JSON.parse((await this.store.getAt(key)).toString('utf8')))),
+    );
   }
 
   private async batchKeyOf(artifact: string | ArtifactRef): Promise<string | undefined> {

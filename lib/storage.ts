@@ -185,16 +185,24 @@ export class ArtifactStore {
   }
 
   /**
-   * Stores bytes under `cas/<sha256>.<ext>`. What is already there is kept only when its size and
-   * recorded sha256 match (re-hashed when it has no sha256 metadata); anything else is replaced.
-   * `metadata` (user metadata, e.g. the lineage batch that records the artifact) goes with a write.
+   * Stores bytes under `cas/<sha256>.<ext>`. Small objects are written blind (a PUT of the right
+   * bytes costs what a HEAD does); a large one already there is kept only when its size and
+   * recorded sha256 match (re-hashed when it has no sha256 metadata) and it carries `metadata`
+   * (user metadata, e.g. the lineage batch that records it); anything else is replaced.
    */
   async putContent(bytes: Uint8Array, ext: string, metadata: Record<string, string> = {}): Promise<ArtifactRef> {
     const sha256 = sha256Hex(bytes);
     const ref = { key: contentKey(sha256, ext), sha256, bytes: bytes.byteLength };
-    if (bytes.byteLength <= BLIND_WRITE_BYTES || (await this.checkContent(ref)) !== 'ok') {
-      await this.putAt(ref.key, bytes, ext, metadata);
+    if (bytes.byteLength > BLIND_WRITE_BYTES) {
+      const stat = await this.stat(ref.key);
+      // Kept only when intact and already carrying this write's metadata (its lineage batch).
+      const keep =
+        stat !== undefined &&
+        Object.entries(metadata).every(([name, value]) => stat.metadata[name] === value) &&
+        (await this.compare(ref, stat)) === 'ok';
+      if (keep) return ref;
     }
+    await this.putAt(ref.key, bytes, ext, metadata);
     return ref;
   }
 
@@ -256,7 +264,10 @@ export class ArtifactStore {
    * (one HEAD); an object written without the sha256 metadata is downloaded and re-hashed.
    */
   async checkContent(ref: ArtifactRef): Promise<ContentCheck> {
-    const stat = await this.stat(ref.key);
+    return this.compare(ref, await this.stat(ref.key));
+  }
+
+  private async compare(ref: ArtifactRef, stat: ObjectStat | undefined): Promise<ContentCheck> {
     if (!stat) return 'missing';
     if (stat.size !== ref.bytes) return 'corrupt';
     if (stat.sha256 !== undefined) return stat.sha256 === ref.sha256 ? 'ok' : 'corrupt';
