@@ -12,14 +12,21 @@ import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
-import { ArtifactStore, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
+import {
+  connectionOptions,
+  s3Settings,
+  taskQueueSettings,
+  temporalSettings,
+  type TaskQueues,
+} from '../lib/settings.js';
+import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { presetNames, resolvePreset } from '../pipelines/presets.js';
 import { ConfigError, type DataSource } from '../pipelines/schema.js';
 import type { reproducePaper } from '../workflows/index.js';
 import { verifyRun } from '../lib/lineage.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
+import { startWorkers } from '../workers/runtime.js';
 import { withBackends } from './backends.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
 import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
@@ -76,7 +83,7 @@ const heartbeatOption = new Option(
 const detachOption = new Option('--detach', 'start the run and return without following it');
 const stateDirOption = new Option(
   '--state-dir <dir>',
-  'embedded Temporal SQLite and S3 data (used unless PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT are set)',
+  'embedded Temporal SQLite and S3 data (used unless TEMPORAL_ADDRESS, a Temporal profile or PNEUMOGAN_S3_ENDPOINT name a cluster)',
 ).default('.pneumogan');
 
 interface LaunchCliOptions {
@@ -89,7 +96,13 @@ interface LaunchCliOptions {
   detach?: boolean;
 }
 
-async function reproduce(client: Client, store: ArtifactStore, opts: LaunchCliOptions, uiUrl?: string): Promise<void> {
+async function reproduce(
+  client: Client,
+  store: ArtifactStore,
+  opts: LaunchCliOptions,
+  taskQueues: TaskQueues,
+  uiUrl?: string,
+): Promise<void> {
   const config = resolvePreset(opts.preset, opts.data);
   const runName = opts.run ?? defaultRunName(opts.preset);
   const source = config.data.source;
@@ -101,6 +114,7 @@ async function reproduce(client: Client, store: ArtifactStore, opts: LaunchCliOp
     runName,
     config,
     options: { reuse: opts.reuse, heartbeatTimeoutSeconds: opts.heartbeatTimeout },
+    taskQueues,
     log,
   });
   if (uiUrl)
@@ -154,6 +168,7 @@ program
       bucket: 'pneumogan',
       region: infra.s3.region,
     };
+    const taskQueues = taskQueueSettings();
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
       workers = await startWorkers({
@@ -162,12 +177,13 @@ program
         s3,
         gpuConcurrency: 2,
         gpuProcesses: 2,
+        taskQueues,
         log,
       });
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
-        await reproduce(client, new ArtifactStore(s3), opts, infra.temporal.uiUrl || undefined);
+        await reproduce(client, new ArtifactStore(s3), opts, taskQueues, infra.temporal.uiUrl || undefined);
       } finally {
         await connection.close();
       }
@@ -180,7 +196,7 @@ program
 program
   .command('run')
   .description(
-    'start (or attach to) a reproduction on the Temporal cluster and S3 named by PNEUMOGAN_TEMPORAL_* and PNEUMOGAN_S3_* (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
+    'start (or attach to) a reproduction on the Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles) and S3 (PNEUMOGAN_S3_*), on the task queues PNEUMOGAN_TASK_QUEUE / PNEUMOGAN_GPU_TASK_QUEUE name (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
   )
   .addOption(runNameOption)
   .addOption(presetOption)
@@ -191,13 +207,14 @@ program
   .addOption(detachOption)
   .option('--ui <url>', "Temporal Web UI base URL, to print the run's link")
   .action(async (opts: LaunchCliOptions & { ui?: string }) => {
-    const temporal = temporalSettingsFromEnv();
-    const connection = await Connection.connect({ address: temporal.address });
+    const temporal = temporalSettings();
+    const connection = await Connection.connect(connectionOptions(temporal));
     try {
       await reproduce(
         new Client({ connection, namespace: temporal.namespace }),
-        new ArtifactStore(s3SettingsFromEnv()),
+        new ArtifactStore(s3Settings()),
         opts,
+        taskQueueSettings(),
         opts.ui,
       );
     } finally {

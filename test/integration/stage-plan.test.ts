@@ -13,7 +13,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { createCpuActivities } from '../../activities/cpu.js';
 import type { createGpuActivities } from '../../activities/gpu.js';
+import { launchReproduction } from '../../cli/launch.js';
 import { findOrProvisionTemporalCli } from '../../lib/infra/temporal-cli.js';
+import { taskQueueSettings } from '../../lib/settings.js';
 import { confusionMatrix, metricsFromConfusion } from '../../lib/protocol/metrics.js';
 import { sha256Hex, type ArtifactRef } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
@@ -333,3 +335,41 @@ test('a backbone whose fine-tuning fails for good fails its trial and the run, n
   assert.equal(trialStages['fine-tune:googlenet']?.status, 'failed');
   assert.equal((await handle.describe()).status.name, 'FAILED');
 });
+
+test(
+  '`pneumogan run` starts on the queues the settings name, so workers on non-default queues pick the run up',
+  // Started on the default queue, the run would wait forever for a worker: fail instead.
+  { timeout: 120_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const taskQueues = taskQueueSettings({
+      PNEUMOGAN_TASK_QUEUE: `team-a-${process.pid}`,
+      PNEUMOGAN_GPU_TASK_QUEUE: `team-a-gpu-${process.pid}`,
+    });
+    const calls: Call[] = [];
+    const { cpu, gpu } = stubs(calls);
+    // Only these two queues have workers: a run started on the default queue would never finish.
+    const orchestration = await Worker.create({
+      connection: env!.nativeConnection,
+      taskQueue: taskQueues.orchestration,
+      workflowBundle: bundle,
+      activities: cpu,
+    });
+    const gpuWorker = await Worker.create({
+      connection: env!.nativeConnection,
+      taskQueue: taskQueues.gpu,
+      activities: gpu,
+    });
+    const handle = await launchReproduction({
+      client: env!.client,
+      runName: `queues-${process.pid}`,
+      config: smoke(['paper'], ['resnet18']),
+      taskQueues,
+      log: () => {},
+    });
+    const result = await orchestration.runUntil(gpuWorker.runUntil(handle.result()));
+    assert.equal(result.trials.length, 1);
+    assert.equal((await handle.describe()).taskQueue, taskQueues.orchestration);
+    assert.equal(tally(calls).fineTune, 1, 'the GPU steps ran on the GPU queue the settings name');
+  },
+);
