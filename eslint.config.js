@@ -42,9 +42,10 @@ export default tseslint.config(
             })),
           patterns: [
             {
-              group: ['../lib/*', '../lib/**', '!../lib/errors.js', '!../lib/run-names.js'],
+              group: ['../lib/*', '../lib/**', '!../lib/errors.js', '!../lib/run-names.js', '!../lib/task-queues.js'],
               allowTypeImports: true,
-              message: 'Workflows may import lib/ only as types (or the side-effect-free errors/run-names modules).',
+              message:
+                'Workflows may import lib/ only as types (or the side-effect-free errors/run-names/task-queues modules).',
             },
             {
               group: ['../activities/*'],

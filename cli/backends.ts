@@ -1,14 +1,15 @@
 /**
- * Where the CLI's inspection commands find Temporal and S3: the cluster and bucket named by
- * PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT when set, else the embedded state of the
- * demo (`--state-dir`, default `.pneumogan`), whose local servers are started for the command.
+ * Where the CLI's inspection commands find Temporal and S3: the cluster and bucket the settings
+ * name (lib/settings.ts: TEMPORAL_ADDRESS or a profile, PNEUMOGAN_S3_*) when set, else the
+ * embedded state of the demo (`--state-dir`, default `.pneumogan`), whose local servers are
+ * started for the command.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
-import { ArtifactStore, s3SettingsFromEnv } from '../lib/storage.js';
-import { temporalSettingsFromEnv } from '../workers/runtime.js';
+import { clusterConfigured, connectionOptions, s3Settings, temporalSettings } from '../lib/settings.js';
+import { ArtifactStore } from '../lib/storage.js';
 
 export interface Backends {
   client: Client;
@@ -18,13 +19,13 @@ export interface Backends {
 }
 
 export async function withBackends<T>(stateDir: string, body: (backends: Backends) => Promise<T>): Promise<T> {
-  if (process.env.PNEUMOGAN_TEMPORAL_ADDRESS || process.env.PNEUMOGAN_S3_ENDPOINT) {
-    const temporal = temporalSettingsFromEnv();
-    const connection = await Connection.connect({ address: temporal.address });
+  if (clusterConfigured()) {
+    const temporal = temporalSettings();
+    const connection = await Connection.connect(connectionOptions(temporal));
     try {
       return await body({
         client: new Client({ connection, namespace: temporal.namespace }),
-        store: new ArtifactStore(s3SettingsFromEnv()),
+        store: new ArtifactStore(s3Settings()),
       });
     } finally {
       await connection.close();
@@ -32,7 +33,7 @@ export async function withBackends<T>(stateDir: string, body: (backends: Backend
   }
   if (!existsSync(path.join(stateDir, 'temporal.sqlite'))) {
     throw new Error(
-      `No embedded state in ${path.resolve(stateDir)} (run \`npm run demo\` first, pass --state-dir, or set PNEUMOGAN_TEMPORAL_ADDRESS and PNEUMOGAN_S3_* for a cluster).`,
+      `No embedded state in ${path.resolve(stateDir)} (run \`npm run demo\` first, pass --state-dir, or set TEMPORAL_ADDRESS (or a Temporal profile) and PNEUMOGAN_S3_* for a cluster).`,
     );
   }
   const infra = await startEmbeddedInfrastructure({ stateDir, temporal: { headless: true } });

@@ -21,13 +21,16 @@ import {
   type StageState,
 } from '../workflows/index.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
-import { ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
+import type { TaskQueues } from '../lib/settings.js';
+import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../lib/task-queues.js';
 
 export interface LaunchOptions {
   client: Client;
   runName: string;
   config: PipelineConfig;
   options?: RunOptions;
+  /** The queues the workers serve (lib/settings.ts); the defaults when omitted. */
+  taskQueues?: TaskQueues;
   log: (line: string) => void;
 }
 
@@ -37,6 +40,7 @@ export async function launchReproduction({
   runName,
   config,
   options,
+  taskQueues = { orchestration: ORCHESTRATION_TASK_QUEUE, gpu: GPU_TASK_QUEUE },
   log,
 }: LaunchOptions): Promise<WorkflowHandle<typeof reproducePaper>> {
   const workflowId = reproductionWorkflowId(runName);
@@ -63,8 +67,8 @@ export async function launchReproduction({
   }
   return client.workflow.start(reproducePaper, {
     workflowId,
-    taskQueue: ORCHESTRATION_TASK_QUEUE,
-    args: [{ runName, config, options }],
+    taskQueue: taskQueues.orchestration,
+    args: [{ runName, config, options, taskQueues }],
     // Two launches racing on the same name still make one workflow.
     workflowIdConflictPolicy: 'USE_EXISTING',
   });

@@ -13,7 +13,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
-import { ArtifactStore, assertSafeRunName, s3SettingsFromEnv, type S3Settings } from '../lib/storage.js';
+import {
+  connectionOptions,
+  s3Settings,
+  taskQueueSettings,
+  temporalSettings,
+  type TaskQueues,
+} from '../lib/settings.js';
+import { ArtifactStore, assertSafeRunName, type S3Settings } from '../lib/storage.js';
 import { presetNames } from '../pipelines/presets.js';
 import { resolveConfig, type ConfigSources } from '../pipelines/resolve.js';
 import { ConfigError, type DataSource, type PipelineConfig } from '../pipelines/schema.js';
@@ -21,7 +28,7 @@ import type { reproducePaper } from '../workflows/index.js';
 import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { startWorkers, temporalSettingsFromEnv } from '../workers/runtime.js';
+import { startWorkers } from '../workers/runtime.js';
 import { withBackends } from './backends.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
 import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
@@ -88,7 +95,7 @@ const heartbeatOption = new Option(
 const detachOption = new Option('--detach', 'start the run and return without following it');
 const stateDirOption = new Option(
   '--state-dir <dir>',
-  'embedded Temporal SQLite and S3 data (used unless PNEUMOGAN_TEMPORAL_ADDRESS / PNEUMOGAN_S3_ENDPOINT are set)',
+  'embedded Temporal SQLite and S3 data (used unless TEMPORAL_ADDRESS, a Temporal profile or PNEUMOGAN_S3_ENDPOINT name a cluster)',
 ).default('.pneumogan');
 
 interface ConfigCliOptions {
@@ -118,6 +125,7 @@ async function reproduce(
   store: ArtifactStore,
   config: PipelineConfig,
   opts: LaunchCliOptions,
+  taskQueues: TaskQueues,
   uiUrl?: string,
 ): Promise<void> {
   const runName = opts.run ?? defaultRunName(config.preset);
@@ -130,6 +138,7 @@ async function reproduce(
     runName,
     config,
     options: { reuse: opts.reuse, heartbeatTimeoutSeconds: opts.heartbeatTimeout },
+    taskQueues,
     log,
   });
   if (uiUrl)
@@ -187,6 +196,7 @@ program
       bucket: 'pneumogan',
       region: infra.s3.region,
     };
+    const taskQueues = taskQueueSettings();
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
       workers = await startWorkers({
@@ -195,12 +205,13 @@ program
         s3,
         gpuConcurrency: 2,
         gpuProcesses: 2,
+        taskQueues,
         log,
       });
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
-        await reproduce(client, new ArtifactStore(s3), config, opts, infra.temporal.uiUrl || undefined);
+        await reproduce(client, new ArtifactStore(s3), config, opts, taskQueues, infra.temporal.uiUrl || undefined);
       } finally {
         await connection.close();
       }
@@ -213,7 +224,7 @@ program
 program
   .command('run')
   .description(
-    'start (or attach to) a reproduction on the Temporal cluster and S3 named by PNEUMOGAN_TEMPORAL_* and PNEUMOGAN_S3_* (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
+    'start (or attach to) a reproduction on the Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles) and S3 (PNEUMOGAN_S3_*), on the task queues PNEUMOGAN_TASK_QUEUE / PNEUMOGAN_GPU_TASK_QUEUE name (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
   )
   .addOption(runNameOption)
   .addOption(presetOption)
@@ -227,14 +238,15 @@ program
   .option('--ui <url>', "Temporal Web UI base URL, to print the run's link")
   .action(async (opts: LaunchCliOptions & { ui?: string }) => {
     const config = await resolveConfig(configSources(opts));
-    const temporal = temporalSettingsFromEnv();
-    const connection = await Connection.connect({ address: temporal.address });
+    const temporal = temporalSettings();
+    const connection = await Connection.connect(connectionOptions(temporal));
     try {
       await reproduce(
         new Client({ connection, namespace: temporal.namespace }),
-        new ArtifactStore(s3SettingsFromEnv()),
+        new ArtifactStore(s3Settings()),
         config,
         opts,
+        taskQueueSettings(),
         opts.ui,
       );
     } finally {

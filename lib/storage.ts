@@ -31,24 +31,6 @@ export const S3SettingsSchema = z.object({
 });
 export type S3Settings = z.infer<typeof S3SettingsSchema>;
 
-/** Reads the `PNEUMOGAN_S3_*` variables (see README) into validated settings. */
-export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
-  const parsed = S3SettingsSchema.safeParse({
-    endpoint: env.PNEUMOGAN_S3_ENDPOINT,
-    accessKey: env.PNEUMOGAN_S3_ACCESS_KEY,
-    secretKey: env.PNEUMOGAN_S3_SECRET_KEY,
-    bucket: env.PNEUMOGAN_S3_BUCKET ?? 'pneumogan',
-    region: env.PNEUMOGAN_S3_REGION,
-  });
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `PNEUMOGAN_S3_${envName(String(i.path[0]))}: ${i.message}`);
-  throw new Error(`S3 settings are incomplete or invalid:\n  ${problems.join('\n  ')}`);
-}
-
-function envName(field: string): string {
-  return field.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
-}
-
 /** A pointer to stored bytes; the only way artifacts travel through workflows. */
 export const ArtifactRefSchema = z.object({
   key: z.string().min(1),

@@ -1,21 +1,19 @@
-/** Shared body of the worker entry points: read the environment, run until SIGINT/SIGTERM. */
+/** Shared body of the worker entry points: read the settings (lib/settings.ts), run until SIGINT/SIGTERM. */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { s3SettingsFromEnv } from '../lib/storage.js';
-import { startWorkers, temporalSettingsFromEnv, type WorkerRole } from './runtime.js';
+import { s3Settings, taskQueueSettings, temporalSettings, workerSettings } from '../lib/settings.js';
+import { startWorkers, type WorkerRole } from './runtime.js';
 
 export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
   quietTemporalLogs();
   try {
+    const worker = workerSettings();
     const running = await startWorkers({
       role,
-      temporal: temporalSettingsFromEnv(),
-      s3: s3SettingsFromEnv(),
-      gpuConcurrency: Number(process.env.PNEUMOGAN_GPU_CONCURRENCY ?? 1),
-      gpuProcesses: Number(process.env.PNEUMOGAN_GPU_PROCESSES ?? 2),
-      taskQueues: {
-        orchestration: process.env.PNEUMOGAN_TASK_QUEUE || undefined,
-        gpu: process.env.PNEUMOGAN_GPU_TASK_QUEUE || undefined,
-      },
+      temporal: temporalSettings(),
+      s3: s3Settings(),
+      gpuConcurrency: worker.gpuConcurrency,
+      gpuProcesses: worker.gpuProcesses,
+      taskQueues: taskQueueSettings(),
     });
     // The SDK's workers stop gracefully on SIGINT/SIGTERM by default.
     await running.done;
@@ -27,8 +25,7 @@ export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
 
 /** The SDK logs every worker state change at INFO; keep warnings and errors (PNEUMOGAN_LOG_LEVEL overrides). */
 export function quietTemporalLogs(): void {
-  const level = (process.env.PNEUMOGAN_LOG_LEVEL ?? 'WARN').toUpperCase() as
-    'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  const level = workerSettings().logLevel;
   Runtime.install({
     logger: new DefaultLogger(level),
     telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } },

@@ -14,29 +14,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { z } from 'zod';
 import { createCpuActivities } from '../activities/cpu.js';
 import { createGpuActivities } from '../activities/gpu.js';
 import type { ActivityDeps } from '../activities/runtime.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
+import { connectionOptions, environmentFor, type TemporalSettings } from '../lib/settings.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { stageProfileInterceptors } from './stage-profile.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-export const TemporalSettingsSchema = z.object({
-  address: z.string().min(1).default('127.0.0.1:7233'),
-  namespace: z.string().min(1).default('default'),
-});
-export type TemporalSettings = z.infer<typeof TemporalSettingsSchema>;
-
-export function temporalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
-  return TemporalSettingsSchema.parse({
-    address: env.PNEUMOGAN_TEMPORAL_ADDRESS || undefined,
-    namespace: env.PNEUMOGAN_TEMPORAL_NAMESPACE || undefined,
-  });
-}
 
 export type WorkerRole = 'orchestration' | 'gpu' | 'all-in-one';
 
@@ -105,7 +92,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     codeVersion: codeVersion(),
     workerIdentity: `${os.hostname()}/${process.pid}/${options.role}`,
   };
-  const connection = await NativeConnection.connect({ address: options.temporal.address });
+  const connection = await NativeConnection.connect(connectionOptions(options.temporal));
   const interceptors =
     process.env.PNEUMOGAN_PROFILE === '1' ? { activity: [stageProfileInterceptors(log)] } : undefined;
   const workers: Worker[] = [];
@@ -177,18 +164,12 @@ export function spawnGpuWorkerProcess(
   name: string,
   log: (line: string) => void,
 ): GpuWorkerProcess {
-  const env = {
-    ...process.env,
-    PNEUMOGAN_TEMPORAL_ADDRESS: options.temporal.address,
-    PNEUMOGAN_TEMPORAL_NAMESPACE: options.temporal.namespace,
-    PNEUMOGAN_S3_ENDPOINT: options.s3.endpoint,
-    PNEUMOGAN_S3_ACCESS_KEY: options.s3.accessKey,
-    PNEUMOGAN_S3_SECRET_KEY: options.s3.secretKey,
-    PNEUMOGAN_S3_BUCKET: options.s3.bucket,
-    PNEUMOGAN_S3_REGION: options.s3.region,
-    PNEUMOGAN_GPU_CONCURRENCY: String(options.gpuConcurrency ?? 1),
-    ...(options.taskQueues?.gpu ? { PNEUMOGAN_GPU_TASK_QUEUE: options.taskQueues.gpu } : {}),
-  };
+  const env = environmentFor({
+    temporal: options.temporal,
+    s3: options.s3,
+    gpuConcurrency: options.gpuConcurrency ?? 1,
+    taskQueues: options.taskQueues,
+  });
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,3 +1,2 @@
-/** Task queues: workflows and light activities on one, accelerator-bound activities on the other. */
-export const ORCHESTRATION_TASK_QUEUE = 'pneumogan';
-export const GPU_TASK_QUEUE = 'pneumogan-gpu';
+/** Task queues (defaults; deployments rename them through lib/settings.ts). */
+export { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../lib/task-queues.js';

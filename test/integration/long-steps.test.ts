@@ -16,18 +16,18 @@ import { initComputeBackend } from '../../lib/compute/backend.js';
 import { encodeSafetensors } from '../../lib/training/checkpoint.js';
 import { trainGan } from '../../lib/training/gan.js';
 import { resolvePreset } from '../../pipelines/presets.js';
-import { runInActivity, type ActivityHarness } from '../helpers/activity-context.js';
-import { startTestS3 } from '../helpers/s3.js';
+import { runInActivity, type ActivityHarness } from '../../bench/activity-harness.js';
+import { startScratchS3 } from '../../lib/infra/scratch-s3.js';
 
 const KERMANY_TRAIN = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-train');
 const HEARTBEAT_TIMEOUT_MS = 5000;
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: Awaited<ReturnType<typeof startScratchS3>>;
 let deps: ActivityDeps;
 let scratch: string;
 
 before(async () => {
-  s3 = await startTestS3();
+  s3 = await startScratchS3();
   scratch = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-long-steps-'));
   const backend = await initComputeBackend(() => {});
   deps = { store: s3.store, computeBackend: backend.name, codeVersion: 'test', workerIdentity: 'test' };

@@ -21,15 +21,15 @@ import {
 } from '../../lib/lineage.js';
 import { canonicalJson, contentKey, sha256Hex, type ArtifactRef, type ArtifactStore } from '../../lib/storage.js';
 import { verifyProblemCount, verifyRun } from '../../lib/verify.js';
-import { runInActivity } from '../helpers/activity-context.js';
-import { startTestS3 } from '../helpers/s3.js';
+import { runInActivity } from '../../bench/activity-harness.js';
+import { startScratchS3 } from '../../lib/infra/scratch-s3.js';
 
 const RUN = 'paper-trial';
 const TRIAL = `pneumogan-${RUN}/trial-1`;
 const INGESTED = 5216;
 const PER_CLASS = 2808;
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
+let s3: Awaited<ReturnType<typeof startScratchS3>>;
 let store: ArtifactStore;
 let deps: ActivityDeps;
 const built: { generated: LabeledImage[]; synthetic: ArtifactRef[]; report: ArtifactRef } = {
@@ -74,7 +74,7 @@ async function putImages(count: number, put: (i: number) => Promise<ArtifactRef>
 }
 
 before(async () => {
-  s3 = await startTestS3();
+  s3 = await startScratchS3();
   store = s3.store;
   deps = { store, computeBackend: 'none', codeVersion: 'test', workerIdentity: 'test' };
   const started = performance.now();

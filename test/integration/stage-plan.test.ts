@@ -1,0 +1,375 @@
+/**
+ * The trial's stage plan, tested the Temporal way: today's workflow code runs on a real (local)
+ * Temporal server through TestWorkflowEnvironment, with stub activities that record what they
+ * were asked to do. No training, no S3: seconds per run. Covers which stages each protocol
+ * choice schedules, that backbones and trials fan out in parallel, and what the failure of one
+ * backbone does to the run.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { createCpuActivities } from '../../activities/cpu.js';
+import type { createGpuActivities } from '../../activities/gpu.js';
+import { launchReproduction } from '../../cli/launch.js';
+import { findOrProvisionTemporalCli } from '../../lib/infra/temporal-cli.js';
+import { taskQueueSettings } from '../../lib/settings.js';
+import { confusionMatrix, metricsFromConfusion } from '../../lib/protocol/metrics.js';
+import { sha256Hex, type ArtifactRef } from '../../lib/storage.js';
+import { resolvePreset } from '../../pipelines/presets.js';
+import type { Backbone, PipelineConfig, Protocol } from '../../pipelines/schema.js';
+import { progressQuery, reproducePaper } from '../../workflows/index.js';
+import { quietTemporalLogs } from '../../workers/main.js';
+import { bundleWorkflows } from '../../workers/runtime.js';
+
+type CpuActivities = ReturnType<typeof createCpuActivities>;
+type GpuActivities = ReturnType<typeof createGpuActivities>;
+
+let env: TestWorkflowEnvironment | undefined;
+let bundle: WorkflowBundleWithSourceMap;
+let skip: string | false = false;
+
+before(async () => {
+  let cliPath: string;
+  try {
+    cliPath = await findOrProvisionTemporalCli({ provision: false });
+  } catch (err) {
+    skip = `no Temporal CLI to run the test server (${(err as Error).message.split('\n')[0]}); run \`npm run setup\``;
+    return;
+  }
+  quietTemporalLogs();
+  [env, bundle] = await Promise.all([
+    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cliPath } } }),
+    bundleWorkflows(),
+  ]);
+});
+after(() => env?.teardown());
+
+const ref = (name: string): ArtifactRef => ({ key: `stub/${name}`, sha256: sha256Hex(name), bytes: 1 });
+const counts = { NORMAL: 10, PNEUMONIA: 10 };
+const sides = { images: counts, patients: counts };
+/** Three of four right: what the report's aggregation reads, made by the real metrics code. */
+const metrics = metricsFromConfusion(confusionMatrix([0, 1, 0, 1], [0, 1, 1, 1]));
+
+interface Call {
+  activity: string;
+  input: Record<string, unknown>;
+}
+
+/** Stub activities that record every call; `hooks` replace or wrap single ones. */
+function stubs(calls: Call[], hooks: Partial<GpuActivities> = {}) {
+  const record = (activity: string, input: unknown) =>
+    calls.push({ activity, input: input as Record<string, unknown> });
+  const cpu = {
+    ingestDataset: (input) => {
+      record('ingestDataset', input);
+      return Promise.resolve({
+        manifest: ref('manifest'),
+        source: 'stub',
+        counts,
+        patients: counts,
+        duplicates: 0,
+        skipped: 0,
+      });
+    },
+    partitionDataset: (input) => {
+      record('partitionDataset', input);
+      return Promise.resolve({
+        pool: ref('pool'),
+        poolCounts: counts,
+        heldout: input.protocol.evaluations.includes('heldout')
+          ? { images: ref('heldout'), counts, patients: counts, source: 'stub' }
+          : undefined,
+      });
+    },
+    importWeights: (input) => {
+      record('importWeights', input);
+      return Promise.resolve(ref(`weights-${input.backbone}`));
+    },
+    sampleSubset: (input) => {
+      record('sampleSubset', input);
+      return Promise.resolve({ subset: ref(`subset-${input.trial}`), counts });
+    },
+    splitPool: (input) => {
+      record('splitPool', input);
+      return Promise.resolve({
+        split: ref(`split-${input.synthetic.length}-${input.seed}`),
+        train: sides,
+        test: sides,
+      });
+    },
+    aggregateReport: (input) => {
+      record('aggregateReport', input);
+      return Promise.resolve({
+        summary: ref('summary'),
+        report: ref('report'),
+        reportKey: `runs/${input.runName}/report.md`,
+        summaryKey: `runs/${input.runName}/summary.json`,
+        figureKeys: [],
+      });
+    },
+  } as Partial<CpuActivities> as CpuActivities;
+  const gpu: GpuActivities = {
+    trainGan: (input) => {
+      record('trainGan', input);
+      return Promise.resolve({
+        checkpoint: ref(`gan-${input.label}-${input.seed}`),
+        samples: ref('samples'),
+        history: ref('gan-history'),
+        trainingImages: 10,
+        finalLoss: { discriminator: 1, generator: 1 },
+        resumedFromStep: 0,
+      });
+    },
+    synthesize: (input) => {
+      record('synthesize', input);
+      return Promise.resolve({ images: ref(`synthetic-${input.label}-${input.seed}`), count: input.count });
+    },
+    fineTune: (input) => {
+      record('fineTune', input);
+      return Promise.resolve({
+        checkpoint: ref(`model-${input.backbone}-${input.split.key}`),
+        history: ref('history'),
+        finalLoss: 0.5,
+        resumedFromBatch: 0,
+      });
+    },
+    evaluate: (input) => {
+      record('evaluate', input);
+      return Promise.resolve({
+        evaluation: ref(`evaluation-${input.backbone}-${input.test.key}`),
+        metrics,
+      });
+    },
+    ...hooks,
+  };
+  return { cpu, gpu };
+}
+
+let queueCounter = 0;
+
+/**
+ * Runs reproducePaper with `config` on fresh, non-default task queues served by stub workers;
+ * `afterwards` runs while the workers still serve (queries of a closed workflow need one).
+ */
+async function runWithStubs(
+  config: PipelineConfig,
+  calls: Call[],
+  hooks: Partial<GpuActivities> = {},
+  afterwards: (workflowId: string) => Promise<void> = () => Promise.resolve(),
+) {
+  const { cpu, gpu } = stubs(calls, hooks);
+  const queue = `stage-plan-${process.pid}-${++queueCounter}`;
+  const taskQueues = { orchestration: queue, gpu: `${queue}-gpu` };
+  const orchestration = await Worker.create({
+    connection: env!.nativeConnection,
+    taskQueue: taskQueues.orchestration,
+    workflowBundle: bundle,
+    activities: cpu,
+  });
+  const gpuWorker = await Worker.create({
+    connection: env!.nativeConnection,
+    taskQueue: taskQueues.gpu,
+    activities: gpu,
+  });
+  const workflowId = `stage-plan-${queueCounter}`;
+  const handle = await env!.client.workflow.start(reproducePaper, {
+    workflowId,
+    taskQueue: taskQueues.orchestration,
+    args: [{ runName: workflowId, config, taskQueues, options: { reuse: false } }],
+  });
+  const outcome = await orchestration.runUntil(
+    gpuWorker.runUntil(
+      handle
+        .result()
+        .then(
+          (result) => ({ result, error: undefined }),
+          (error: unknown) => ({ result: undefined, error }),
+        )
+        .then(async (outcome) => {
+          await afterwards(workflowId);
+          return outcome;
+        }),
+    ),
+  );
+  return { handle, ...outcome };
+}
+
+function smoke(evaluations: Protocol[], backbones: Backbone[], trials = 1): PipelineConfig {
+  const config = resolvePreset('smoke');
+  config.protocol.evaluations = evaluations;
+  config.protocol.trialSeeds = config.protocol.trialSeeds.slice(0, trials);
+  config.classifier.backbones = backbones;
+  return config;
+}
+
+const tally = (calls: Call[]) =>
+  Object.fromEntries(
+    [...new Set(calls.map((c) => c.activity))].sort().map((a) => [a, calls.filter((c) => c.activity === a).length]),
+  );
+
+test('the paper protocol alone: a GAN and synthesis per class, one pooled split, one fine-tune and evaluation per backbone', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  const { result, error } = await runWithStubs(smoke(['paper'], ['alexnet', 'resnet18']), calls);
+  assert.equal(error, undefined);
+  assert.deepEqual(tally(calls), {
+    aggregateReport: 1,
+    evaluate: 2,
+    fineTune: 2,
+    ingestDataset: 1,
+    partitionDataset: 1,
+    sampleSubset: 1,
+    splitPool: 1,
+    synthesize: 2,
+    trainGan: 2,
+  });
+  const split = calls.find((c) => c.activity === 'splitPool')!.input;
+  assert.equal((split.synthetic as ArtifactRef[]).length, 2, 'the pooled split takes both classes of synthetic images');
+  for (const e of calls.filter((c) => c.activity === 'evaluate'))
+    assert.match((e.input.test as ArtifactRef).key, /^stub\/split-2-/, 'tested on the pooled split');
+  assert.deepEqual(result!.trials[0]!.evaluations.map((e) => `${e.protocol}:${e.backbone}`).sort(), [
+    'paper:alexnet',
+    'paper:resnet18',
+  ]);
+  // Synthesis asks for syntheticPerReal images per real one of its class.
+  const synth = calls.filter((c) => c.activity === 'synthesize').map((c) => c.input.count);
+  assert.deepEqual(synth, [10 * 9, 10 * 9]);
+});
+
+test('no-gan alone trains no GAN: one real-only split, each backbone fine-tuned and tested on it', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  const { result, error } = await runWithStubs(smoke(['no-gan'], ['squeezenet']), calls);
+  assert.equal(error, undefined);
+  assert.equal(tally(calls).trainGan, undefined);
+  assert.equal(tally(calls).synthesize, undefined);
+  const splits = calls.filter((c) => c.activity === 'splitPool');
+  assert.deepEqual(
+    splits.map((s) => (s.input.synthetic as ArtifactRef[]).length),
+    [0],
+  );
+  assert.deepEqual(
+    result!.trials[0]!.evaluations.map((e) => `${e.protocol}:${e.backbone}`),
+    ['no-gan:squeezenet'],
+  );
+});
+
+test('all three protocols: the GAN-trained model is tested twice (pooled and held-out), the real-only one once', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  const { result, error } = await runWithStubs(smoke(['paper', 'heldout', 'no-gan'], ['googlenet']), calls);
+  assert.equal(error, undefined);
+  assert.equal(tally(calls).fineTune, 2);
+  assert.equal(tally(calls).evaluate, 3);
+  const tests = calls.filter((c) => c.activity === 'evaluate').map((c) => (c.input.test as ArtifactRef).key);
+  assert.ok(tests.includes('stub/heldout'), `held-out images are a test set (${tests.join(', ')})`);
+  assert.deepEqual(result!.trials[0]!.evaluations.map((e) => e.protocol).sort(), ['heldout', 'no-gan', 'paper']);
+});
+
+test('backbones fine-tune in parallel and trials run side by side', async (t) => {
+  if (skip) return t.skip(skip);
+  const backbones: Backbone[] = ['alexnet', 'googlenet', 'squeezenet', 'resnet18'];
+  const trials = 2;
+  const expected = backbones.length * trials;
+  // Each fine-tune waits until every one has started: a sequential plan would never get there.
+  let started = 0;
+  let allStarted!: () => void;
+  const barrier = new Promise<void>((resolve) => (allStarted = resolve));
+  const calls: Call[] = [];
+  const { result, error } = await runWithStubs(smoke(['paper'], backbones, trials), calls, {
+    async fineTune(input) {
+      calls.push({ activity: 'fineTune', input: input });
+      if (++started === expected) allStarted();
+      await barrier;
+      return {
+        checkpoint: ref(`model-${input.backbone}`),
+        history: ref('history'),
+        finalLoss: 0.5,
+        resumedFromBatch: 0,
+      };
+    },
+  });
+  assert.equal(error, undefined);
+  assert.equal(started, expected);
+  assert.equal(result!.trials.length, trials);
+  assert.deepEqual(
+    result!.trials.map((r) => r.seed),
+    resolvePreset('smoke').protocol.trialSeeds.slice(0, trials),
+  );
+});
+
+test('a backbone whose fine-tuning fails for good fails its trial and the run, naming the activity; no report is written', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  let trialStages: Record<string, { status: string }> = {};
+  const { handle, error } = await runWithStubs(
+    smoke(['paper'], ['alexnet', 'googlenet']),
+    calls,
+    {
+      fineTune(input) {
+        calls.push({ activity: 'fineTune', input: input });
+        if (input.backbone === 'googlenet')
+          return Promise.reject(ApplicationFailure.nonRetryable('googlenet weights do not fit', 'InputError'));
+        return Promise.resolve({
+          checkpoint: ref('model'),
+          history: ref('history'),
+          finalLoss: 0.5,
+          resumedFromBatch: 0,
+        });
+      },
+    },
+    async (workflowId) => {
+      trialStages = (await env!.client.workflow.getHandle(`${workflowId}/trial-1`).query(progressQuery)).stages;
+    },
+  );
+  assert.ok(error instanceof WorkflowFailedError, `the run failed (${String(error)})`);
+  const child = error.cause;
+  assert.ok(child instanceof ChildWorkflowFailure, 'through its trial');
+  assert.ok(child.cause instanceof ActivityFailure && child.cause.activityType === 'fineTune');
+  assert.match(String(child.cause.cause?.message), /googlenet weights do not fit/);
+  assert.equal(tally(calls).aggregateReport, undefined);
+  assert.equal(tally(calls).fineTune, 2, 'tried once: bad input is not retried');
+  assert.equal(trialStages['fine-tune:googlenet']?.status, 'failed');
+  assert.equal((await handle.describe()).status.name, 'FAILED');
+});
+
+test(
+  '`pneumogan run` starts on the queues the settings name, so workers on non-default queues pick the run up',
+  // Started on the default queue, the run would wait forever for a worker: fail instead.
+  { timeout: 120_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const taskQueues = taskQueueSettings({
+      PNEUMOGAN_TASK_QUEUE: `team-a-${process.pid}`,
+      PNEUMOGAN_GPU_TASK_QUEUE: `team-a-gpu-${process.pid}`,
+    });
+    const calls: Call[] = [];
+    const { cpu, gpu } = stubs(calls);
+    // Only these two queues have workers: a run started on the default queue would never finish.
+    const orchestration = await Worker.create({
+      connection: env!.nativeConnection,
+      taskQueue: taskQueues.orchestration,
+      workflowBundle: bundle,
+      activities: cpu,
+    });
+    const gpuWorker = await Worker.create({
+      connection: env!.nativeConnection,
+      taskQueue: taskQueues.gpu,
+      activities: gpu,
+    });
+    const handle = await launchReproduction({
+      client: env!.client,
+      runName: `queues-${process.pid}`,
+      config: smoke(['paper'], ['resnet18']),
+      taskQueues,
+      log: () => {},
+    });
+    const result = await orchestration.runUntil(gpuWorker.runUntil(handle.result()));
+    assert.equal(result.trials.length, 1);
+    assert.equal((await handle.describe()).taskQueue, taskQueues.orchestration);
+    assert.equal(tally(calls).fineTune, 1, 'the GPU steps ran on the GPU queue the settings name');
+  },
+);
