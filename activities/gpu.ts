@@ -34,7 +34,7 @@ import {
   type TrainGanInput,
   type TrainGanOutput,
 } from './types.js';
-import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
 /** Images shown in each GAN's sample grid. */
 const SAMPLE_GRID = { images: 16, columns: 8 };
@@ -63,7 +63,12 @@ export function createGpuActivities(deps: ActivityDeps) {
       store,
       images.map((i) => i.image),
       size,
-      progress ? (done) => progress.progress(done) : undefined,
+      progress
+        ? (done) => {
+            progress.signal.throwIfAborted();
+            progress.progress(done);
+          }
+        : undefined,
     );
     return images.map((image, i) => ({ image: pixels[i]!, label: image.label }));
   }
@@ -80,7 +85,7 @@ export function createGpuActivities(deps: ActivityDeps) {
             );
           }
           const progress = new ProgressReporter(`train ${label} GAN`, gan.steps);
-          const previous = previousCheckpoint();
+          const previous = progress.resumeFrom;
           const resume = previous ? await loadState<GanMeta>(previous.ref) : undefined;
           const pixels = await loadGrayImages(
             store,
@@ -194,7 +199,7 @@ export function createGpuActivities(deps: ActivityDeps) {
           const { split, backbone, classifier, seed, pretrained } = parsed;
           const { train } = await store.getJson(split, SplitSchema);
           const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
-          const previous = previousCheckpoint();
+          const previous = progress.resumeFrom;
           const resume = previous ? await loadState<ClassifierMeta>(previous.ref) : undefined;
           const { model, state } = await fineTune({
             backbone,
@@ -239,14 +244,15 @@ export function createGpuActivities(deps: ActivityDeps) {
           const { test: testRef, checkpoint, backbone, classifier } = parsed;
           const testSet = await store.getJson(testRef, z.union([SplitSchema, ImageSetSchema]));
           const test = testSet.kind === 'split' ? testSet.test : testSet.images;
-          const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
+          // Two passes over the test set, each reported: loading the images, then predicting them.
+          const progress = new ProgressReporter(`evaluate ${backbone}`, 2 * test.length);
           const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
           try {
-            const { metrics, predictions } = await evaluateClassifier(
-              model,
-              await labelledPixels(test, classifier.inputSize, progress),
-              classifier.inputSize,
-            );
+            const pixels = await labelledPixels(test, classifier.inputSize, progress);
+            const { metrics, predictions } = await evaluateClassifier(model, pixels, classifier.inputSize, undefined, {
+              onProgress: (done) => progress.progress(test.length + done),
+              signal: progress.signal,
+            });
             const evaluation = {
               kind: 'evaluation',
               backbone,

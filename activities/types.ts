@@ -4,7 +4,7 @@
  * small numbers, never pixels or tensors.
  */
 import { z } from 'zod';
-import { BACKBONES, CLASS_NAMES, PipelineConfigSchema, PROTOCOLS } from '../pipelines/schema.js';
+import { BACKBONES, CLASS_NAMES, PipelineConfigSchema, PROTOCOLS, WeightsSourceSchema } from '../pipelines/schema.js';
 import { ArtifactRefSchema } from '../lib/storage.js';
 import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
 
@@ -43,7 +43,7 @@ export interface PartitionOutput {
   };
 }
 
-export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: z.string().min(1) });
+export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: WeightsSourceSchema });
 export type ImportWeightsInput = z.infer<typeof ImportWeightsInputSchema>;
 
 export const SampleSubsetInputSchema = z.object({

@@ -8,8 +8,7 @@
  *   its own process it cannot starve the workflow worker's event loop (workflow tasks must
  *   finish within seconds) or an embedded S3 server's sockets.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import type { ActivityDeps } from '../activities/runtime.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
+import { codeVersion } from './code-version.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -59,19 +59,6 @@ export interface RunningWorkers {
   /** Resolves when every worker has stopped; rejects if one fails. */
   done: Promise<void>;
   shutdown(): Promise<void>;
-}
-
-export function codeVersion(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
-      cwd: projectRoot,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
-    return `v${pkg.version}`;
-  }
 }
 
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
