@@ -14,7 +14,7 @@ import {
   type Split,
 } from '../lib/data/manifest.js';
 import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
-import { readWeightsSource } from '../lib/models/weights-source.js';
+import { checkWeightsFile, readWeightsSource, weightsPolicyFromEnv } from '../lib/models/weights-source.js';
 import { writeReport } from '../lib/report/write.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import {
@@ -137,17 +137,29 @@ export function createCpuActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Copies pretrained weights into the store, so trials use (and lineage names) their content hash. */
+    /**
+     * Copies pretrained weights into the store, so trials use (and lineage names) their content
+     * hash. The file is read under the workers' weights policy (allowed sources, size cap,
+     * timeout, optional sha256 pin) and checked to be safetensors of the backbone before it is stored.
+     */
     async importWeights(input: ImportWeightsInput): Promise<ArtifactRef> {
-      return runActivity(ImportWeightsInputSchema, input, async ({ backbone, source }) =>
-        new ArtifactRecorder(deps).put(
-          await readWeightsSource(store, source),
-          'safetensors',
-          'pretrained-weights',
-          [],
-          { backbone, source },
-        ),
-      );
+      return runActivity(ImportWeightsInputSchema, input, async ({ backbone, source: configured }) => {
+        const { source, sha256 } =
+          typeof configured === 'string' ? { source: configured, sha256: undefined } : configured;
+        const progress = new ProgressReporter(`import ${backbone} weights`, 0);
+        const bytes = await readWeightsSource(store, source, {
+          policy: weightsPolicyFromEnv(),
+          sha256,
+          signal: progress.signal,
+          onProgress: (done, total) => progress.progress(done, total),
+        });
+        checkWeightsFile(bytes, backbone, source);
+        return new ArtifactRecorder(deps).put(bytes, 'safetensors', 'pretrained-weights', [], {
+          backbone,
+          source,
+          ...(sha256 ? { sha256 } : {}),
+        });
+      });
     },
 
     async sampleSubset(input: SampleSubsetInput): Promise<SampleSubsetOutput> {

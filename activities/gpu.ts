@@ -35,7 +35,7 @@ import {
   type TrainGanOutput,
 } from './types.js';
 import { markExamples } from './profile.js';
-import { memoized, previousCheckpoint, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
 
 /**
  * Generated images per chunk of synthesis, stored while the next chunk is generated. The native
@@ -71,7 +71,12 @@ export function createGpuActivities(deps: ActivityDeps) {
       store,
       images.map((i) => i.image),
       size,
-      progress ? (done) => progress.progress(done) : undefined,
+      progress
+        ? (done) => {
+            progress.signal.throwIfAborted();
+            progress.progress(done);
+          }
+        : undefined,
     );
     return images.map((image, i) => ({ image: pixels[i]!, label: image.label }));
   }
@@ -89,7 +94,7 @@ export function createGpuActivities(deps: ActivityDeps) {
           }
           markExamples(images.length);
           const progress = new ProgressReporter(`train ${label} GAN`, gan.steps);
-          const previous = previousCheckpoint();
+          const previous = progress.resumeFrom;
           const resume = previous ? await loadState<GanMeta>(previous.ref) : undefined;
           const pixels = await loadGrayImages(
             store,
@@ -225,7 +230,7 @@ export function createGpuActivities(deps: ActivityDeps) {
           const { train } = await store.getJson(split, SplitSchema);
           markExamples(train.length);
           const progress = new ProgressReporter(`fine-tune ${backbone}`, 0);
-          const previous = previousCheckpoint();
+          const previous = progress.resumeFrom;
           const resume = previous ? await loadState<ClassifierMeta>(previous.ref) : undefined;
           const { model, state } = await fineTune({
             backbone,
@@ -270,14 +275,15 @@ export function createGpuActivities(deps: ActivityDeps) {
           const { test: testRef, checkpoint, backbone, classifier } = parsed;
           const testSet = await store.getJson(testRef, z.union([SplitSchema, ImageSetSchema]));
           const test = testSet.kind === 'split' ? testSet.test : testSet.images;
-          const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
+          // Two passes over the test set, each reported: loading the images, then predicting them.
+          const progress = new ProgressReporter(`evaluate ${backbone}`, 2 * test.length);
           const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
           try {
-            const { metrics, predictions } = await evaluateClassifier(
-              model,
-              await labelledPixels(test, classifier.inputSize, progress),
-              classifier.inputSize,
-            );
+            const pixels = await labelledPixels(test, classifier.inputSize, progress);
+            const { metrics, predictions } = await evaluateClassifier(model, pixels, classifier.inputSize, undefined, {
+              onProgress: (done) => progress.progress(test.length + done),
+              signal: progress.signal,
+            });
             const evaluation = {
               kind: 'evaluation',
               backbone,

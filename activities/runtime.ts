@@ -92,12 +92,24 @@ export function previousCheckpoint(): { ref: ArtifactRef; step: number } | undef
 /**
  * Tracks progress and the latest checkpoint and heartbeats both. The SDK throttles heartbeats,
  * so calling this every batch is cheap.
+ *
+ * Every heartbeat carries the newest checkpoint known to this attempt, starting with the one the
+ * previous attempt reported: an attempt that dies before writing its own first checkpoint must
+ * not erase the resume point (its last heartbeat is what the next attempt reads).
  */
 export class ProgressReporter {
   private details: ProgressDetails;
+  /** The checkpoint this attempt starts from (the previous attempt's latest), if any. */
+  readonly resumeFrom: { ref: ArtifactRef; step: number } | undefined;
 
   constructor(stage: string, total: number) {
-    this.details = { stage, done: 0, total };
+    this.resumeFrom = previousCheckpoint();
+    this.details = {
+      stage,
+      done: 0,
+      total,
+      ...(this.resumeFrom ? { checkpoint: this.resumeFrom.ref, checkpointStep: this.resumeFrom.step } : {}),
+    };
     Context.current().heartbeat(this.details);
   }
 

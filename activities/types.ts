@@ -4,7 +4,7 @@
  * small numbers, never pixels or tensors.
  */
 import { z } from 'zod';
-import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
+import { BACKBONES, CLASS_NAMES, PipelineConfigSchema, WeightsSourceSchema } from '../pipelines/schema.js';
 import { ClassCounts, SideCounts } from '../pipelines/results.js';
 import { ArtifactRefSchema } from '../lib/storage.js';
 import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
@@ -51,7 +51,7 @@ export interface PartitionOutput {
   };
 }
 
-export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: z.string().min(1) });
+export const ImportWeightsInputSchema = z.object({ backbone: z.enum(BACKBONES), source: WeightsSourceSchema });
 export type ImportWeightsInput = z.infer<typeof ImportWeightsInputSchema>;
 
 export const SampleSubsetInputSchema = z

@@ -13,6 +13,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
+import { StateDirBusyError } from '../lib/infra/state-lock.js';
+import { TemporalDbInUseError } from '../lib/infra/temporal-server.js';
 import {
   connectionOptions,
   s3Settings,
@@ -20,7 +22,7 @@ import {
   temporalSettings,
   type TaskQueues,
 } from '../lib/settings.js';
-import { ArtifactStore, assertSafeRunName, type S3Settings } from '../lib/storage.js';
+import { ArtifactStore, assertSafeRunName } from '../lib/storage.js';
 import { presetNames } from '../pipelines/presets.js';
 import { resolveConfig, type ConfigSources } from '../pipelines/resolve.js';
 import { ConfigError, type DataSource, type PipelineConfig } from '../pipelines/schema.js';
@@ -28,8 +30,8 @@ import type { reproducePaper } from '../workflows/index.js';
 import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { startWorkers } from '../workers/runtime.js';
-import { withBackends } from './backends.js';
+import { SHUTDOWN_GRACE, startWorkers } from '../workers/runtime.js';
+import { embeddedS3Settings, withBackends } from './backends.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
 import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
 
@@ -173,7 +175,7 @@ const program = new Command('pneumogan')
 program
   .command('demo')
   .description(
-    'run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as child processes), with state in --state-dir (rerun with the same --run to resume after a crash)',
+    'run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as supervised child processes), with state in --state-dir. Ctrl-C stops it within seconds, keeping the state; rerun with the same --run to resume (also after a crash)',
   )
   .addOption(runNameOption)
   .addOption(presetOption)
@@ -187,18 +189,43 @@ program
   .action(async (opts: LaunchCliOptions & { stateDir: string }) => {
     // A bad configuration fails before any server starts.
     const config = await resolveConfig(configSources(opts));
-    quietTemporalLogs();
-    const infra = await startEmbeddedInfrastructure({ stateDir: opts.stateDir, log });
-    const s3: S3Settings = {
-      endpoint: infra.s3.endpoint,
-      accessKey: infra.s3.accessKey,
-      secretKey: infra.s3.secretKey,
-      bucket: 'pneumogan',
-      region: infra.s3.region,
+    const runName = (opts.run ??= defaultRunName(config.preset));
+    const interrupted = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!interrupted.signal.aborted) {
+        log(
+          `[demo] ${signal}: stopping (running steps get ${SHUTDOWN_GRACE} to finish, then the servers stop; state stays in ${path.resolve(opts.stateDir)}). Press Ctrl-C again to stop at once.`,
+        );
+        interrupted.abort(new DemoInterrupted(signal));
+      } else {
+        log(`[demo] ${signal} again: stopping at once`);
+        process.exit(130); // the 'exit' hooks kill the worker processes and stop the server
+      }
     };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const stoppedBy = new Promise<never>((_, reject) =>
+      interrupted.signal.addEventListener('abort', () => reject(interrupted.signal.reason as Error), { once: true }),
+    );
+    stoppedBy.catch(() => undefined);
+    const startedAt = Date.now();
     const taskQueues = taskQueueSettings();
+    let infra: Awaited<ReturnType<typeof startEmbeddedInfrastructure>> | undefined;
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
     try {
+      infra = await Promise.race([
+        startEmbeddedInfrastructure({
+          stateDir: opts.stateDir,
+          log,
+          owner: { role: 'demo', command: `pneumogan demo --run ${runName}`, run: runName },
+          superviseTemporal: true,
+        }),
+        stoppedBy,
+      ]);
+      const s3 = embeddedS3Settings(infra.s3);
+      const lock = infra.lock;
+      // Installed only now: once installed, the SDK's runtime keeps the process alive until its workers stop.
+      quietTemporalLogs({ handleSignals: false });
       workers = await startWorkers({
         role: 'all-in-one',
         temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
@@ -207,19 +234,49 @@ program
         gpuProcesses: 2,
         taskQueues,
         log,
+        onGpuProcess: (name, pid) => void lock.setChild(name, pid),
       });
       const connection = await Connection.connect({ address: infra.temporal.address });
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
-        await reproduce(client, new ArtifactStore(s3), config, opts, taskQueues, infra.temporal.uiUrl || undefined);
+        // The run ends the demo, and so does whatever makes finishing it impossible.
+        const workersEnded = workers.done.then(() => {
+          throw new Error('the workers stopped before the run finished');
+        });
+        const serverLost = infra.fatal.then((err) => {
+          throw err;
+        });
+        for (const p of [workersEnded, serverLost]) p.catch(() => undefined);
+        await Promise.race([
+          reproduce(client, new ArtifactStore(s3), config, opts, taskQueues, infra.temporal.uiUrl || undefined),
+          stoppedBy,
+          workersEnded,
+          serverLost,
+        ]);
       } finally {
         await connection.close();
       }
+    } catch (err) {
+      if (!(err instanceof DemoInterrupted)) throw err;
     } finally {
-      await workers?.shutdown();
-      await infra.stop();
+      await workers?.shutdown().catch((err: unknown) => log(`[demo] stopping the workers: ${String(err)}`));
+      await infra?.stop();
+    }
+    if (interrupted.signal.aborted) {
+      log(
+        `[demo] stopped ${((Date.now() - startedAt) / 1000).toFixed(1)} s after start; resume with: npm run demo -- --run ${runName}${opts.stateDir === '.pneumogan' ? '' : ` --state-dir ${opts.stateDir}`}`,
+      );
+      process.exit(130);
     }
   });
+
+/** The demo was asked to stop (Ctrl-C or SIGTERM): not a failure, the run resumes on relaunch. */
+class DemoInterrupted extends Error {
+  override name = 'DemoInterrupted';
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+  }
+}
 
 program
   .command('run')
@@ -416,7 +473,13 @@ program
  * child workflow -> activity -> the error that stopped it), which says where and why.
  */
 function explain(err: unknown): string {
-  if (err instanceof InputError || err instanceof ConfigError) return err.message;
+  if (
+    err instanceof InputError ||
+    err instanceof ConfigError ||
+    err instanceof StateDirBusyError ||
+    err instanceof TemporalDbInUseError
+  )
+    return err.message;
   if (err instanceof WorkflowFailedError) {
     const chain: string[] = [];
     for (let cause: unknown = err; cause instanceof Error; cause = cause.cause) {

@@ -50,6 +50,18 @@ export const DataSourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type DataSource = z.infer<typeof DataSourceSchema>;
 
+/** Where pretrained weights come from: a source string, or one with the file's sha256 pinned. */
+export const WeightsSourceSchema = z.union([
+  z.string().min(1),
+  z
+    .object({
+      source: z.string().min(1),
+      sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'a sha256 is 64 hex digits'),
+    })
+    .strict(),
+]);
+export type WeightsSource = z.infer<typeof WeightsSourceSchema>;
+
 export const PipelineConfigSchema = z
   .object({
     /** Preset this config started from, for the report. */
@@ -134,8 +146,10 @@ export const PipelineConfigSchema = z
          * ImageNet weights per backbone: a file path on the workers, an http(s) URL or s3://bucket/key
          * of a safetensors file with torchvision parameter names (see lib/models/pretrained.ts for how
          * to make one from published weights). Backbones without an entry start from random weights.
+         * `{ source, sha256 }` also pins the file's hash. Local paths must lie in PNEUMOGAN_WEIGHTS_DIR
+         * and plain http is refused (lib/models/weights-source.ts).
          */
-        pretrained: z.partialRecord(z.enum(BACKBONES), z.string().min(1)),
+        pretrained: z.partialRecord(z.enum(BACKBONES), WeightsSourceSchema),
         /** `features`: train only the new 2-class head; `none`: fine-tune every layer. */
         freeze: z.enum(['none', 'features']),
         /** Batches between checkpoints written to S3. */

@@ -3,13 +3,12 @@
  * - orchestration: workflows + light activities on the orchestration queue;
  * - gpu: accelerator-bound activities only, on the GPU queue (no workflows, so restarting a GPU
  *   worker never strands a sticky workflow task);
- * - all-in-one: the orchestration worker in this process and GPU workers as child processes,
- *   for the local demo and tests. Training is synchronous CPU work in tfjs between awaits; in
+ * - all-in-one: the orchestration worker in this process and GPU workers as supervised child
+ *   processes (restarted when they die), for the local demo and tests. Training is synchronous CPU work in tfjs between awaits; in
  *   its own process it cannot starve the workflow worker's event loop (workflow tasks must
  *   finish within seconds) or an embedded S3 server's sockets.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,8 @@ import { connectionOptions, environmentFor, type TemporalSettings } from '../lib
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { stageProfileInterceptors } from './stage-profile.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
+import { codeVersion } from './code-version.js';
+import { superviseProcess, type SupervisedProcess } from './supervisor.js';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -39,7 +40,16 @@ export interface StartWorkersOptions {
   /** A pre-built workflow bundle (tests bundle once and start several workers). */
   workflowBundle?: WorkflowBundleWithSourceMap;
   log?: (line: string) => void;
+  /** all-in-one only: a GPU worker process started (its pid) or ended (undefined). */
+  onGpuProcess?: (name: string, pid: number | undefined) => void;
 }
+
+/**
+ * How long a stopping worker lets in-flight activities run before cancelling them. Long steps
+ * checkpoint and put the checkpoint in their heartbeat, so a cancelled step loses little, and
+ * a Ctrl-C or SIGTERM takes seconds rather than the rest of a training run.
+ */
+export const SHUTDOWN_GRACE = '5 seconds';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -47,19 +57,6 @@ export interface RunningWorkers {
   /** Resolves when every worker has stopped; rejects if one fails. */
   done: Promise<void>;
   shutdown(): Promise<void>;
-}
-
-export function codeVersion(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
-      cwd: projectRoot,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    const pkg = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
-    return `v${pkg.version}`;
-  }
 }
 
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
@@ -106,6 +103,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         activities: createCpuActivities(deps),
         identity: `${deps.workerIdentity}/orchestration`,
         interceptors,
+        shutdownGraceTime: SHUTDOWN_GRACE,
       }),
     );
   }
@@ -119,17 +117,18 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
         identity: `${deps.workerIdentity}/gpu`,
         interceptors,
+        shutdownGraceTime: SHUTDOWN_GRACE,
       }),
     );
   }
   const children = options.role === 'all-in-one' ? spawnGpuWorkers(options, log) : [];
-  const done = Promise.all([...workers.map((w) => w.run()), ...children.map((c) => c.exited)]).then(() =>
+  const done = Promise.all([...workers.map((w) => w.run()), ...children.map((c) => c.done)]).then(() =>
     connection.close(),
   );
   log(
     `[worker] ${options.role}: ${workers
       .map((w) => `${w.options.taskQueue} worker`)
-      .concat(children.map((c) => `GPU worker process ${c.child.pid}`))
+      .concat(children.map((c) => `supervised ${c.name} process`))
       .join(', ')} on ${options.temporal.address} (${options.temporal.namespace})`,
   );
   return {
@@ -138,7 +137,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     done,
     async shutdown() {
       for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
-      for (const child of children) child.stop();
+      await Promise.all(children.map((c) => c.stop()));
       await done;
     },
   };
@@ -146,17 +145,25 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
 
 export interface GpuWorkerProcess {
   child: ChildProcess;
+  /** Resolves once the worker polls its task queue (it says so over IPC). */
+  ready: Promise<void>;
   /** Resolves when the process ends after stop() or with code 0; rejects on any other exit. */
   exited: Promise<void>;
-  /** Graceful: SIGTERM (the SDK drains in-flight activities), SIGKILL after 20 s. */
+  /** Graceful: SIGTERM (the SDK drains in-flight activities for SHUTDOWN_GRACE), SIGKILL after 10 s. */
   stop(): void;
 }
 
-/** GPU workers as child processes, configured through the same environment as workers/gpu.ts. */
-function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => void): GpuWorkerProcess[] {
-  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) =>
-    spawnGpuWorkerProcess(options, `gpu-worker ${index + 1}`, log),
-  );
+/**
+ * GPU workers as supervised child processes (workers/supervisor.ts): one that dies is restarted,
+ * and its pid reported through onGpuProcess.
+ */
+function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => void): SupervisedProcess[] {
+  return Array.from({ length: options.gpuProcesses ?? 2 }, (_, index) => {
+    const name = `gpu-worker ${index + 1}`;
+    return superviseProcess(() => spawnGpuWorkerProcess(options, name, log), name, log, {
+      onProcess: (pid) => options.onGpuProcess?.(name, pid),
+    });
+  });
 }
 
 export function spawnGpuWorkerProcess(
@@ -170,9 +177,12 @@ export function spawnGpuWorkerProcess(
     gpuConcurrency: options.gpuConcurrency ?? 1,
     taskQueues: options.taskQueues,
   });
+  // Its own process group: a terminal's Ctrl-C reaches only the parent, which stops workers in
+  // order. The IPC channel says when it is ready, and its closing tells it that the parent died.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    detached: true,
   });
   const prefix = `[${name}]`;
   for (const stream of [child.stdout, child.stderr]) {
@@ -184,9 +194,15 @@ export function spawnGpuWorkerProcess(
       for (const line of lines) if (line.trim()) log(`${prefix} ${line}`);
     });
   }
+  const ready = new Promise<void>((resolve) =>
+    child.on('message', (message: unknown) => {
+      if ((message as { type?: string } | null)?.type === 'ready') resolve();
+    }),
+  );
   let stopping = false;
   const exited = new Promise<void>((resolve, reject) =>
     child.once('exit', (code, signal) => {
+      process.off('exit', killOnExit);
       if (stopping || code === 0) resolve();
       else reject(new Error(`${prefix} exited with ${signal ?? `code ${code}`}`));
     }),
@@ -195,12 +211,13 @@ export function spawnGpuWorkerProcess(
   process.once('exit', killOnExit);
   return {
     child,
+    ready,
     exited,
     stop() {
       stopping = true;
       process.off('exit', killOnExit);
       child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
     },
   };
 }

@@ -3,19 +3,17 @@
  * with SQLite persistence, so the pipeline needs neither Docker nor a Temporal cluster. Finding
  * or building the CLI itself is lib/infra/temporal-cli.ts.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { findFreePorts, isPortOpen } from './ports.js';
 import { firstLine, LineTail, lineSplitter } from './process-output.js';
+import { isSameProcess, processIdentity, ProcessIdentitySchema, stopIfSameProcess } from './process-identity.js';
 import { findOrProvisionTemporalCli } from './temporal-cli.js';
+import { z } from 'zod';
 
 export { findFreePort } from './ports.js';
-
-const execFileAsync = promisify(execFile);
 
 type Log = (line: string) => void;
 const noop: Log = () => {};
@@ -65,6 +63,8 @@ export interface TemporalDevServer {
   args: string[];
   /** The server's last output lines. */
   logTail(): string;
+  /** Settles when the server process ends, for whatever reason (stop(), a crash, a kill). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, wait for exit (SIGKILL after the grace period). Idempotent. */
   stop(): Promise<void>;
 }
@@ -73,9 +73,13 @@ export interface TemporalDevServer {
  * Runs `temporal server start-dev` bound to 127.0.0.1 and resolves once the frontend answers
  * and the namespace exists.
  *
- * The child does not keep the parent's event loop alive, and is sent SIGTERM when the parent
- * exits normally (process 'exit'). A parent killed by a signal cannot do that; the next start on
- * the same dbFile then stops the orphan, found through `<dbFile>.pid`, before reusing the file.
+ * The child does not keep the parent's event loop alive, runs in its own process group (a
+ * terminal's Ctrl-C reaches only the parent, which stops its workers before the server), and is
+ * sent SIGTERM when the parent exits normally (process 'exit'). A parent killed by a signal
+ * cannot do that; `<dbFile>.pid` records the server's and the parent's identities, and the next
+ * start on the same dbFile stops the server only when it provably is that orphan (the server
+ * still the recorded process, its parent gone). A server whose parent still runs is in use: the
+ * start fails with a message naming it, and nothing is stopped.
  */
 export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}): Promise<TemporalDevServer> {
   const log = opts.log ?? noop;
@@ -141,7 +145,11 @@ async function startOnce(
   log(`[temporal] starting dev server: ${cliPath} ${args.join(' ')}`);
 
   const tail = new LineTail(60);
-  const child: ChildProcess = spawn(cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  const child: ChildProcess = spawn(cliPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    windowsHide: true,
+    detached: true,
+  });
   const onLine = (line: string) => {
     tail.push(line);
     opts.serverLog?.(line);
@@ -154,7 +162,7 @@ async function startOnce(
   let spawnError: Error | undefined;
   let stopping: Promise<void> | undefined;
   let ready = false;
-  const exited = new Promise<void>((resolve) => {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       exitInfo = { code, signal };
       process.off('exit', onParentExit);
@@ -163,11 +171,11 @@ async function startOnce(
           `[temporal] dev server (pid ${child.pid}) exited unexpectedly (${code ?? signal}); last output:\n${tail.text()}`,
         );
       }
-      resolve();
+      resolve({ code, signal });
     });
     child.on('error', (err) => {
       spawnError ??= err;
-      if (child.pid === undefined) resolve(); // never started: no 'exit' will come
+      if (child.pid === undefined) resolve({ code: null, signal: null }); // never started: no 'exit' will come
     });
   });
   function onParentExit() {
@@ -215,10 +223,11 @@ async function startOnce(
   };
 
   if (dbFile && child.pid !== undefined) {
-    await fs.writeFile(
-      pidFile(dbFile),
-      JSON.stringify({ pid: child.pid, cliPath, address, startedAt: new Date().toISOString() }) + '\n',
-    );
+    const [server, owner] = await Promise.all([processIdentity(child.pid), processIdentity(process.pid)]);
+    if (server && owner) {
+      const record: PidRecord = { server, owner, address, startedAt: new Date().toISOString() };
+      await fs.writeFile(pidFile(dbFile), JSON.stringify(record) + '\n');
+    }
   }
 
   // Wait for the port, then for a real gRPC answer that includes the namespace.
@@ -266,6 +275,7 @@ async function startOnce(
     cliPath,
     args,
     logTail: () => tail.text(),
+    exited,
     stop,
   };
 }
@@ -274,67 +284,85 @@ function pidFile(dbFile: string): string {
   return `${dbFile}.pid`;
 }
 
+const PidRecordSchema = z.object({
+  server: ProcessIdentitySchema,
+  owner: ProcessIdentitySchema,
+  address: z.string(),
+  startedAt: z.string(),
+});
+type PidRecord = z.infer<typeof PidRecordSchema>;
+
 async function removePidFile(dbFile: string, pid: number | undefined): Promise<void> {
   try {
-    const recorded = JSON.parse(await fs.readFile(pidFile(dbFile), 'utf8')) as { pid?: number };
-    if (recorded.pid === pid) await fs.rm(pidFile(dbFile), { force: true });
+    const recorded = PidRecordSchema.parse(JSON.parse(await fs.readFile(pidFile(dbFile), 'utf8')));
+    if (recorded.server.pid === pid) await fs.rm(pidFile(dbFile), { force: true });
   } catch {
     // gone or unreadable: nothing to clean
   }
 }
 
+export class TemporalDbInUseError extends Error {
+  override name = 'TemporalDbInUseError';
+}
+
 /**
- * A parent killed by a signal leaves its dev server running on the SQLite file; two servers
- * on one file would fight over it, so stop the old one (only if it really is a `start-dev` on
- * this file: pids get reused).
+ * Two servers on one SQLite file would fight over it. A server left running by a parent that
+ * was killed is stopped; one whose parent still runs is someone else's live server, never
+ * stopped: that is an error naming both.
  */
 async function stopOrphanedServer(dbFile: string, log: Log): Promise<void> {
-  let pid: number | undefined;
+  let text: string;
   try {
-    pid = (JSON.parse(await fs.readFile(pidFile(dbFile), 'utf8')) as { pid?: number }).pid;
-  } catch {
-    return;
+    text = await fs.readFile(pidFile(dbFile), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
   }
-  const cmdline = pid && isAlive(pid) ? await commandLineOf(pid) : '';
-  if (!pid || !cmdline.includes('start-dev') || !cmdline.includes(dbFile)) {
+  const parsed = PidRecordSchema.safeParse(safeJsonParse(text));
+  if (!parsed.success) {
+    // A record without identities (an older format, or cut short) proves nothing: stop nothing,
+    // and refuse to start beside a server that still runs on the file.
+    const legacyPid = (safeJsonParse(text) as { pid?: unknown } | undefined)?.pid;
+    const pid = typeof legacyPid === 'number' ? legacyPid : undefined;
+    const running = pid === undefined ? undefined : await processIdentity(pid);
+    if (running?.commandLine.includes('start-dev') && running.commandLine.includes(dbFile)) {
+      throw new TemporalDbInUseError(
+        `A Temporal dev server (pid ${pid}) is running on ${dbFile}, and ${pidFile(dbFile)} does not say whose it is. ` +
+          `Stop it if nothing uses it (kill ${pid}), or use another state directory.`,
+      );
+    }
     await fs.rm(pidFile(dbFile), { force: true });
     return;
   }
-  log(`[temporal] stopping a dev server left running by an earlier run (pid ${pid}) on ${dbFile}`);
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) {
-    process.kill(pid, 'SIGKILL');
-    while (isAlive(pid)) await sleep(50);
+  const recorded = parsed.data;
+  if (!(await isSameProcess(recorded.server))) {
+    await fs.rm(pidFile(dbFile), { force: true });
+    return;
   }
+  if (await isSameProcess(recorded.owner)) {
+    throw new TemporalDbInUseError(
+      `A Temporal dev server (pid ${recorded.server.pid}, ${recorded.address}) is using ${dbFile} for a running process ` +
+        `(pid ${recorded.owner.pid}: ${recorded.owner.commandLine.slice(0, 120)}). Connect to it instead, or use another state directory.`,
+    );
+  }
+  log(
+    `[temporal] stopping the dev server (pid ${recorded.server.pid}) left running on ${dbFile} by pid ${recorded.owner.pid}, which is gone`,
+  );
+  await stopIfSameProcess(recorded.server, 15_000);
   await fs.rm(pidFile(dbFile), { force: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function commandLineOf(pid: number): Promise<string> {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    try {
-      return (await execFileAsync('ps', ['-o', 'args=', '-p', String(pid)], { timeout: 5_000 })).stdout;
-    } catch {
-      return '';
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+function safeJsonParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -172,7 +172,8 @@ function slotsOf(model: tf.LayersModel, backbone: BackboneName): { slots: TorchS
   return { slots, batchNorms };
 }
 
-function likelyBackbone(names: Iterable<string>): BackboneName | undefined {
+/** The backbone whose torchvision tensor names occur in `names`, if any. */
+export function likelyBackbone(names: Iterable<string>): BackboneName | undefined {
   const set = new Set(names);
   if (set.has('layer1.0.conv1.weight')) return 'resnet18';
   if (set.has('inception3a.branch1.conv.weight')) return 'googlenet';

@@ -211,9 +211,12 @@ export async function evaluateClassifier(
   test: readonly LabelledPixels[],
   inputSize: number,
   batchSize = 64,
+  /** Called after each batch (evaluation of a large test set takes minutes); a signal stops it between batches. */
+  watch: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {},
 ): Promise<Evaluation> {
   const predictions: number[] = [];
   for (let start = 0; start < test.length; start += batchSize) {
+    watch.signal?.throwIfAborted();
     const batch = test.slice(start, start + batchSize);
     const predicted = tf.tidy(() =>
       tf.argMax(
@@ -227,6 +230,7 @@ export async function evaluateClassifier(
       ),
     );
     predictions.push(...(await takeData(predicted)));
+    watch.onProgress?.(predictions.length, test.length);
     await yieldToEventLoop();
   }
   const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));

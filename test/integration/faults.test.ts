@@ -27,7 +27,7 @@ import {
   type GpuWorkerProcess,
   type RunningWorkers,
 } from '../../workers/runtime.js';
-import type { RunOptions } from '../../workflows/index.js';
+import type { reproducePaper, RunOptions } from '../../workflows/index.js';
 
 let stateDir: string;
 let temporal: TemporalDevServer;
@@ -101,13 +101,19 @@ before(async () => {
 });
 
 after(async () => {
-  await stopGpuWorkers();
-  await connection?.close();
-  await orchestration?.shutdown();
-  await temporal?.stop();
-  await s3?.stop();
-  await rm(stateDir, { recursive: true, force: true });
+  // Every step runs even when an earlier one (or the test) failed, so no server outlives the suite.
+  const steps: Array<() => Promise<unknown>> = [
+    stopGpuWorkers,
+    async () => connection?.close(),
+    async () => orchestration?.shutdown(),
+    async () => temporal?.stop(),
+    async () => s3?.stop(),
+    async () => stateDir && rm(stateDir, { recursive: true, force: true }),
+  ];
+  const failures: unknown[] = [];
+  for (const step of steps) await step().catch((err: unknown) => failures.push(err));
   console.log(`recovery timings: ${JSON.stringify(timings)}`);
+  if (failures.length) throw new AggregateError(failures, 'tearing down the fault-test infrastructure failed');
 });
 
 interface Heartbeat {
@@ -117,16 +123,48 @@ interface Heartbeat {
   checkpointStep?: number;
 }
 
-/** Heartbeat details of the trial's running activities. */
-async function heartbeats(runName: string): Promise<Heartbeat[]> {
+interface PendingActivity {
+  activityType: string;
+  attempt: number;
+  identity: string;
+  /** Whether the current attempt has heartbeated (its heartbeat is newer than its start). */
+  heartbeatedThisAttempt: boolean;
+  heartbeat?: Heartbeat;
+}
+
+const millis = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+  t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+
+/** The trial's running activities, as the server records them (what a retry will be given). */
+async function pending(runName: string): Promise<PendingActivity[]> {
   const { raw } = await client.workflow
     .getHandle(`pneumogan-${runName}/trial-1`)
     .describe()
     .catch(() => ({ raw: { pendingActivities: [] } }));
-  return (raw.pendingActivities ?? []).flatMap((a) => {
+  return (raw.pendingActivities ?? []).map((a) => {
     const payload = a.heartbeatDetails?.payloads?.[0];
-    return payload ? [defaultPayloadConverter.fromPayload<Heartbeat>(payload)] : [];
+    return {
+      activityType: a.activityType?.name ?? '',
+      attempt: a.attempt ?? 1,
+      identity: a.lastWorkerIdentity ?? '',
+      heartbeatedThisAttempt: millis(a.lastHeartbeatTime) >= millis(a.lastStartedTime) && !!a.lastStartedTime,
+      heartbeat: payload ? defaultPayloadConverter.fromPayload<Heartbeat>(payload) : undefined,
+    };
   });
+}
+
+/** Heartbeat details of the trial's running activities. */
+async function heartbeats(runName: string): Promise<Heartbeat[]> {
+  return (await pending(runName)).flatMap((p) => (p.heartbeat ? [p.heartbeat] : []));
+}
+
+/** The GAN checkpoint steps the server holds per running GAN (by stage name). */
+async function ganCheckpoints(runName: string): Promise<Map<string, number>> {
+  return new Map(
+    (await heartbeats(runName))
+      .filter((h) => h.stage.includes('GAN') && h.checkpointStep !== undefined)
+      .map((h) => [h.stage, h.checkpointStep!]),
+  );
 }
 
 async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
@@ -150,14 +188,64 @@ async function activityEvents(handle: WorkflowHandle, activityType: string) {
   const completed = events.filter((e) =>
     scheduled.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? '')),
   );
-  return { started, completed };
+  const attempts = started.map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 1);
+  return { started, completed, attempts };
 }
 
+interface GanRun {
+  /** The attempt that completed. */
+  attempt: number;
+  resumedFromStep: number;
+  checkpoint: string;
+}
+
+/** Each completed trainGan of a run's trial, by label: which attempt finished, and where it resumed. */
+async function ganRuns(runName: string): Promise<Map<string, GanRun>> {
+  const events = (await client.workflow.getHandle(`pneumogan-${runName}/trial-1`).fetchHistory()).events ?? [];
+  const labels = new Map<string, string>();
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityType?.name !== 'trainGan') continue;
+    const input = defaultPayloadConverter.fromPayload<{ label: string }>(scheduled.input!.payloads![0]!);
+    labels.set(String(e.eventId), input.label);
+  }
+  const attempts = new Map<string, number>();
+  for (const e of events) {
+    const started = e.activityTaskStartedEventAttributes;
+    if (started && labels.has(String(started.scheduledEventId))) attempts.set(String(e.eventId), started.attempt ?? 1);
+  }
+  const runs = new Map<string, GanRun>();
+  for (const e of events) {
+    const completed = e.activityTaskCompletedEventAttributes;
+    const label = completed && labels.get(String(completed.scheduledEventId));
+    if (!completed || !label) continue;
+    const output = defaultPayloadConverter.fromPayload<{ resumedFromStep: number; checkpoint: { sha256: string } }>(
+      completed.result!.payloads![0]!,
+    );
+    runs.set(label, {
+      attempt: attempts.get(String(completed.startedEventId)) ?? 0,
+      resumedFromStep: output.resumedFromStep,
+      checkpoint: output.checkpoint.sha256,
+    });
+  }
+  return runs;
+}
+
+/** Kills a GPU worker process and waits until it is gone. */
+async function killGpuWorker(worker: GpuWorkerProcess): Promise<number> {
+  worker.child.kill('SIGKILL');
+  await worker.exited.catch(() => undefined);
+  gpuWorkers.splice(gpuWorkers.indexOf(worker), 1);
+  return Date.now();
+}
+
+const ganLabel = (stage: string) => /(NORMAL|PNEUMONIA)/.exec(stage)![1]!;
+
 test(
-  'a GPU worker killed in the middle of DCGAN training: a new worker resumes from the checkpoint',
+  'a GPU worker killed in the middle of DCGAN training: a new worker resumes from the checkpoint the server holds',
   { timeout: 6 * 60_000 },
   async () => {
-    startGpuWorker('gpu-a');
+    const first = startGpuWorker('gpu-a');
     const runName = 'fault-kill-worker';
     const handle = await launchReproduction({
       client,
@@ -166,50 +254,84 @@ test(
       options: FAST_FAILOVER,
       log: () => {},
     });
-    await waitFor('a GAN checkpoint at step >= 30', async () =>
-      (await heartbeats(runName)).some((h) => h.stage.includes('GAN') && (h.checkpointStep ?? 0) >= 30),
+    await waitFor('a GAN checkpoint at step >= 30 recorded by the server', async () =>
+      [...(await ganCheckpoints(runName)).values()].some((step) => step >= 30),
     );
-    const killedAt = Date.now();
-    gpuWorkers[0]!.child.kill('SIGKILL');
-    await gpuWorkers[0]!.exited.catch(() => undefined);
-    gpuWorkers.splice(0);
-    startGpuWorker('gpu-b');
+    const killedAt = await killGpuWorker(first);
+    // Read after the kill: with the worker dead this is final, and it is what the retry is given.
+    const held = await ganCheckpoints(runName);
+    const second = startGpuWorker('gpu-b');
+    await waitFor('the retry to start on the new worker', async () =>
+      (await pending(runName)).some((p) => p.attempt >= 2 && p.identity.includes(`/${second.child.pid}/`)),
+    );
+    timings.killWorkerReschedule = `retry started ${((Date.now() - killedAt) / 1000).toFixed(1)}s after the kill`;
     const result = await handle.result();
     timings.killWorker = `run finished ${((Date.now() - killedAt) / 1000).toFixed(1)}s after the kill`;
 
-    const trial = client.workflow.getHandle(`pneumogan-${runName}/trial-1`);
-    const { started, completed } = await activityEvents(trial, 'trainGan');
-    assert.equal(completed.length, 2, 'each GAN produced its result exactly once');
-    const retried = started.filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
-    assert.ok(retried.length >= 1, 'the killed training was retried');
-    const restartedAfter =
-      Math.min(
-        ...retried.map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6)),
-      ) - killedAt;
-    timings.killWorkerReschedule = `retry started ${(restartedAfter / 1000).toFixed(1)}s after the kill`;
-    const outputs = completed.map((e) =>
-      defaultPayloadConverter.fromPayload<{ resumedFromStep: number }>(
-        e.activityTaskCompletedEventAttributes!.result!.payloads![0]!,
-      ),
-    );
-    assert.ok(
-      outputs.some((o) => o.resumedFromStep >= 30),
-      `a GAN resumed from its checkpoint (resumed at ${outputs.map((o) => o.resumedFromStep).join(',')})`,
-    );
-    assert.equal(result.trials[0]!.gans.length, 2);
-    for (const gan of result.trials[0]!.gans) {
-      assert.equal(
-        (await readLineage(store, gan.checkpoint.sha256)).length,
-        1,
-        'one lineage record per final GAN checkpoint',
+    const runs = await ganRuns(runName);
+    assert.deepEqual([...runs.keys()].sort(), ['NORMAL', 'PNEUMONIA']);
+    for (const [stage, step] of held) {
+      const run = runs.get(ganLabel(stage))!;
+      assert.ok(run.attempt >= 2, `${stage}: finished by a retry (attempt ${run.attempt})`);
+      assert.equal(run.resumedFromStep, step, `${stage}: resumed from the step-${step} checkpoint the server held`);
+      const records = await readLineage(store, run.checkpoint);
+      assert.deepEqual(
+        records.map((r) => r.producer.attempt),
+        [run.attempt],
+        `${stage}: one lineage record for the final checkpoint, made by attempt ${run.attempt}`,
       );
+    }
+    assert.equal(result.trials[0]!.gans.length, 2);
+    await stopGpuWorkers();
+  },
+);
+
+test(
+  "a step killed twice in a row, the second attempt before it checkpoints: the third resumes from the first attempt's checkpoint",
+  { timeout: 8 * 60_000 },
+  async () => {
+    const config = tinyConfig(100);
+    config.gan.checkpointEvery = 20; // a wide gap, so the second attempt can be killed before it checkpoints
+    const first = startGpuWorker('gpu-first');
+    const runName = 'fault-kill-twice';
+    const handle = await launchReproduction({ client, runName, config, options: FAST_FAILOVER, log: () => {} });
+    await waitFor(
+      'both GANs checkpointed by the first attempt',
+      async () => (await ganCheckpoints(runName)).size === 2,
+    );
+    await killGpuWorker(first);
+    const fromFirst = await ganCheckpoints(runName);
+
+    const second = startGpuWorker('gpu-second');
+    await waitFor('both GANs retried on the second worker, and heartbeating there', async () => {
+      const gans = (await pending(runName)).filter((p) => p.activityType === 'trainGan');
+      return (
+        gans.length === 2 &&
+        gans.every((p) => p.attempt === 2 && p.identity.includes(`/${second.child.pid}/`) && p.heartbeatedThisAttempt)
+      );
+    });
+    await killGpuWorker(second);
+    const fromSecond = await ganCheckpoints(runName);
+    assert.deepEqual(
+      fromSecond,
+      fromFirst,
+      "the second attempt's heartbeats still carry the first attempt's checkpoints (and it made none of its own)",
+    );
+
+    startGpuWorker('gpu-third');
+    await handle.result();
+    const runs = await ganRuns(runName);
+    for (const [stage, step] of fromFirst) {
+      const run = runs.get(ganLabel(stage))!;
+      assert.equal(run.attempt, 3, `${stage}: finished by the third attempt`);
+      assert.equal(run.resumedFromStep, step, `${stage}: resumed from the first attempt's step-${step} checkpoint`);
     }
     await stopGpuWorkers();
   },
 );
 
 test(
-  'the Temporal server stopped and restarted (same SQLite file) in the middle of a run: the run completes',
+  'the Temporal server stopped and restarted (same SQLite file) in the middle of a run: the run resumes and completes',
   { timeout: 6 * 60_000 },
   async () => {
     startGpuWorker('gpu-c');
@@ -224,14 +346,25 @@ test(
     await waitFor('GAN training', async () =>
       (await heartbeats(runName)).some((h) => h.stage.includes('GAN') && h.done > 5),
     );
+    const before = await handle.describe();
     const { port, dbFile } = { port: Number(temporal.address.split(':').pop()), dbFile: temporal.dbFile };
     await temporal.stop();
-    await sleep(3000);
     const restartedAt = Date.now();
     temporal = await startTemporalDevServer({ dbFile, port, headless: true });
     const result = await handle.result();
     timings.temporalRestart = `run finished ${((Date.now() - restartedAt) / 1000).toFixed(1)}s after the server came back`;
     assert.equal(result.trials[0]!.evaluations.length, 2);
+
+    // Resumed, not restarted: the same workflow run, ingestion done once, no GAN retrained from scratch.
+    assert.equal((await handle.describe()).runId, before.runId);
+    const { started: ingests } = await activityEvents(handle, 'ingestDataset');
+    assert.equal(ingests.length, 1, 'the dataset was ingested once');
+    for (const [label, run] of await ganRuns(runName)) {
+      assert.ok(
+        run.attempt === 1 || run.resumedFromStep > 0,
+        `${label} GAN: attempt ${run.attempt} resumed from step ${run.resumedFromStep}`,
+      );
+    }
     await stopGpuWorkers();
   },
 );
@@ -253,11 +386,19 @@ test(
       (await heartbeats(runName)).some((h) => h.stage.includes('GAN') && (h.checkpointStep ?? 0) >= 10),
     );
     await s3.stop();
-    await sleep(8000);
+    const downAt = Date.now();
+    // S3 stays down until a step has failed for it and is being retried.
+    await waitFor('a step retried while S3 is down', async () => (await pending(runName)).some((p) => p.attempt >= 2));
     const backAt = Date.now();
     s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3'), port: s3.port });
     const result = await handle.result();
-    timings.s3Outage = `run finished ${((Date.now() - backAt) / 1000).toFixed(1)}s after S3 came back (8 s outage)`;
+    timings.s3Outage = `run finished ${((Date.now() - backAt) / 1000).toFixed(1)}s after S3 came back (${((backAt - downAt) / 1000).toFixed(1)} s outage)`;
+    const trialEvents = (await client.workflow.getHandle(`pneumogan-${runName}/trial-1`).fetchHistory()).events ?? [];
+    const attempts = trialEvents.flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);
+    assert.ok(
+      attempts.some((a) => a >= 2),
+      `a step completed on a retry (attempts of the trial's steps: ${attempts.join(', ')})`,
+    );
 
     const indexed = new Set(indexedArtifacts(await readRunIndex(store, runName)).map((e) => e.artifact.sha256));
     const trial = result.trials[0]!;
@@ -301,10 +442,12 @@ test('an artifact corrupted after a run: verify reports exactly that artifact', 
 
 test(
   'two GPU worker processes share a run through the task queue, and match a one-worker run',
-  { timeout: 8 * 60_000 },
+  // Two whole runs: generous for a loaded 2-core machine, where one took over 8 minutes.
+  { timeout: 15 * 60_000 },
   async () => {
     const config = tinyConfig(30);
-    startGpuWorker('gpu-single');
+    config.classifier.epochs = 1;
+    await startGpuWorker('gpu-single').ready;
     const single = await (
       await launchReproduction({
         client,
@@ -323,6 +466,8 @@ test(
       );
       gpuWorkers.push(worker);
     }
+    // Both poll before the run starts, so each can take one of the two parallel fine-tuning steps.
+    await Promise.all(gpuWorkers.map((w) => w.ready));
     const handle = await launchReproduction({
       client,
       runName: 'fault-two-workers',
@@ -359,7 +504,22 @@ test(
     startGpuWorker('gpu-memo');
     const first = await (await launchReproduction({ client, runName: 'memo-first', config, log: () => {} })).result();
     const startedAt = Date.now();
-    const reused = await (await launchReproduction({ client, runName: 'memo-again', config, log: () => {} })).result();
+    // Launched twice at once (two connections, as two CLI processes would): one workflow.
+    const secondConnection = await Connection.connect({ address: temporal.address });
+    try {
+      const otherClient = new Client({ connection: secondConnection, namespace: temporal.namespace });
+      await Promise.all(
+        [client, otherClient].map((c) =>
+          launchReproduction({ client: c, runName: 'memo-again', config, log: () => {} }),
+        ),
+      );
+    } finally {
+      await secondConnection.close();
+    }
+    const reused = await client.workflow.getHandle<typeof reproducePaper>('pneumogan-memo-again').result();
+    const executions = [];
+    for await (const e of client.workflow.list({ query: `WorkflowId = 'pneumogan-memo-again'` })) executions.push(e);
+    assert.equal(executions.length, 1, 'two concurrent launches of one name made one workflow run');
     timings.memoizedRun = `identical run took ${((Date.now() - startedAt) / 1000).toFixed(1)}s with every GPU step reused`;
     const gan = reused.trials[0]!.gans[0]!;
     assert.equal(gan.checkpoint.sha256, first.trials[0]!.gans[0]!.checkpoint.sha256);

@@ -1,0 +1,45 @@
+/**
+ * The long chaos soak (`npm run chaos -- --minutes N [--preset smoke] [--kill-every S]`): a calm
+ * run of the config, then chaos rounds alternating `pneumogan demo` and separately started
+ * workers (test/chaos/soak.ts) until N minutes have passed. Prints each round's faults and
+ * problems, and the totals; exits 1 if any round lost or changed anything.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { presetNames, resolvePreset } from '../../pipelines/presets.js';
+import { calmRun, chaosOnDemo, chaosOnWorkers, shortChaosConfig, type Faults } from './soak.js';
+
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError('a positive number');
+  return n;
+};
+const opts = new Command('chaos')
+  .addOption(new Option('--minutes <n>', 'how long to keep starting chaos rounds').argParser(positive).default(30))
+  .addOption(new Option('--preset <name>', 'pipeline preset (default: the short CI config)').choices(presetNames()))
+  .addOption(
+    new Option('--kill-every <seconds>', 'mean seconds between GPU worker kills').argParser(positive).default(8),
+  )
+  .parse()
+  .opts<{ minutes: number; preset?: string; killEvery: number }>();
+
+const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+const config = opts.preset ? resolvePreset(opts.preset) : shortChaosConfig();
+const started = Date.now();
+log(`[chaos] calm reference run (${opts.preset ?? 'short config'})`);
+const calm = await calmRun(config, log);
+log(`[chaos] calm run done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+const total: Faults = { gpuWorkerKills: 0, temporalRestarts: 0, s3Outages: 0 };
+let failed = 0;
+for (let round = 1; Date.now() - started < opts.minutes * 60_000; round++) {
+  const shape = round % 2 ? 'demo' : 'workers';
+  const soak = shape === 'demo' ? chaosOnDemo : chaosOnWorkers;
+  const outcome = await soak({ config, calm, killEverySeconds: opts.killEvery, seed: round, log });
+  for (const k of Object.keys(total) as Array<keyof Faults>) total[k] += outcome.faults[k];
+  if (outcome.problems.length) failed++;
+  log(
+    `[chaos] round ${round} (${shape}) finished in ${outcome.seconds.toFixed(0)} s after ${JSON.stringify(outcome.faults)}: ${outcome.problems.length ? outcome.problems.join('; ') : 'metrics and predictions equal the calm run, verify clean, lineage complete'}`,
+  );
+}
+const survived = total.gpuWorkerKills + total.temporalRestarts + total.s3Outages;
+log(`[chaos] ${survived} faults survived (${JSON.stringify(total)}); ${failed} round(s) with problems`);
+process.exitCode = failed ? 1 : 0;

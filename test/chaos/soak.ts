@@ -1,0 +1,405 @@
+/**
+ * Chaos soak: a reproduction run while its infrastructure is broken on purpose, compared with a
+ * calm run of the same config. Two shapes:
+ *
+ *   demo:    `pneumogan demo` itself, as a user runs it (a child process with its own servers and
+ *            supervised GPU workers): a random GPU worker is SIGKILLed every few seconds and the
+ *            Temporal dev server is SIGKILLed once (the demo's supervisor restarts both).
+ *   workers: separately started pieces (Temporal dev server, S3 server, an orchestration worker,
+ *            GPU worker processes restarted by this harness as a service manager would): random
+ *            GPU worker kills, the Temporal server stopped and restarted once, S3 stopped once
+ *            (until a step has failed for it and is being retried).
+ *
+ * A run passes when it completes with the calm run's metrics and predictions, `verifyRun` finds
+ * nothing corrupt or missing, and every artifact of the run has exactly one lineage record per
+ * producing step.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { launchReproduction } from '../../cli/launch.js';
+import type { TrialResult } from '../../activities/types.js';
+import { startEmbeddedInfrastructure } from '../../lib/infra/embedded.js';
+import { isSameProcess } from '../../lib/infra/process-identity.js';
+import { startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
+import { LOCK_FILENAME, liveHolder } from '../../lib/infra/state-lock.js';
+import { startTemporalDevServer, type TemporalDevServer } from '../../lib/infra/temporal-server.js';
+import { indexedArtifacts, readLineage, readRunIndex } from '../../lib/lineage.js';
+import { verifyProblemCount, verifyRun } from '../../lib/verify.js';
+import { reproductionWorkflowId } from '../../lib/run-names.js';
+import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
+import { resolvePreset } from '../../pipelines/presets.js';
+import type { PipelineConfig } from '../../pipelines/schema.js';
+import { spawnGpuWorkerProcess, startWorkers } from '../../workers/runtime.js';
+import { superviseProcess } from '../../workers/supervisor.js';
+import type { reproducePaper, ReproductionResult } from '../../workflows/index.js';
+
+type Log = (line: string) => void;
+
+const projectRoot = path.resolve(import.meta.dirname, '..', '..');
+
+export interface ChaosOptions {
+  config: PipelineConfig;
+  /** The calm run of the same config, to compare with. */
+  calm: Reference;
+  /** Mean seconds between GPU worker kills (default 8). */
+  killEverySeconds?: number;
+  /** Seeds the choice of victims and intervals, so a failing soak can be replayed. */
+  seed?: number;
+  log?: Log;
+}
+
+export interface Faults {
+  gpuWorkerKills: number;
+  temporalRestarts: number;
+  s3Outages: number;
+}
+
+export interface ChaosOutcome {
+  runName: string;
+  result: ReproductionResult;
+  faults: Faults;
+  seconds: number;
+  /** Problems found by the checks (empty: the run survived with nothing lost or changed). */
+  problems: string[];
+}
+
+/** A small config: one trial, two backbones, every stage of the paper (CI's short soak). */
+export function shortChaosConfig(): PipelineConfig {
+  const config = resolvePreset('smoke', { kind: 'synthetic', imagesPerClass: 40, seed: 7 });
+  config.protocol.trialSeeds = [3];
+  config.protocol.evaluations = ['paper'];
+  config.gan.steps = 40;
+  config.gan.checkpointEvery = 10;
+  config.classifier.backbones = ['squeezenet', 'resnet18'];
+  config.classifier.epochs = 1;
+  return config;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const EvaluationSchema = z.object({ predictions: z.array(z.object({ image: z.string(), predicted: z.unknown() })) });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The embedded default's separately started pieces, for the calm run and the `workers` soak. */
+interface Cluster {
+  temporal: TemporalDevServer;
+  s3: LocalS3Server;
+  s3Settings: S3Settings;
+  client: Client;
+  store: ArtifactStore;
+  stop(): Promise<void>;
+}
+
+async function startCluster(stateDir: string, log: Log): Promise<Cluster> {
+  const temporal = await startTemporalDevServer({ dbFile: path.join(stateDir, 'temporal.sqlite'), headless: true });
+  const s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3') });
+  const s3Settings: S3Settings = {
+    endpoint: s3.endpoint,
+    accessKey: s3.accessKey,
+    secretKey: s3.secretKey,
+    bucket: 'pneumogan',
+    region: s3.region,
+  };
+  const connection = await Connection.connect({ address: temporal.address });
+  const cluster: Cluster = {
+    temporal,
+    s3,
+    s3Settings,
+    client: new Client({ connection, namespace: temporal.namespace }),
+    store: new ArtifactStore(s3Settings),
+    async stop() {
+      const steps = [() => connection.close(), () => cluster.temporal.stop(), () => cluster.s3.stop()];
+      for (const step of steps) await step().catch((err: unknown) => log(`[chaos] teardown: ${String(err)}`));
+    },
+  };
+  return cluster;
+}
+
+export interface Reference {
+  result: ReproductionResult;
+  /** Predictions of every evaluation, by `trial N protocol/backbone`, as JSON. */
+  predictions: Map<string, string>;
+}
+
+const evaluationKey = (t: TrialResult, e: TrialResult['evaluations'][number]) =>
+  `trial ${t.trial} ${e.protocol}/${e.backbone}`;
+
+async function predictionsOf(store: ArtifactStore, result: ReproductionResult): Promise<Map<string, string>> {
+  const predictions = new Map<string, string>();
+  for (const trial of result.trials)
+    for (const evaluation of trial.evaluations) {
+      const { predictions: p } = await store.getJson(evaluation.evaluation, EvaluationSchema);
+      predictions.set(evaluationKey(trial, evaluation), JSON.stringify(p));
+    }
+  return predictions;
+}
+
+/** Runs `config` without faults on separately started workers: the reference results. */
+export async function calmRun(config: PipelineConfig, log: Log = () => {}): Promise<Reference> {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-calm-'));
+  const cluster = await startCluster(stateDir, log);
+  const workers = await startWorkers({
+    role: 'all-in-one',
+    temporal: { address: cluster.temporal.address, namespace: cluster.temporal.namespace },
+    s3: cluster.s3Settings,
+    gpuConcurrency: 2,
+    gpuProcesses: 2,
+    log: () => {},
+  });
+  try {
+    const handle = await launchReproduction({ client: cluster.client, runName: 'calm', config, log: () => {} });
+    const result = await handle.result();
+    return { result, predictions: await predictionsOf(cluster.store, result) };
+  } finally {
+    await workers.shutdown().catch(() => undefined);
+    await cluster.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Soak through separately started pieces; see the module comment. */
+export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcome> {
+  const log = options.log ?? (() => {});
+  const rand = random(options.seed ?? 1);
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-chaos-workers-'));
+  const cluster = await startCluster(stateDir, log);
+  const faults: Faults = { gpuWorkerKills: 0, temporalRestarts: 0, s3Outages: 0 };
+  const orchestration = await startWorkers({
+    role: 'orchestration',
+    temporal: { address: cluster.temporal.address, namespace: cluster.temporal.namespace },
+    s3: cluster.s3Settings,
+    log: () => {},
+  });
+  const gpu = ['gpu-worker A', 'gpu-worker B'].map((name) =>
+    superviseProcess(
+      () =>
+        spawnGpuWorkerProcess(
+          {
+            temporal: { address: cluster.temporal.address, namespace: cluster.temporal.namespace },
+            s3: cluster.s3Settings,
+            gpuConcurrency: 2,
+          },
+          name,
+          () => {},
+        ),
+      name,
+      log,
+    ),
+  );
+  const runName = `chaos-workers-${Date.now()}`;
+  const started = Date.now();
+  try {
+    const handle = await launchReproduction({
+      client: cluster.client,
+      runName,
+      config: options.config,
+      options: { heartbeatTimeoutSeconds: 5, reuse: false },
+      log: () => {},
+    });
+    let finished = false;
+    const result = handle.result().finally(() => (finished = true));
+    result.catch(() => undefined);
+    const faultsDone = (async () => {
+      let kills = 0;
+      while (!finished) {
+        await Promise.race([
+          sleep((0.5 + rand()) * 1000 * (options.killEverySeconds ?? 8)),
+          result.catch(() => undefined),
+        ]);
+        if (finished) return;
+        const victim = gpu[Math.floor(rand() * gpu.length)]!;
+        const proc = victim.current;
+        if (!proc) continue;
+        // Only a worker that is polling: killing one that is still starting tests nothing new.
+        const ready = await Promise.race([proc.ready.then(() => true), sleep(0).then(() => false)]);
+        if (!ready) continue;
+        if (proc.child.pid) process.kill(proc.child.pid, 'SIGKILL');
+        faults.gpuWorkerKills++;
+        kills++;
+        log(`[chaos] killed ${victim.name} (pid ${proc.child.pid})`);
+        if (kills === 1) {
+          const port = Number(cluster.temporal.address.split(':').pop());
+          await cluster.temporal.stop();
+          cluster.temporal = await startTemporalDevServer({ dbFile: cluster.temporal.dbFile, port, headless: true });
+          faults.temporalRestarts++;
+          log('[chaos] restarted the Temporal server');
+        }
+        if (kills === 2) {
+          await cluster.s3.stop();
+          const downAt = Date.now();
+          // Down until a step fails for it and is retried (or at most 30 s).
+          while (!finished && Date.now() - downAt < 30_000) {
+            const { raw } = await cluster.client.workflow
+              .getHandle(`${handle.workflowId}/trial-1`)
+              .describe()
+              .catch(() => ({ raw: { pendingActivities: [] } }));
+            if ((raw.pendingActivities ?? []).some((a) => (a.attempt ?? 1) >= 2)) break;
+            await sleep(250);
+          }
+          cluster.s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3'), port: cluster.s3.port });
+          faults.s3Outages++;
+          log(`[chaos] S3 was down for ${((Date.now() - downAt) / 1000).toFixed(1)} s`);
+        }
+      }
+    })();
+    const outcome = await result;
+    await faultsDone;
+    const seconds = (Date.now() - started) / 1000;
+    const problems = await checkRun(cluster.store, runName, outcome, options.calm);
+    return { runName, result: outcome, faults, seconds, problems };
+  } finally {
+    await Promise.all(gpu.map((g) => g.stop()));
+    await orchestration.shutdown().catch(() => undefined);
+    await cluster.stop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Soak through `pneumogan demo` itself; see the module comment. */
+export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> {
+  const log = options.log ?? (() => {});
+  const rand = random(options.seed ?? 2);
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-chaos-demo-'));
+  const configFile = path.join(stateDir, 'config.json');
+  await writeFile(configFile, JSON.stringify(options.config));
+  const runName = `chaos-demo-${Date.now()}`;
+  const faults: Faults = { gpuWorkerKills: 0, temporalRestarts: 0, s3Outages: 0 };
+  const started = Date.now();
+  const demo = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(projectRoot, 'cli', 'pneumogan.ts'),
+      'demo',
+      ...['--config', configFile, '--run', runName, '--state-dir', stateDir, '--out', path.join(stateDir, 'out')],
+      ...['--no-reuse', '--heartbeat-timeout', '5'],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const output: string[] = [];
+  for (const stream of [demo.stdout, demo.stderr]) stream.on('data', (c: Buffer) => output.push(c.toString()));
+  const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+  let running = true;
+  void exited.then(() => (running = false));
+  try {
+    const firstSeen = new Map<number, number>();
+    const lockFile = path.join(stateDir, LOCK_FILENAME);
+    while (running) {
+      await Promise.race([sleep((0.5 + rand()) * 1000 * (options.killEverySeconds ?? 8)), exited]);
+      const holder = running ? await liveHolder(stateDir).catch(() => undefined) : undefined;
+      if (!holder) continue;
+      const now = Date.now();
+      const workers = Object.entries(holder.children).filter(([name]) => name.startsWith('gpu-worker'));
+      for (const [, identity] of workers) if (!firstSeen.has(identity.pid)) firstSeen.set(identity.pid, now);
+      // Workers up for 10 s or more are polling; younger ones are still loading TensorFlow.
+      const ready = workers.filter(([, identity]) => now - firstSeen.get(identity.pid)! >= 10_000);
+      if (ready.length === 0) continue;
+      const [name, identity] = ready[Math.floor(rand() * ready.length)]!;
+      if (!(await isSameProcess(identity))) continue;
+      process.kill(identity.pid, 'SIGKILL');
+      faults.gpuWorkerKills++;
+      log(`[chaos] killed the demo's ${name} (pid ${identity.pid})`);
+      const server = holder.children['temporal dev server'];
+      if (faults.gpuWorkerKills === 2 && server && (await isSameProcess(server))) {
+        process.kill(server.pid, 'SIGKILL');
+        faults.temporalRestarts++;
+        log(`[chaos] killed the demo's Temporal dev server (pid ${server.pid}) (lock: ${lockFile})`);
+      }
+    }
+    const code = await exited;
+    if (code !== 0) throw new Error(`the demo exited with code ${code}; its output:\n${output.join('').slice(-4000)}`);
+    const seconds = (Date.now() - started) / 1000;
+    // Read the finished run through the state directory, as `pneumogan status` would.
+    const infra = await startEmbeddedInfrastructure({
+      stateDir,
+      owner: { role: 'inspect', command: 'chaos soak check' },
+      temporal: { headless: true },
+    });
+    try {
+      const connection = await Connection.connect({ address: infra.temporal.address });
+      try {
+        const client = new Client({ connection, namespace: infra.temporal.namespace });
+        const result = await client.workflow.getHandle<typeof reproducePaper>(reproductionWorkflowId(runName)).result();
+        const store = new ArtifactStore({
+          endpoint: infra.s3.endpoint,
+          accessKey: infra.s3.accessKey,
+          secretKey: infra.s3.secretKey,
+          bucket: 'pneumogan',
+          region: infra.s3.region,
+        });
+        const problems = await checkRun(store, runName, result, options.calm);
+        return { runName, result, faults, seconds, problems };
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      await infra.stop();
+    }
+  } finally {
+    if (running) demo.kill('SIGKILL');
+    await exited;
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What differs from the calm run, and what verify and lineage find wrong; empty when the run
+ * survived intact.
+ */
+export async function checkRun(
+  store: ArtifactStore,
+  runName: string,
+  result: ReproductionResult,
+  calm: Reference,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const reference = new Map(
+    calm.result.trials.flatMap((t) => t.evaluations.map((e) => [evaluationKey(t, e), e] as const)),
+  );
+  const predictions = await predictionsOf(store, result);
+  for (const trial of result.trials) {
+    for (const evaluation of trial.evaluations) {
+      const key = evaluationKey(trial, evaluation);
+      const want = reference.get(key);
+      if (!want) {
+        problems.push(`${key}: not in the calm run`);
+        continue;
+      }
+      if (JSON.stringify(evaluation.metrics) !== JSON.stringify(want.metrics))
+        problems.push(
+          `${key}: metrics differ from the calm run (accuracy ${evaluation.metrics.accuracy} vs ${want.metrics.accuracy})`,
+        );
+      if (predictions.get(key) !== calm.predictions.get(key))
+        problems.push(`${key}: predictions differ from the calm run`);
+    }
+  }
+  if (predictions.size !== calm.predictions.size)
+    problems.push(`${predictions.size} evaluations, the calm run has ${calm.predictions.size}`);
+  const verified = await verifyRun(store, runName);
+  if (verifyProblemCount(verified))
+    problems.push(`verify: ${verifyProblemCount(verified)} problem(s): ${JSON.stringify(verified)}`);
+  if (verified.checked === 0) problems.push('verify: no artifacts recorded for the run');
+  for (const { artifact } of indexedArtifacts(await readRunIndex(store, runName))) {
+    const records = await readLineage(store, artifact);
+    const producers = records.map((r) => `${r.producer.workflowId}/${r.producer.activityId}`);
+    if (records.length === 0) problems.push(`lineage: no record for ${artifact.key}`);
+    if (new Set(producers).size !== producers.length) problems.push(`lineage: a doubled record for ${artifact.key}`);
+  }
+  return problems;
+}
