@@ -228,12 +228,17 @@ export class LineageReader {
   constructor(private readonly store: ArtifactStore) {}
 
   /**
-   * Every record of an artifact: from the batch its object names or, for artifacts without one
-   * (one-off records, data written before batches), under `lineage/<sha256>/`. Pass the
-   * reference when known (saves finding the key).
+   * Every record of an artifact: from the batches already read, else from the batch its object
+   * names, else (one-off records, data written before batches) under `lineage/<sha256>/`. Pass
+   * the reference when known (saves finding the key).
    */
   async read(artifact: string | ArtifactRef): Promise<LineageRecord[]> {
     const sha256 = typeof artifact === 'string' ? artifact : artifact.sha256;
+    // A batch already read often holds it (a generator's hundreds of source images share the
+    // ingest batch that tracing the chain loaded): then no request at all.
+    const loaded = await Promise.allSettled(this.batches.values());
+    const known = loaded.flatMap((b) => (b.status === 'fulfilled' ? (b.value.get(sha256) ?? []) : []));
+    if (known.length > 0) return known;
     const batchKey = await this.batchKeyOf(artifact);
     const batched = batchKey ? ((await this.batch(batchKey)).get(sha256) ?? []) : [];
     if (batched.length > 0) return batched;
