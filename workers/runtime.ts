@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { createCpuActivities } from '../activities/cpu.js';
 import { createGpuActivities } from '../activities/gpu.js';
 import type { ActivityDeps } from '../activities/runtime.js';
-import { initComputeBackend } from '../lib/compute/backend.js';
+import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../workflows/queues.js';
 
@@ -97,7 +97,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const store = new ArtifactStore(options.s3);
   await store.ensureBucket();
   const inProcessGpu = options.role === 'gpu';
-  const backend = inProcessGpu ? (await initComputeBackend(log)).name : 'none';
+  // Lineage records the device that ran a step (GPU model or CPU threads and model), not a package.
+  const backend = inProcessGpu ? computeLabel(await initComputeBackend(log)) : 'none';
   const deps: ActivityDeps = {
     store,
     computeBackend: backend,
@@ -182,6 +183,9 @@ export function spawnGpuWorkerProcess(
     PNEUMOGAN_S3_BUCKET: options.s3.bucket,
     PNEUMOGAN_S3_REGION: options.s3.region,
     PNEUMOGAN_GPU_CONCURRENCY: String(options.gpuConcurrency ?? 1),
+    // These child workers serve the embedded demo and the tests, which train on the CPU on purpose;
+    // PNEUMOGAN_ALLOW_CPU=0 makes them refuse it like a production GPU worker (workers/gpu.ts).
+    PNEUMOGAN_ALLOW_CPU: process.env.PNEUMOGAN_ALLOW_CPU ?? '1',
     ...(options.taskQueues?.gpu ? { PNEUMOGAN_GPU_TASK_QUEUE: options.taskQueues.gpu } : {}),
   };
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {
