@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { z } from 'zod';
 import { createCpuActivities } from '../activities/cpu.js';
+import { heartbeatBridgeInterceptors } from '../activities/blocked-loop-heartbeat.js';
 import { createGpuActivities } from '../activities/gpu.js';
 import type { ActivityDeps } from '../activities/runtime.js';
 import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
@@ -127,6 +128,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
         activities: createGpuActivities(deps),
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
+        // A first step that compiles kernels for minutes blocks this thread; heartbeat from another.
+        interceptors: { activity: [heartbeatBridgeInterceptors] },
         identity: `${deps.workerIdentity}/gpu`,
       }),
     );
