@@ -119,7 +119,8 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
       if (!adapter) return 'Dawn found no WebGPU adapter (no Vulkan driver for a GPU; see `npm run gpu:doctor`)';
       if (adapter.software && forced !== 'webgpu')
         return `the only WebGPU adapter is ${describeWebGpuAdapter(adapter)}; set PNEUMOGAN_BACKEND=webgpu to use it anyway`;
-      await import(PACKAGES.webgpu);
+      // A literal specifier, so bundlers (the GPU pack) include it with the same tfjs-core.
+      await import('@tensorflow/tfjs-backend-webgpu');
       if (!(await tf.setBackend('webgpu'))) return `${PACKAGES.webgpu} loaded but its backend did not initialise`;
       await tf.ready();
       return { packageName: PACKAGES.webgpu, device: describeWebGpuAdapter(adapter), gpu: !adapter.software };
