@@ -33,6 +33,11 @@ const out = path.resolve(option('--out') ?? process.env.OUT ?? path.join('runs',
 const quick = flag('--quick');
 // The whole run must fit the 5 minutes a GPU machine is lent for; cases past this are skipped.
 const budgetSeconds = Number(option('--budget-s') ?? 270);
+/**
+ * Where the budget ends for each part, as fractions of it: no tfjs case starts after 35%, PyTorch
+ * is stopped at 55%, and the trial starts no step after 95% (a step already running finishes).
+ */
+const BUDGET_SHARES = { tfjs: 0.35, pytorch: 0.55, trial: 0.95 };
 const started = performance.now();
 const elapsed = () => (performance.now() - started) / 1000;
 const log = (line: string) => console.log(`[gpu +${elapsed().toFixed(0).padStart(3)} s] ${line}`);
@@ -84,7 +89,10 @@ async function pytorchColumn(cases: ModelCase[]): Promise<{ results: CaseResult[
         }
       }
     });
-    const deadline = setTimeout(() => child.kill('SIGKILL'), Math.max(10, budgetSeconds - elapsed()) * 1000);
+    const deadline = setTimeout(
+      () => child.kill('SIGKILL'),
+      Math.max(10, BUDGET_SHARES.pytorch * budgetSeconds - elapsed()) * 1000,
+    );
     child.on('error', (err) => (engine = `PyTorch unavailable: ${err.message}`));
     child.on('close', (code) => {
       clearTimeout(deadline);
@@ -127,8 +135,7 @@ async function bench(backendName: string): Promise<void> {
         : `${c.backbone}, ${c.inputSize} px`,
     batch: c.batch,
   }));
-  // The bench gets at most half the budget; the trial needs the rest.
-  const benchDeadline = budgetSeconds / 2;
+  const benchDeadline = BUDGET_SHARES.tfjs * budgetSeconds;
   for (const [i, c] of cases.entries()) {
     if (elapsed() > benchDeadline) {
       rows[i]!.tfjs = { id: c.id, status: 'skipped', note: `over the ${benchDeadline.toFixed(0)} s bench budget` };
@@ -162,7 +169,11 @@ const summary = {
 await writeFile(path.join(out, 'device.json'), `${JSON.stringify(summary, null, 2)}\n`);
 if (!flag('--trial-only')) await bench(`tfjs ${backend.name} on ${backend.device}`);
 if (!flag('--bench-only')) {
-  const trial = await runSmokeTrialGpuSteps({ quick, log });
+  const trial = await runSmokeTrialGpuSteps({
+    quick,
+    log,
+    deadlineSeconds: BUDGET_SHARES.trial * budgetSeconds - elapsed(),
+  });
   await writeFile(path.join(out, 'trial.json'), `${JSON.stringify({ ...summary, ...trial }, null, 2)}\n`);
   log(`smoke trial GPU steps: ${trial.seconds.toFixed(1)} s`);
 }

@@ -88,6 +88,8 @@ export async function runSmokeTrialGpuSteps(options: {
   quick: boolean;
   seed?: number;
   log: (line: string) => void;
+  /** Seconds from now after which no further fine-tuning starts (those backbones are skipped). */
+  deadlineSeconds?: number;
 }): Promise<TrialResult> {
   const started = performance.now();
   const preset = PRESETS.smoke!;
@@ -146,7 +148,13 @@ export async function runSmokeTrialGpuSteps(options: {
   );
 
   const accuracy: TrialResult['accuracy'] = {};
+  const deadline = started + (options.deadlineSeconds ?? Infinity) * 1000;
   for (const backbone of classifier.backbones) {
+    if (performance.now() > deadline) {
+      stages.push({ stage: `fine-tune:${backbone}`, seconds: 0, detail: 'skipped: over the time budget' });
+      options.log(`[trial] fine-tune:${backbone}: skipped (over the time budget)`);
+      continue;
+    }
     const { model } = await stage(
       `fine-tune:${backbone}`,
       () => fineTune({ backbone, train, classifier, seed }),
