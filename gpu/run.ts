@@ -4,8 +4,10 @@
  * then one smoke trial's GPU steps. Writes gpu-bench.json/.md and trial.json to --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
+ *                                [--no-pytorch] [--profile]
  *
- * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU). The GPU pack
+ * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
+ * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json. The GPU pack
  * (`npm run gpu:pack`, gpu/README.md) bundles this file; its run.sh starts it on the GPU machine.
  * Rows at paper size: DCGAN D+G at batch 64 and 64 px (widths 64), and the four backbones at
  * batch 32 and 224 px, as in `npm run bench`.
@@ -20,6 +22,8 @@ import * as tf from '@tensorflow/tfjs';
 import { modelCases, RESULT_PREFIX, type CaseResult, type ModelCase } from '../bench/cases.js';
 import { runModelCase } from '../bench/tfjs-cases.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
+import { estimatePaper } from './estimate.js';
+import { describeProfile, profileCase, type CaseProfile } from './profile.js';
 import { runSmokeTrialGpuSteps } from './trial.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -122,6 +126,35 @@ function table(rows: Row[], tfjsName: string, torchName: string): string {
   return lines.join('\n');
 }
 
+/** The `paper` preset's training time per trial and in all, from each column's rates (gpu/estimate.ts). */
+function paperEstimates(cases: ModelCase[], rows: Row[], tfjsName: string, torchName: string): string {
+  const lines = ['', 'Expected training time of the `paper` preset from these rates (gpu/estimate.ts):', ''];
+  for (const [name, pick] of [
+    [tfjsName, (r: Row) => r.tfjs],
+    [torchName, (r: Row) => r.pytorch],
+  ] as const) {
+    const rateOf = (c: ModelCase) => {
+      const result = pick(rows.find((r) => r.id === c.id)!);
+      return result?.status === 'ok' ? result.imagesPerSecond : undefined;
+    };
+    const gan = cases.find((c) => c.kind === 'gan-train');
+    const backboneRates = Object.fromEntries(
+      cases.flatMap((c) => (c.kind === 'cls-train' ? [[c.backbone, rateOf(c)]] : [])),
+    ) as Record<string, number | undefined>;
+    const estimate = estimatePaper(gan && rateOf(gan), backboneRates);
+    lines.push(
+      estimate
+        ? `- ${name}: ${(estimate.perTrialSeconds / 60).toFixed(1)} min per trial, ${(estimate.totalSeconds / 3600).toFixed(2)} h for 3 trials (${Object.entries(
+            estimate.parts,
+          )
+            .map(([k, v]) => `${k} ${(v / 60).toFixed(1)} min`)
+            .join(', ')})`
+        : `- ${name}: no estimate (a row has no rate)`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 async function bench(backendName: string): Promise<void> {
   const size = quick ? 'smoke' : 'paper';
   const cases = modelCases('tensorflow-gpu', { quick }).filter(
@@ -136,6 +169,7 @@ async function bench(backendName: string): Promise<void> {
     batch: c.batch,
   }));
   const benchDeadline = BUDGET_SHARES.tfjs * budgetSeconds;
+  const profiles: CaseProfile[] = [];
   for (const [i, c] of cases.entries()) {
     if (elapsed() > benchDeadline) {
       rows[i]!.tfjs = { id: c.id, status: 'skipped', note: `over the ${benchDeadline.toFixed(0)} s bench budget` };
@@ -144,10 +178,16 @@ async function bench(backendName: string): Promise<void> {
     log(`tfjs ${c.id} ...`);
     rows[i]!.tfjs = await runModelCase(c);
     log(`tfjs ${c.id}: ${rate(rows[i]!.tfjs)} img/s (warm-up ${rows[i]!.tfjs?.warmupSeconds?.toFixed(1) ?? '-'} s)`);
+    if (flag('--profile') && rows[i]!.tfjs?.status === 'ok') {
+      const profile = await profileCase(c);
+      profiles.push(profile);
+      log(`profile ${c.id}: ${describeProfile(profile)}`);
+    }
   }
   const torch = flag('--no-pytorch') ? { results: [], engine: 'PyTorch: --no-pytorch' } : await pytorchColumn(cases);
   for (const r of rows) r.pytorch = torch.results.find((x) => x.id === r.id);
-  const markdown = `${table(rows, backendName, torch.engine)}\n`;
+  if (profiles.length) await writeFile(path.join(out, 'gpu-profile.json'), `${JSON.stringify(profiles, null, 2)}\n`);
+  const markdown = `${table(rows, backendName, torch.engine)}\n${size === 'paper' ? paperEstimates(cases, rows, backendName, torch.engine) : ''}`;
   console.log(`\n${markdown}`);
   await writeFile(path.join(out, 'gpu-bench.md'), markdown);
   await writeFile(
