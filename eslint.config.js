@@ -84,5 +84,7 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  // Plain JavaScript outside the TypeScript project: worker-thread entry points (a thread does not
+  // inherit the tsx loader) and this file.
+  { files: ['eslint.config.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
 );

@@ -61,15 +61,28 @@ let forcedThreads: number | undefined;
 for (const a of args) {
   const threads = /^--threads=(\d+)$/.exec(a);
   if (threads) forcedThreads = Number(threads[1]);
-  else if (!['--quick', '--no-reference', '--artifacts', '--help', '-h'].includes(a)) {
-    console.error(`unknown option ${a}; use --quick, --no-reference, --threads=N, --artifacts`);
+  else if (!['--quick', '--no-reference', '--artifacts', '--gpu', '--help', '-h'].includes(a)) {
+    console.error(`unknown option ${a}; use --quick, --no-reference, --threads=N, --artifacts, --gpu`);
     process.exit(2);
   }
 }
 if (args.has('--help') || args.has('-h')) {
-  console.log('npm run bench [-- --quick] [--no-reference] [--threads=N] [--artifacts]   (see bench/run.ts)');
+  console.log('npm run bench [-- --quick] [--no-reference] [--threads=N] [--artifacts] [--gpu]   (see bench/run.ts)');
   process.exit(0);
 }
+// --- GPU bench (gpu/run.ts): the training rows on the backend the ladder picks, beside PyTorch
+// on CUDA where it is installed; --quick for smoke sizes. Results under runs/gpu-check.
+if (args.has('--gpu')) {
+  const { spawnSync } = await import('node:child_process');
+  const gpuArgs = ['--bench-only', ...(args.has('--quick') ? ['--quick'] : [])];
+  if (args.has('--no-reference')) gpuArgs.push('--no-pytorch');
+  const ran = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'gpu', 'run.ts'), ...gpuArgs], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  process.exit(ran.status ?? 1);
+}
+// --- end of the GPU bench
 const quick = args.has('--quick');
 const started = Date.now();
 const progress = (line: string) =>

@@ -14,9 +14,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createCpuActivities } from '../activities/cpu.js';
+import { heartbeatBridgeInterceptors } from '../activities/blocked-loop-heartbeat.js';
 import { createGpuActivities } from '../activities/gpu.js';
 import type { ActivityDeps } from '../activities/runtime.js';
-import { initComputeBackend } from '../lib/compute/backend.js';
+import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
 import { connectionOptions, environmentFor, type TemporalSettings } from '../lib/settings.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { stageProfileInterceptors } from './stage-profile.js';
@@ -82,7 +83,8 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const store = new ArtifactStore(options.s3);
   await store.ensureBucket();
   const inProcessGpu = options.role === 'gpu';
-  const backend = inProcessGpu ? (await initComputeBackend(log)).name : 'none';
+  // Lineage records the device that ran a step (GPU model or CPU threads and model), not a package.
+  const backend = inProcessGpu ? computeLabel(await initComputeBackend(log)) : 'none';
   const deps: ActivityDeps = {
     store,
     computeBackend: backend,
@@ -115,8 +117,9 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
         activities: createGpuActivities(deps),
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
+        // A first step that compiles kernels for minutes blocks this thread; heartbeat from another.
+        interceptors: { activity: [heartbeatBridgeInterceptors, ...(interceptors?.activity ?? [])] },
         identity: `${deps.workerIdentity}/gpu`,
-        interceptors,
         shutdownGraceTime: SHUTDOWN_GRACE,
       }),
     );
@@ -171,12 +174,17 @@ export function spawnGpuWorkerProcess(
   name: string,
   log: (line: string) => void,
 ): GpuWorkerProcess {
-  const env = environmentFor({
-    temporal: options.temporal,
-    s3: options.s3,
-    gpuConcurrency: options.gpuConcurrency ?? 1,
-    taskQueues: options.taskQueues,
-  });
+  const env = {
+    ...environmentFor({
+      temporal: options.temporal,
+      s3: options.s3,
+      gpuConcurrency: options.gpuConcurrency ?? 1,
+      taskQueues: options.taskQueues,
+    }),
+    // These child workers serve the embedded demo and the tests, which train on the CPU on purpose;
+    // PNEUMOGAN_ALLOW_CPU=0 makes them refuse it like a production GPU worker (workers/gpu.ts).
+    PNEUMOGAN_ALLOW_CPU: process.env.PNEUMOGAN_ALLOW_CPU ?? '1',
+  };
   // Its own process group: a terminal's Ctrl-C reaches only the parent, which stops workers in
   // order. The IPC channel says when it is ready, and its closing tells it that the parent died.
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {

@@ -1,4 +1,5 @@
-"""PyTorch reference for `npm run bench`: the same cases as bench/tfjs-worker.ts, on the CPU.
+"""PyTorch reference for `npm run bench`: the same cases as bench/tfjs-worker.ts, on the CPU, or
+on a CUDA GPU with PNEUMOGAN_BENCH_TORCH_DEVICE=cuda (the GPU bench, gpu/README.md).
 
     python torch_bench.py '<cases JSON>'        model cases (bench/cases.ts), one result line each
     python torch_bench.py --ingest '<JSON>'     Pillow ingestion: decode, grayscale, resize, PNG
@@ -27,8 +28,13 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
 PREFIX = "@@bench "
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+# cuda: models and batches live on the GPU; every step ends in .item()/.tolist(), which waits
+# for the GPU, so the step times are GPU times. fp32 with cuDNN's autotuner, as a user would run.
+DEVICE = torch.device(os.environ.get("PNEUMOGAN_BENCH_TORCH_DEVICE", "cpu"))
+if DEVICE.type == "cuda":
+    torch.backends.cudnn.benchmark = True
+MEAN = torch.tensor([0.485, 0.456, 0.406], device=DEVICE).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225], device=DEVICE).view(1, 3, 1, 1)
 
 
 def emit(event):
@@ -256,13 +262,13 @@ def timed_steps(case, step):
 
 def noise_uint8(n, size, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=g)
+    return torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=g).to(DEVICE)
 
 
 def gan_case(c):
     torch.manual_seed(1)
-    g = generator(c["imageSize"], c["latentDim"], c["generatorWidth"])
-    d = discriminator(c["imageSize"], c["discriminatorWidth"])
+    g = generator(c["imageSize"], c["latentDim"], c["generatorWidth"]).to(DEVICE)
+    d = discriminator(c["imageSize"], c["discriminatorWidth"]).to(DEVICE)
     for m in (g, d):
         m.train()
     opt_g = torch.optim.Adam(g.parameters(), lr=c["learningRate"], betas=(c["beta1"], 0.999))
@@ -272,9 +278,9 @@ def gan_case(c):
     b = c["batch"]
 
     def step():
-        idx = torch.randperm(reals.shape[0])[:b]
+        idx = torch.randperm(reals.shape[0], device=DEVICE)[:b]
         real = reals[idx]
-        z = torch.randn(b, c["latentDim"])
+        z = torch.randn(b, c["latentDim"], device=DEVICE)
         # D update: G runs forward in training mode, no gradient through it.
         opt_d.zero_grad(set_to_none=True)
         with torch.no_grad():
@@ -305,10 +311,10 @@ def to_input(u8):
 def train_case(c):
     torch.manual_seed(1)
     model, source = backbone(c["backbone"], c["widthMultiplier"], 2, c["dropout"])
-    model.train()
+    model.to(DEVICE).train()
     opt = torch.optim.Adam(model.parameters(), lr=c["learningRate"])
     images = noise_uint8(c["batch"], c["inputSize"], 2)
-    labels = torch.arange(c["batch"]) % 2
+    labels = torch.arange(c["batch"], device=DEVICE) % 2
 
     def step():
         x = to_input(images)
@@ -325,7 +331,7 @@ def train_case(c):
 def infer_case(c):
     torch.manual_seed(1)
     model, source = backbone(c["backbone"], c["widthMultiplier"], 2, c["dropout"])
-    model.eval()
+    model.to(DEVICE).eval()
     images = noise_uint8(c["batch"], c["inputSize"], 3)
 
     def step():
@@ -408,8 +414,9 @@ def main():
         return
     cases = json.loads(sys.argv[1])
     threads, why = pick_threads()
+    on = f" on {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     emit({"type": "hello", "backend": "pytorch",
-          "packageName": f"torch {torch.__version__}, torchvision {torchvision.__version__}",
+          "packageName": f"torch {torch.__version__}, torchvision {torchvision.__version__}{on}",
           "threads": threads, "threadsWhy": why, "mkldnn": torch.backends.mkldnn.is_available()})
     self_check()
     for c in cases:
