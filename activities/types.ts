@@ -22,6 +22,8 @@ export interface IngestOutput {
   counts: z.infer<typeof ClassCounts>;
   patients: z.infer<typeof ClassCounts>;
   duplicates: number;
+  /** Near-duplicate pairs found, and how many of them merged groups that file names kept apart. */
+  nearDuplicates: { pairs: number; linkingGroups: number; crossClass: number };
   skipped: number;
 }
 
@@ -180,6 +182,10 @@ export const AggregateInputSchema = z.object({
     counts: ClassCounts,
     patients: ClassCounts,
     duplicates: z.number().int(),
+    // Optional: runs ingested before near-duplicate detection existed have no count.
+    nearDuplicates: z
+      .object({ pairs: z.number().int(), linkingGroups: z.number().int(), crossClass: z.number().int() })
+      .optional(),
     skipped: z.number().int(),
   }),
   heldout: z

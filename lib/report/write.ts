@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { AggregateInput, AggregateOutput, TrialResult } from '../../activities/types.js';
 import { BACKBONES, PROTOCOLS, type Backbone, type Protocol } from '../../pipelines/schema.js';
+import { CANDIDATE_BITS, MIN_CORRELATION } from '../data/near-duplicates.js';
 import { recordLineage, type Producer } from '../lineage.js';
 import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';
 import { canonicalJson, type ArtifactStore } from '../storage.js';
@@ -160,6 +161,21 @@ export async function writeReport(
   return { summary, report, reportKey, summaryKey, figureKeys };
 }
 
+/** What kept images of one patient (and copies of one film) on one side of every boundary. */
+function groupingStatement(dataset: AggregateInput['dataset']): string {
+  const near = dataset.nearDuplicates;
+  return (
+    `Grouping: PNEUMONIA images by patient (\`personN\` in the file name), NORMAL images by imaging series (\`IM-XXXX\`, \`NORMAL2-IM-XXXX\`), ` +
+    `${dataset.patients.NORMAL} NORMAL and ${dataset.patients.PNEUMONIA} PNEUMONIA groups; ` +
+    (near
+      ? `near-duplicates (perceptual hash within ${CANDIDATE_BITS} bits and 32 px thumbnails correlating at ${MIN_CORRELATION} or more): ${near.pairs} pair(s), ` +
+        `${near.linkingGroups} of them joining groups the file names kept apart (merged into one group), ${near.crossClass} across classes. `
+      : 'near-duplicates were not searched for (ingested by an older version). ') +
+    'Subsets, splits and the held-out set take whole groups' +
+    (near?.crossClass ? ', per class (a group with images of both classes can straddle).' : '.')
+  );
+}
+
 export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary[]): string {
   const { runName, config, dataset, heldout, trials } = input;
   const lines: string[] = [];
@@ -169,13 +185,15 @@ export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary
     '',
   );
   lines.push(
-    `Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
-      `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`,
+    `Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images, ` +
+      `${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`,
     '',
   );
+  lines.push(groupingStatement(dataset), '');
   if (heldout) {
     lines.push(
-      `Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images, ${heldout.patients.PNEUMONIA} PNEUMONIA patients, the same for every trial and kept out of every subset; patients never straddle a subset, split or held-out boundary.`,
+      `Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images ` +
+        `(${heldout.patients.NORMAL} NORMAL series, ${heldout.patients.PNEUMONIA} PNEUMONIA patients), the same for every trial; no group in it is in any trial's pool.`,
       '',
     );
   }
