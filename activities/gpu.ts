@@ -20,6 +20,7 @@ import {
   type LabelledPixels,
 } from '../lib/training/classifier.js';
 import { generateImages, loadGenerator, trainGan, type GanMeta } from '../lib/training/gan.js';
+import type { EvaluationRecord } from '../lib/protocol/scores.js';
 import {
   EvaluateInputSchema,
   FineTuneInputSchema,
@@ -242,12 +243,12 @@ export function createGpuActivities(deps: ActivityDeps) {
           const progress = new ProgressReporter(`evaluate ${backbone}`, test.length);
           const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
           try {
-            const { metrics, predictions } = await evaluateClassifier(
+            const { metrics, predictions, probabilities } = await evaluateClassifier(
               model,
               await labelledPixels(test, classifier.inputSize, progress),
               classifier.inputSize,
             );
-            const evaluation = {
+            const evaluation: EvaluationRecord = {
               kind: 'evaluation',
               backbone,
               metrics,
@@ -255,7 +256,9 @@ export function createGpuActivities(deps: ActivityDeps) {
                 image: t.image.sha256,
                 label: t.label,
                 origin: t.origin,
-                predicted: predictions[i],
+                patientId: t.patientId,
+                predicted: predictions[i]!,
+                probability: probabilities[i]!,
               })),
             };
             const ref = await recorder.putJson(

@@ -137,6 +137,56 @@ export interface EvaluateOutput {
 
 const SplitSummary = z.object({ split: ArtifactRefSchema, train: SideCounts, test: SideCounts });
 
+// ---- Analyses judging the paper's claim (issue 11) ----
+
+/**
+ * What a model was trained on and tested on: the configured protocols, plus the analyses'
+ * evaluations. `no-gan-heldout`: the no-GAN models on the held-out set (common ground with
+ * `heldout`); `matched`: models fine-tuned and tested on the resolution-matched pool.
+ */
+export const EVALUATION_KINDS = [...PROTOCOLS, 'no-gan-heldout', 'matched'] as const;
+export type EvaluationKind = (typeof EVALUATION_KINDS)[number];
+
+export const MatchResolutionInputSchema = z.object({
+  subset: ArtifactRefSchema,
+  /** The GAN's image size: real images are stored at it, as generated ones are. */
+  size: z.number().int().min(8),
+  reuse: Reuse,
+});
+export type MatchResolutionInput = z.input<typeof MatchResolutionInputSchema>;
+export interface MatchResolutionOutput {
+  images: z.infer<typeof ArtifactRefSchema>;
+  count: number;
+}
+
+export const DetectabilityInputSchema = z.object({
+  split: ArtifactRefSchema,
+  /** The size the backbones see images at (classifier.inputSize). */
+  inputSize: z.number().int().min(16),
+  seed: Seed,
+  reuse: Reuse,
+});
+export type DetectabilityInput = z.input<typeof DetectabilityInputSchema>;
+const DetectabilityScores = z.object({
+  accuracy: z.number(),
+  balancedAccuracy: z.number().nullable(),
+  auc: z.number().nullable(),
+  /** Accuracy of always answering the majority origin of the training side. */
+  majorityAccuracy: z.number(),
+  trainImages: z.number().int(),
+  testImages: z.number().int(),
+});
+export type DetectabilityOutput = z.infer<typeof DetectabilityScores> & {
+  evaluation: z.infer<typeof ArtifactRefSchema>;
+};
+
+const TrialDetectability = DetectabilityScores.extend({
+  variant: z.enum(['paper', 'matched']),
+  evaluation: ArtifactRefSchema,
+});
+
+// ---- end of the issue-11 analysis types ----
+
 /** What a trial workflow returns to the parent. */
 export const TrialResultSchema = z.object({
   trial: z.number().int().positive(),
@@ -148,6 +198,10 @@ export const TrialResultSchema = z.object({
   pooledSplit: SplitSummary.optional(),
   /** The split of the real subset alone, for `no-gan`. */
   realSplit: SplitSummary.optional(),
+  /** The resolution-matched pooled split (analysis.matchedResolution). */
+  matchedSplit: SplitSummary.optional(),
+  /** Real-vs-generated classifiers' test scores per pooled split (analysis.detectability). */
+  detectability: z.array(TrialDetectability).optional(),
   gans: z.array(
     z.object({
       label: Label,
@@ -160,7 +214,7 @@ export const TrialResultSchema = z.object({
   ),
   evaluations: z.array(
     z.object({
-      protocol: z.enum(PROTOCOLS),
+      protocol: z.enum(EVALUATION_KINDS),
       backbone: z.enum(BACKBONES),
       checkpoint: ArtifactRefSchema,
       history: ArtifactRefSchema,

@@ -17,6 +17,8 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSo
 import { z } from 'zod';
 import { createCpuActivities } from '../activities/cpu.js';
 import { createGpuActivities } from '../activities/gpu.js';
+import { createAnalysisActivities } from '../activities/analysis.js';
+import { createResolutionActivities } from '../activities/resolution.js';
 import type { ActivityDeps } from '../activities/runtime.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
@@ -113,7 +115,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         namespace: options.temporal.namespace,
         taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
         workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
-        activities: createCpuActivities(deps),
+        activities: { ...createCpuActivities(deps), ...createResolutionActivities(deps) },
         identity: `${deps.workerIdentity}/orchestration`,
       }),
     );
@@ -124,7 +126,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         connection,
         namespace: options.temporal.namespace,
         taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
-        activities: createGpuActivities(deps),
+        activities: { ...createGpuActivities(deps), ...createAnalysisActivities(deps) },
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
         identity: `${deps.workerIdentity}/gpu`,
       }),

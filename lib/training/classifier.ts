@@ -199,6 +199,8 @@ export interface Evaluation {
   metrics: ClassificationMetrics;
   /** Predicted class index per test image, in input order. */
   predictions: number[];
+  /** Softmax probability of PNEUMONIA per test image, in input order (for AUC and calibration). */
+  probabilities: number[];
 }
 
 export async function evaluateClassifier(
@@ -207,24 +209,29 @@ export async function evaluateClassifier(
   inputSize: number,
   batchSize = 64,
 ): Promise<Evaluation> {
-  const predictions: number[] = [];
+  const positive = CLASS_NAMES.indexOf('PNEUMONIA');
+  const probabilities: number[] = [];
   for (let start = 0; start < test.length; start += batchSize) {
     const batch = test.slice(start, start + batchSize);
-    const predicted = tf.tidy(() =>
-      tf.argMax(
-        model.predict(
-          toInputTensor(
-            batch.map((b) => b.image),
-            inputSize,
-          ),
-        ) as tf.Tensor,
-        1,
-      ),
+    const probability = tf.tidy(() =>
+      tf
+        .softmax(
+          model.predict(
+            toInputTensor(
+              batch.map((b) => b.image),
+              inputSize,
+            ),
+          ) as tf.Tensor2D,
+        )
+        .slice([0, positive], [-1, 1])
+        .reshape([-1]),
     );
-    predictions.push(...(await predicted.data()));
-    predicted.dispose();
+    probabilities.push(...(await probability.data()));
+    probability.dispose();
     await yieldToEventLoop();
   }
+  // argmax of two softmax outputs: PNEUMONIA when its probability is above one half (ties: NORMAL, as argMax).
+  const predictions = probabilities.map((p) => (p > 0.5 ? positive : 1 - positive));
   const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));
-  return { metrics: metricsFromConfusion(confusionMatrix(truth, predictions)), predictions };
+  return { metrics: metricsFromConfusion(confusionMatrix(truth, predictions)), predictions, probabilities };
 }
