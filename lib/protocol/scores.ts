@@ -27,12 +27,12 @@ export const PredictionSchema = z.object({
   image: z.string(),
   label: z.enum(['NORMAL', 'PNEUMONIA']),
   origin: z.enum(['real', 'synthetic']),
-  /** The image's group (patient, series, near-duplicates); null for synthetic images. */
-  patientId: z.string().nullable(),
+  /** The image's group (patient, series, near-duplicates); null for synthetic images (and in older artifacts). */
+  patientId: z.string().nullable().default(null),
   /** Predicted class index (0 NORMAL, 1 PNEUMONIA). */
   predicted: z.number().int().min(0).max(1),
-  /** Softmax probability of PNEUMONIA. */
-  probability: z.number().min(0).max(1),
+  /** Softmax probability of PNEUMONIA; null in artifacts written before it was stored. */
+  probability: z.number().min(0).max(1).nullable().default(null),
 });
 export type Prediction = z.infer<typeof PredictionSchema>;
 
@@ -52,11 +52,12 @@ export interface Outcome {
   score: number;
 }
 
+/** Without stored probabilities the predicted class is the score (AUC then is that of the hard labels). */
 export function outcomesOf(predictions: readonly Prediction[]): Outcome[] {
   return predictions.map((p) => ({
     truth: p.label === 'PNEUMONIA' ? 1 : 0,
     predicted: p.predicted,
-    score: p.probability,
+    score: p.probability ?? p.predicted,
   }));
 }
 
