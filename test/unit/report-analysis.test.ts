@@ -100,7 +100,7 @@ test('the GAN effect is the paired accuracy difference on the held-out images, w
   const analysis = await analyseReport(fakeStore(records), { trials }, 200);
   const [effect] = analysis.ganEffect;
   assert.equal(effect?.backbone, 'resnet18');
-  for (const t of effect!.trials) {
+  for (const t of effect.trials) {
     assert.equal(t.withGan, 0.9);
     assert.equal(t.withoutGan, 0.6);
     assert.ok(Math.abs(t.difference.estimate - 0.3) < 1e-12);
@@ -110,7 +110,7 @@ test('the GAN effect is the paired accuracy difference on the held-out images, w
   }
   // Two identical trials: the t interval across them has zero width.
   assert.deepEqual(
-    [effect!.difference.low, effect!.difference.high].map((v) => Math.round(v * 1e9) / 1e9),
+    [effect.difference.low, effect.difference.high].map((v) => Math.round(v * 1e9) / 1e9),
     [0.3, 0.3],
   );
 
