@@ -180,6 +180,37 @@ export type DetectabilityOutput = z.infer<typeof DetectabilityScores> & {
   evaluation: z.infer<typeof ArtifactRefSchema>;
 };
 
+export const MemorizationInputSchema = z.object({
+  /** The trial's real subset: the GAN of `label` was trained on its images of that class. */
+  subset: ArtifactRefSchema,
+  label: Label,
+  checkpoint: ArtifactRefSchema,
+  synthetic: ArtifactRefSchema,
+  heldout: ArtifactRefSchema.optional(),
+  seed: Seed,
+  reuse: Reuse,
+});
+export type MemorizationInput = z.input<typeof MemorizationInputSchema>;
+const SpaceSummary = z.object({
+  medianGenerated: z.number(),
+  medianHeldout: z.number().nullable(),
+  nearCopyThreshold: z.number().nullable(),
+  nearCopyFraction: z.number().nullable(),
+  diversity: z.object({ generated: z.number(), training: z.number() }),
+});
+export const MemorizationOutputSchema = z.object({
+  label: Label,
+  audit: ArtifactRefSchema,
+  /** PNG: the 8 generated images closest to a training image (top row) above those images. */
+  closestPairs: ArtifactRefSchema,
+  generatedImages: z.number().int(),
+  trainingImages: z.number().int(),
+  heldoutImages: z.number().int(),
+  pixels: SpaceSummary,
+  features: SpaceSummary,
+});
+export type MemorizationOutput = z.infer<typeof MemorizationOutputSchema>;
+
 const TrialDetectability = DetectabilityScores.extend({
   variant: z.enum(['paper', 'matched']),
   evaluation: ArtifactRefSchema,
@@ -202,6 +233,8 @@ export const TrialResultSchema = z.object({
   matchedSplit: SplitSummary.optional(),
   /** Real-vs-generated classifiers' test scores per pooled split (analysis.detectability). */
   detectability: z.array(TrialDetectability).optional(),
+  /** Nearest-training-image audit of each class's generated images (analysis.memorization). */
+  memorization: z.array(MemorizationOutputSchema).optional(),
   gans: z.array(
     z.object({
       label: Label,

@@ -358,7 +358,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     ]),
   );
 
-  // ---- Issue 11: common held-out ground, matched resolution, detectability ----
+  // ---- Issue 11: common held-out ground, matched resolution, detectability, memorization ----
   const analysis = analyse
     ? await runTrialAnalysis(
         {
@@ -369,7 +369,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
           gpuTaskQueue: input.gpuTaskQueue,
           heartbeatTimeoutSeconds: input.options?.heartbeatTimeoutSeconds,
           subset: subset.subset,
-          synthetic: gans.map((g) => g.synthetic),
+          gans: gans.map(({ label, checkpoint, synthetic }) => ({ label, checkpoint, synthetic })),
           pooledSplit: pooledSplit?.split,
           heldout,
           noGanModels: results
@@ -399,6 +399,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     evaluations: [...results.flat(), ...(analysis?.evaluations ?? [])],
     matchedSplit: analysis?.matchedSplit,
     detectability: analysis?.detectability,
+    memorization: analysis?.memorization,
     stageMillis: stages.millis(),
   };
 }

@@ -4,7 +4,8 @@
  *    with-GAN models are tested (`no-gan-heldout`);
  *  - matched resolution: the real subset stored at the GAN's resolution, pooled with the same
  *    generated images, split, fine-tuned and tested (`matched`);
- *  - detectability: a small real-vs-generated classifier on each pooled split.
+ *  - detectability: a small real-vs-generated classifier on each pooled split;
+ *  - memorization: each generated image's nearest real training image, against held-out images.
  * Deterministic orchestration only; index.ts runs it behind `patched()` so runs recorded before
  * it existed replay unchanged.
  */
@@ -33,8 +34,8 @@ export interface TrialAnalysisInput {
   gpuTaskQueue: string;
   heartbeatTimeoutSeconds?: number;
   subset: ArtifactRef;
-  /** Generated image sets, one per class (empty without the GAN protocols). */
-  synthetic: ArtifactRef[];
+  /** Each class's GAN and generated images (empty without the GAN protocols). */
+  gans: Array<{ label: 'NORMAL' | 'PNEUMONIA'; checkpoint: ArtifactRef; synthetic: ArtifactRef }>;
   pooledSplit?: ArtifactRef;
   heldout?: ArtifactRef;
   /** The no-GAN models (protocol `no-gan`), to test on the held-out set too. */
@@ -42,7 +43,7 @@ export interface TrialAnalysisInput {
   pretrained: Partial<Record<Backbone, ArtifactRef>>;
 }
 
-export type TrialAnalysis = Pick<TrialResult, 'matchedSplit' | 'detectability'> & {
+export type TrialAnalysis = Pick<TrialResult, 'matchedSplit' | 'detectability' | 'memorization'> & {
   evaluations: TrialResult['evaluations'];
 };
 
@@ -85,7 +86,8 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
   const { config, seed, reuse } = input;
   const { cpu, gpu } = proxies(input);
   const analysis = config.analysis;
-  const matchedBackbones = input.synthetic.length ? (analysis?.matchedResolution ?? []) : [];
+  const synthetic = input.gans.map((g) => g.synthetic);
+  const matchedBackbones = synthetic.length ? (analysis?.matchedResolution ?? []) : [];
   const accuracy = (e: { metrics: { accuracy: number } }) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`;
 
   const evaluate = async (
@@ -140,7 +142,7 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     const split = await stages.run('split:matched', () =>
       cpu.splitPool({
         subset: resampled.images,
-        synthetic: input.synthetic,
+        synthetic,
         trainFraction: config.protocol.trainFraction,
         seed,
       }),
@@ -172,11 +174,40 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     );
   }
 
-  const [noGanHeldout, ...detections] = await Promise.all([commonGround, detectPaper, detectMatched]);
+  const memorization = analysis?.memorization
+    ? Promise.all(
+        input.gans.map((g) =>
+          stages.run(
+            `memorization:${g.label}`,
+            () =>
+              gpu.memorization({
+                subset: input.subset,
+                label: g.label,
+                checkpoint: g.checkpoint,
+                synthetic: g.synthetic,
+                heldout: input.heldout,
+                seed,
+                reuse,
+              }),
+            (m) =>
+              `median nearest-training distance ${m.pixels.medianGenerated.toFixed(3)} (held-out real ${m.pixels.medianHeldout?.toFixed(3) ?? '—'}), ` +
+              `near-copies ${m.pixels.nearCopyFraction === null ? '—' : `${(100 * m.pixels.nearCopyFraction).toFixed(1)}%`}`,
+          ),
+        ),
+      )
+    : undefined;
+
+  const [noGanHeldout, memorized, ...detections] = await Promise.all([
+    commonGround,
+    memorization,
+    detectPaper,
+    detectMatched,
+  ]);
   const summary = (s: SplitPoolOutput) => ({ split: s.split, train: s.train, test: s.test });
   return {
     evaluations: [...noGanHeldout, ...matchedEvaluations],
     matchedSplit: matchedSplit ? summary(matchedSplit) : undefined,
     detectability: analysis?.detectability ? detections.flatMap((d) => (d ? [d] : [])) : undefined,
+    memorization: memorized,
   };
 }

@@ -160,3 +160,39 @@ export function detectabilityTable(trials: readonly TrialResult[]): string[] {
   lines.push('');
   return lines;
 }
+
+export function memorizationTable(trials: readonly TrialResult[]): string[] {
+  const rows = trials.flatMap((t) => (t.memorization ?? []).map((m) => ({ trial: t.trial, ...m })));
+  if (rows.length === 0) return [];
+  const d = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+  const share = (v: number | null) => (v === null ? '—' : pct(v));
+  const lines = [
+    '## Memorization: do the GANs copy their training images?',
+    '',
+    "For every generated image, the distance to its nearest real image among those its GAN was trained on, at the GAN's resolution: in pixels (RMS difference, 0-1 scale) and in the trained discriminator's last hidden features (L2-normalised). " +
+      'The yardstick is the same distance for held-out real images of the class: a generated image closer to a training image than every held-out image comes is counted as a near-copy. ' +
+      'Diversity is the mean pairwise distance within the generated and within the training images (up to 256 of each); generated diversity far below the real one means mode collapse. ' +
+      "Each generated image's lineage records its nearest training image (`nearest-neighbour` records).",
+    '',
+    '| trial | class | generated / training / held-out images | pixels: median distance generated vs held-out | pixels: near-copies | pixels: diversity generated vs training | features: median distance generated vs held-out | features: near-copies | features: diversity generated vs training |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of rows)
+    lines.push(
+      `| ${r.trial} | ${r.label} | ${r.generatedImages} / ${r.trainingImages} / ${r.heldoutImages} | ${d(r.pixels.medianGenerated)} vs ${d(r.pixels.medianHeldout)} | ${share(r.pixels.nearCopyFraction)} | ${d(r.pixels.diversity.generated)} vs ${d(r.pixels.diversity.training)} | ` +
+        `${d(r.features.medianGenerated)} vs ${d(r.features.medianHeldout)} | ${share(r.features.nearCopyFraction)} | ${d(r.features.diversity.generated)} vs ${d(r.features.diversity.training)} |`,
+    );
+  lines.push(
+    '',
+    'The 8 generated images closest to a training image (top row) above that training image (bottom row):',
+    '',
+  );
+  for (const r of rows)
+    lines.push(
+      `**Trial ${r.trial}, ${r.label}**`,
+      '',
+      `![closest pairs](figures/memorization-trial${r.trial}-${r.label}.png)`,
+      '',
+    );
+  return lines;
+}

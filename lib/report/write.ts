@@ -13,7 +13,7 @@ import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../proto
 import { canonicalJson, type ArtifactStore } from '../storage.js';
 import { accuracySpec, confusionSpec, lossCurveSpec, renderPng } from './charts.js';
 import { analyseReport, type ReportAnalysis } from './analysis.js';
-import { detectabilityTable, ganEffectTable, kindTable, originTable } from './tables.js';
+import { detectabilityTable, ganEffectTable, kindTable, memorizationTable, originTable } from './tables.js';
 import { PAPER_ACCURACY, PAPER_BEST_PER_CLASS } from './paper.js';
 
 const GanHistorySchema = z.object({ discriminatorLoss: z.array(z.number()), generatorLoss: z.array(z.number()) });
@@ -89,6 +89,8 @@ export async function writeReport(
     );
   }
   for (const trial of trials) {
+    for (const audit of trial.memorization ?? [])
+      figures.set(`memorization-trial${trial.trial}-${audit.label}.png`, await store.get(audit.closestPairs));
     for (const gan of trial.gans) {
       figures.set(`gan-samples-trial${trial.trial}-${gan.label}.png`, await store.get(gan.samples));
       const history = await store.getJson(gan.history, GanHistorySchema.passthrough());
@@ -266,7 +268,7 @@ export function renderMarkdown(
       ),
     );
   }
-  lines.push(...originTable(analysis.kinds), ...detectabilityTable(trials));
+  lines.push(...originTable(analysis.kinds), ...detectabilityTable(trials), ...memorizationTable(trials));
   lines.push(
     `Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`,
     '',
