@@ -18,6 +18,7 @@ import {
   restoreOptimizerWeights,
   type TrainingState,
 } from './checkpoint.js';
+import { recalibrateBatchNorm } from './batchnorm.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -175,6 +176,18 @@ export async function fineTune(
         await options.onCheckpoint(await snapshot());
       await yieldToEventLoop();
     }
+    // Inference-time batch-norm statistics for the final weights (why: lib/training/batchnorm.ts).
+    await recalibrateBatchNorm(
+      model,
+      Array.from(
+        { length: batchesPerEpoch },
+        (_, b) => () =>
+          toInputTensor(
+            options.train.slice(b * classifier.batchSize, (b + 1) * classifier.batchSize).map((m) => m.image),
+            classifier.inputSize,
+          ),
+      ),
+    );
     return { model, state: await snapshot() };
   } finally {
     optimizer.dispose();
