@@ -147,7 +147,7 @@ function acrossTrials(trials: TrialEvaluation[]): AcrossTrials {
 }
 
 /** The training side whose majority class the baseline answers, per kind. */
-function trainingCounts(trial: TrialResult, kind: EvaluationKind) {
+export function trainingCounts(trial: TrialResult, kind: EvaluationKind) {
   const split =
     kind === 'paper' || kind === 'heldout'
       ? trial.pooledSplit

@@ -8,7 +8,8 @@ import type { EvaluationKind, TrialResult } from '../../activities/types.js';
 import type { Backbone } from '../../pipelines/schema.js';
 import type { Interval } from '../protocol/intervals.js';
 import { SCORE_NAMES, SCORE_TITLES } from '../protocol/scores.js';
-import type { AcrossTrials, GanEffect, KindAnalysis } from './analysis.js';
+import type { PipelineConfig } from '../../pipelines/schema.js';
+import { trainingCounts, type AcrossTrials, type GanEffect, type KindAnalysis } from './analysis.js';
 
 export const KIND_TITLES: Record<EvaluationKind, string> = {
   paper: "the paper's protocol: real subset + GAN images pooled, split 80/20, tested on the pooled 20%",
@@ -29,7 +30,11 @@ const points = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(100 * v).toFixe
 const difference = (i: Interval) => `${points(i.estimate)} pp [${points(i.low)}, ${points(i.high)}]`;
 const pValue = (p: number) => (p < 0.001 ? '< 0.001' : p.toFixed(3));
 
-export function ganEffectTable(effects: readonly GanEffect[], weights: (b: Backbone) => string): string[] {
+export function ganEffectTable(
+  effects: readonly GanEffect[],
+  weights: (b: Backbone) => string,
+  training: { withGan: string; withoutGan: string },
+): string[] {
   if (effects.length === 0) return [];
   const trials = effects[0]!.trials.length;
   const lines = [
@@ -38,6 +43,8 @@ export function ganEffectTable(effects: readonly GanEffect[], weights: (b: Backb
     `Each backbone trained with the GAN images (the paper's pool) and without them (the real subset alone), both tested on the same held-out real images, image by image. ` +
       `Accuracies: mean over ${trials} trial(s) with a 95% t interval across trials; difference: with GAN minus without, in percentage points; per trial, a patient-level bootstrap 95% interval and McNemar's paired test on the images only one of the two models got right (exact binomial below 25 such images). ` +
       'McNemar treats images as independent; images of one patient are not, so its p-values are optimistic where patients have several films.',
+    '',
+    `With the GAN: ${training.withGan} Without: ${training.withoutGan} Both see the same epochs, so the model without GAN images also takes far fewer optimizer steps; part of any difference is training length, not the images.`,
     '',
     `| backbone | with GAN | without GAN | difference (mean, 95% CI) | ${effects[0]!.trials.map((t) => `trial ${t.trial}: difference, McNemar p (only with / only without)`).join(' | ')} | answer |`,
     `| --- | --- | --- | --- | ${effects[0]!.trials.map(() => '---').join(' | ')} | --- |`,
@@ -76,16 +83,42 @@ function flag(summary: AcrossTrials): string {
  * One evaluation kind: accuracy as mean ± sd (as the paper reports), then each metric's mean with a
  * 95% t interval across trials, the baseline row and flags.
  */
+/**
+ * How much training the models of a kind got: images and optimizer steps per trial. Models see
+ * the same number of epochs, so a model trained on the real subset alone takes about a tenth of
+ * the steps of one trained on the pooled images; from random weights, too few steps leave a
+ * model predicting one class.
+ */
+export function trainingSentence(
+  kind: EvaluationKind,
+  trials: readonly TrialResult[],
+  classifier: Pick<PipelineConfig['classifier'], 'batchSize' | 'epochs'>,
+): string {
+  const parts = trials.flatMap((t) => {
+    const counts = trainingCounts(t, kind);
+    if (!counts) return [];
+    const images = counts.NORMAL + counts.PNEUMONIA;
+    return [
+      `trial ${t.trial}: ${images} images, ${Math.ceil(images / classifier.batchSize) * classifier.epochs} optimizer steps`,
+    ];
+  });
+  return parts.length
+    ? `Trained on (${classifier.epochs} epochs of batch ${classifier.batchSize}): ${parts.join('; ')}.`
+    : '';
+}
+
 export function kindTable(
   analysis: KindAnalysis,
   meanStd: (backbone: Backbone) => string | undefined,
   paperAccuracy: (backbone: Backbone) => string,
   weights: (b: Backbone) => string,
+  training = '',
 ): string[] {
   const header = SCORE_NAMES.map((n) => SCORE_TITLES[n]).join(' | ');
   const lines = [
     `### ${analysis.kind}: ${KIND_TITLES[analysis.kind]}`,
     '',
+    ...(training ? [training, ''] : []),
     `| backbone | accuracy mean ± sd | ${header} | paper accuracy | test images | weights | notes |`,
     `| --- | --- | ${SCORE_NAMES.map(() => '---').join(' | ')} | --- | --- | --- | --- |`,
   ];

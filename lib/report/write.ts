@@ -13,7 +13,14 @@ import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../proto
 import { canonicalJson, type ArtifactStore } from '../storage.js';
 import { accuracySpec, confusionSpec, lossCurveSpec, renderPng } from './charts.js';
 import { analyseReport, type ReportAnalysis } from './analysis.js';
-import { detectabilityTable, ganEffectTable, kindTable, memorizationTable, originTable } from './tables.js';
+import {
+  detectabilityTable,
+  ganEffectTable,
+  kindTable,
+  memorizationTable,
+  originTable,
+  trainingSentence,
+} from './tables.js';
 import { PAPER_ACCURACY, PAPER_BEST_PER_CLASS } from './paper.js';
 
 const GanHistorySchema = z.object({ discriminatorLoss: z.array(z.number()), generatorLoss: z.array(z.number()) });
@@ -245,7 +252,12 @@ export function renderMarkdown(
       '',
     );
   }
-  lines.push(...ganEffectTable(analysis.ganEffect, backboneNote));
+  lines.push(
+    ...ganEffectTable(analysis.ganEffect, backboneNote, {
+      withGan: trainingSentence('heldout', trials, config.classifier),
+      withoutGan: trainingSentence('no-gan-heldout', trials, config.classifier),
+    }),
+  );
   lines.push('## Results', '');
   lines.push(
     `Accuracy as the paper reports it (mean ± standard deviation over trials), then every metric as its mean over trials with a 95% t interval across trials (one trial: its patient-level bootstrap interval, ${analysis.bootstrapReplicates} replicates). ` +
@@ -265,6 +277,7 @@ export function renderMarkdown(
         },
         (backbone) => pct(PAPER_ACCURACY[backbone]),
         weightsCell,
+        trainingSentence(kind.kind, trials, config.classifier),
       ),
     );
   }

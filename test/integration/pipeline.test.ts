@@ -82,7 +82,8 @@ const SummarySchema = z.object({
 
 test(
   'reproducePaper (smoke: three trials, four backbones, three protocols) completes with a consistent report',
-  { timeout: 12 * 60_000 },
+  // The analyses (issue 11) add evaluations, a matched-resolution model, detectability and memorization per trial.
+  { timeout: 20 * 60_000 },
   async () => {
     const config = resolvePreset('smoke');
     const handle = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
