@@ -10,7 +10,7 @@
  *     MIN_CORRELATION.
  * Thresholds measured on the 5,216 images of the archive's train split (`cli/near-duplicates.ts`):
  * chest X-rays all look alike at 32x32, so pHash alone cannot separate copies from look-alikes:
- * films of different patients come as close as 2 bits (4 pairs), 3,221 such pairs lie within
+ * films of different patients come as close as 2 bits (4 pairs), 3,189 such pairs lie within
  * 8 bits, and their thumbnails correlate at most 0.963 (0.94 over 20,000 random pairs; two films
  * of one patient at most 0.968). The only copies there are 26 byte-identical files (28 pairs, 0 bits,
  * correlation 1.000), which ingestion stores once anyway; no pair of the 5,190 distinct files
@@ -25,7 +25,7 @@ import type { GrayImage } from '../images.js';
 // sharp-phash is CommonJS (`module.exports = phash`) but its types declare an ES default export.
 const phash = sharpPhash as unknown as (typeof sharpPhash)['default'];
 
-/** pHash bits up to which a pair is compared pixel by pixel (2.4e-4 of different-patient pairs in the train split). */
+/** pHash bits up to which a pair is compared pixel by pixel (2.4e-4 of the different-patient pairs in the train split). */
 export const CANDIDATE_BITS = 8;
 /** Thumbnail correlation from which a candidate is a copy: between look-alikes (at most 0.963) and copies (0.999+). */
 export const MIN_CORRELATION = 0.98;
