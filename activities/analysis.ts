@@ -6,7 +6,7 @@
 import pLimit from 'p-limit';
 import { ImageSetSchema, SplitSchema, type LabeledImage } from '../lib/data/manifest.js';
 import { loadGrayImages } from '../lib/data/load.js';
-import { originProbabilities } from '../lib/analysis/detectability.js';
+import { balancedThreshold, originProbabilities } from '../lib/analysis/detectability.js';
 import { closestPairs, memorizationAudit, type SpaceAudit } from '../lib/analysis/memorization.js';
 import { imageGridPng } from '../lib/images.js';
 import { recordLineage } from '../lib/lineage.js';
@@ -45,17 +45,23 @@ export function createAnalysisActivities(deps: ActivityDeps) {
           const { split, inputSize, seed } = parsed;
           const { train, test } = await store.getJson(split, SplitSchema);
           const progress = new ProgressReporter('real vs generated', 0);
-          const probabilities = await originProbabilities({
-            train: await examples(train, inputSize),
+          const trainExamples = await examples(train, inputSize);
+          const origin = await originProbabilities({
+            train: trainExamples,
             test: await examples(test, inputSize),
             seed,
             onProgress: (done, total) => progress.progress(done, total),
             signal: progress.signal,
           });
+          const threshold = balancedThreshold(
+            origin.train,
+            trainExamples.map((e) => e.synthetic),
+          );
+          const probabilities = origin.test;
           // Generated is the positive class here.
           const outcomes: Outcome[] = test.map((t, i) => ({
             truth: t.origin === 'synthetic' ? 1 : 0,
-            predicted: probabilities[i]! > 0.5 ? 1 : 0,
+            predicted: probabilities[i]! > threshold ? 1 : 0,
             score: probabilities[i]!,
           }));
           const s = scores(outcomes);
@@ -73,6 +79,7 @@ export function createAnalysisActivities(deps: ActivityDeps) {
             {
               kind: 'detectability',
               ...result,
+              threshold,
               predictions: test.map((t, i) => ({
                 image: t.image.sha256,
                 origin: t.origin,
