@@ -8,12 +8,14 @@ import {
   countByClass,
   DatasetManifestSchema,
   ImageSetSchema,
+  nearDuplicateCounts,
   patientsByClass,
   type ImageSet,
   type LabeledImage,
   type Split,
 } from '../lib/data/manifest.js';
-import { stratifiedPartition, stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
+import { partitionHeldout } from '../lib/protocol/heldout.js';
+import { stratifiedSplit, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { checkWeightsFile, readWeightsSource, weightsPolicyFromEnv } from '../lib/models/weights-source.js';
 import { writeReport } from '../lib/report/write.js';
 import type { ArtifactRef } from '../lib/storage.js';
@@ -88,6 +90,7 @@ export function createCpuActivities(deps: ActivityDeps) {
           counts: manifest.counts,
           patients: manifest.patients,
           duplicates: manifest.duplicates.length,
+          nearDuplicates: nearDuplicateCounts(manifest),
           skipped: manifest.skipped.length,
         };
       });
@@ -106,16 +109,15 @@ export function createCpuActivities(deps: ActivityDeps) {
           );
           return { pool, poolCounts: countByClass(real) };
         }
-        // The archive's own test split is the held-out set when it has both classes; else a fixed sample.
-        const inTestSplit = real.filter((_, i) => dataset.images[i]!.split === 'test');
-        const testCounts = countByClass(inTestSplit);
-        const hasTestSplit = testCounts.NORMAL > 0 && testCounts.PNEUMONIA > 0;
-        const { taken: heldout, rest } = hasTestSplit
-          ? { taken: inTestSplit, rest: real.filter((_, i) => dataset.images[i]!.split !== 'test') }
-          : stratifiedPartition(real, { fraction: protocol.heldoutFraction }, protocol.heldoutSeed);
-        const source = hasTestSplit
-          ? "the dataset's test split"
-          : `${protocol.heldoutFraction} of the real images per class (seed ${protocol.heldoutSeed}), whole patients`;
+        const {
+          heldout,
+          pool: rest,
+          source,
+        } = partitionHeldout(
+          real,
+          dataset.images.map((i) => i.split),
+          protocol,
+        );
         const inputs = [{ role: 'dataset', ref: manifest }];
         const heldoutRef = await putRecordedJson(
           { kind: 'image-set', purpose: `held-out real images: ${source}`, images: heldout } satisfies ImageSet,

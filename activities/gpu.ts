@@ -20,6 +20,7 @@ import {
   type LabelledPixels,
 } from '../lib/training/classifier.js';
 import { generateImages, loadGenerator, trainGan, type GanMeta } from '../lib/training/gan.js';
+import type { EvaluationRecord } from '../lib/protocol/scores.js';
 import {
   EvaluateInputSchema,
   FineTuneInputSchema,
@@ -280,11 +281,14 @@ export function createGpuActivities(deps: ActivityDeps) {
           const model = loadClassifier(await loadState<ClassifierMeta>(checkpoint), classifier);
           try {
             const pixels = await labelledPixels(test, classifier.inputSize, progress);
-            const { metrics, predictions } = await evaluateClassifier(model, pixels, classifier.inputSize, undefined, {
-              onProgress: (done) => progress.progress(test.length + done),
-              signal: progress.signal,
-            });
-            const evaluation = {
+            const { metrics, predictions, probabilities } = await evaluateClassifier(
+              model,
+              pixels,
+              classifier.inputSize,
+              undefined,
+              { onProgress: (done) => progress.progress(test.length + done), signal: progress.signal },
+            );
+            const evaluation: EvaluationRecord = {
               kind: 'evaluation',
               backbone,
               metrics,
@@ -292,7 +296,9 @@ export function createGpuActivities(deps: ActivityDeps) {
                 image: t.image.sha256,
                 label: t.label,
                 origin: t.origin,
-                predicted: predictions[i],
+                patientId: t.patientId,
+                predicted: predictions[i]!,
+                probability: probabilities[i]!,
               })),
             };
             const ref = await recorder.putJson(

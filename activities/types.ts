@@ -11,9 +11,14 @@ import { ClassificationMetricsSchema } from '../lib/protocol/metrics.js';
 
 export {
   AggregateInputSchema,
+  EVALUATION_KINDS,
+  MemorizationOutputSchema,
   TrialResultSchema,
   type AggregateInput,
   type AggregateOutput,
+  type DetectabilityOutput,
+  type EvaluationKind,
+  type MemorizationOutput,
   type TrialResult,
 } from '../pipelines/results.js';
 
@@ -30,6 +35,8 @@ export interface IngestOutput {
   counts: z.infer<typeof ClassCounts>;
   patients: z.infer<typeof ClassCounts>;
   duplicates: number;
+  /** Near-duplicate pairs found, and how many of them merged groups that file names kept apart. */
+  nearDuplicates: { pairs: number; linkingGroups: number; crossClass: number };
   skipped: number;
 }
 
@@ -145,3 +152,37 @@ export interface EvaluateOutput {
   evaluation: z.infer<typeof ArtifactRefSchema>;
   metrics: z.infer<typeof ClassificationMetricsSchema>;
 }
+
+// ---- Analyses judging the paper's claim (issue 11): inputs; results in pipelines/results.ts ----
+
+export const MatchResolutionInputSchema = z.object({
+  subset: ArtifactRefSchema,
+  /** The GAN's image size: real images are stored at it, as generated ones are. */
+  size: z.number().int().min(8),
+  reuse: Reuse,
+});
+export type MatchResolutionInput = z.input<typeof MatchResolutionInputSchema>;
+export interface MatchResolutionOutput {
+  images: z.infer<typeof ArtifactRefSchema>;
+  count: number;
+}
+
+export const DetectabilityInputSchema = z.object({
+  split: ArtifactRefSchema,
+  /** The size the backbones see images at (classifier.inputSize). */
+  inputSize: z.number().int().min(16),
+  seed: Seed,
+  reuse: Reuse,
+});
+export type DetectabilityInput = z.input<typeof DetectabilityInputSchema>;
+export const MemorizationInputSchema = z.object({
+  /** The trial's real subset: the GAN of `label` was trained on its images of that class. */
+  subset: ArtifactRefSchema,
+  label: Label,
+  checkpoint: ArtifactRefSchema,
+  synthetic: ArtifactRefSchema,
+  heldout: ArtifactRefSchema.optional(),
+  seed: Seed,
+  reuse: Reuse,
+});
+export type MemorizationInput = z.input<typeof MemorizationInputSchema>;

@@ -43,6 +43,11 @@ export const ARTIFACT_KINDS = [
   'evaluation',
   'report',
   'figure',
+  // Analyses judging the paper's claim (issue 11).
+  'resampled-image',
+  'detectability',
+  'memorization-audit',
+  'nearest-neighbour',
 ] as const;
 export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 

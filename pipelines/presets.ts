@@ -52,6 +52,13 @@ const paper: PipelineConfig = {
     freeze: 'none',
     checkpointEvery: 50,
   },
+  analysis: {
+    // Every backbone again on the resolution-matched pool: the paper's protocol without the sharpness cue.
+    matchedResolution: ['alexnet', 'googlenet', 'squeezenet', 'resnet18'],
+    detectability: true,
+    memorization: true,
+    bootstrapReplicates: 2000,
+  },
 };
 
 /**
@@ -100,6 +107,13 @@ const smoke: PipelineConfig = {
     pretrained: {},
     freeze: 'none',
     checkpointEvery: 10,
+  },
+  analysis: {
+    // One backbone keeps the smoke run short while exercising the matched-resolution path.
+    matchedResolution: ['resnet18'],
+    detectability: true,
+    memorization: true,
+    bootstrapReplicates: 500,
   },
 };
 
@@ -160,6 +174,14 @@ const paperCpu: PipelineConfig = {
     pretrained: {},
     freeze: 'none',
     checkpointEvery: 50,
+  },
+  analysis: {
+    // Backbones read 64 px, the GAN's own resolution: real and generated images already match, so
+    // a resolution-matched rerun would repeat the paper protocol.
+    matchedResolution: [],
+    detectability: true,
+    memorization: true,
+    bootstrapReplicates: 2000,
   },
 };
 

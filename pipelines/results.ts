@@ -20,6 +20,54 @@ const Seed = z.number().int().min(0);
 
 const SplitSummary = z.object({ split: ArtifactRefSchema, train: SideCounts, test: SideCounts });
 
+// ---- Results of the analyses judging the paper's claim (issue 11) ----
+
+/**
+ * What a model was trained on and tested on: the configured protocols, plus the analyses'
+ * evaluations. `no-gan-heldout`: the no-GAN models on the held-out set (common ground with
+ * `heldout`); `matched`: models fine-tuned and tested on the resolution-matched pool.
+ */
+export const EVALUATION_KINDS = [...PROTOCOLS, 'no-gan-heldout', 'matched'] as const;
+export type EvaluationKind = (typeof EVALUATION_KINDS)[number];
+
+export const DetectabilityScores = z.object({
+  accuracy: z.number(),
+  balancedAccuracy: z.number().nullable(),
+  auc: z.number().nullable(),
+  /** Accuracy of always answering the majority origin of the training side. */
+  majorityAccuracy: z.number(),
+  trainImages: z.number().int(),
+  testImages: z.number().int(),
+});
+export type DetectabilityOutput = z.infer<typeof DetectabilityScores> & {
+  evaluation: z.infer<typeof ArtifactRefSchema>;
+};
+
+const SpaceSummary = z.object({
+  medianGenerated: z.number(),
+  medianHeldout: z.number().nullable(),
+  nearCopyThreshold: z.number().nullable(),
+  nearCopyFraction: z.number().nullable(),
+  diversity: z.object({ generated: z.number(), training: z.number() }),
+});
+export const MemorizationOutputSchema = z.object({
+  label: Label,
+  audit: ArtifactRefSchema,
+  /** PNG: the 8 generated images closest to a training image (top row) above those images. */
+  closestPairs: ArtifactRefSchema,
+  generatedImages: z.number().int(),
+  trainingImages: z.number().int(),
+  heldoutImages: z.number().int(),
+  pixels: SpaceSummary,
+  features: SpaceSummary,
+});
+export type MemorizationOutput = z.infer<typeof MemorizationOutputSchema>;
+
+const TrialDetectability = DetectabilityScores.extend({
+  variant: z.enum(['paper', 'matched']),
+  evaluation: ArtifactRefSchema,
+});
+
 /** What a trial workflow returns to the parent. */
 export const TrialResultSchema = z.object({
   trial: z.number().int().positive(),
@@ -31,6 +79,12 @@ export const TrialResultSchema = z.object({
   pooledSplit: SplitSummary.optional(),
   /** The split of the real subset alone, for `no-gan`. */
   realSplit: SplitSummary.optional(),
+  /** The resolution-matched pooled split (analysis.matchedResolution). */
+  matchedSplit: SplitSummary.optional(),
+  /** Real-vs-generated classifiers' test scores per pooled split (analysis.detectability). */
+  detectability: z.array(TrialDetectability).optional(),
+  /** Nearest-training-image audit of each class's generated images (analysis.memorization). */
+  memorization: z.array(MemorizationOutputSchema).optional(),
   gans: z.array(
     z.object({
       label: Label,
@@ -43,7 +97,7 @@ export const TrialResultSchema = z.object({
   ),
   evaluations: z.array(
     z.object({
-      protocol: z.enum(PROTOCOLS),
+      protocol: z.enum(EVALUATION_KINDS),
       backbone: z.enum(BACKBONES),
       checkpoint: ArtifactRefSchema,
       history: ArtifactRefSchema,
@@ -65,6 +119,10 @@ export const AggregateInputSchema = z.object({
     counts: ClassCounts,
     patients: ClassCounts,
     duplicates: z.number().int(),
+    // Optional: runs ingested before near-duplicate detection existed have no count.
+    nearDuplicates: z
+      .object({ pairs: z.number().int(), linkingGroups: z.number().int(), crossClass: z.number().int() })
+      .optional(),
     skipped: z.number().int(),
   }),
   heldout: z

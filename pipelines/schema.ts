@@ -23,6 +23,34 @@ const seed = z
   .min(0)
   .max(2 ** 31 - 1);
 
+// ---- Analyses that judge the paper's claim (issue 11); kept apart from the protocol fields. ----
+export const AnalysisSchema = z
+  .object({
+    /**
+     * Backbones also fine-tuned and tested on a resolution-matched pool: the real images pass
+     * through the GAN's resolution (stored at gan.imageSize, as generated images are), so image
+     * sharpness cannot give an image's origin away. Empty: not run.
+     */
+    matchedResolution: z
+      .array(z.enum(BACKBONES))
+      .refine((b) => new Set(b).size === b.length, 'matchedResolution backbones must not repeat'),
+    /** Train a small real-vs-generated classifier on each pooled split and report its test accuracy. */
+    detectability: z.boolean(),
+    /** Nearest real training image of every generated image, at the GAN's resolution and in feature space. */
+    memorization: z.boolean(),
+    /** Patient-level bootstrap replicates behind each per-trial 95% interval. */
+    bootstrapReplicates: z.number().int().min(100).max(100_000),
+  })
+  .strict();
+export type Analysis = z.infer<typeof AnalysisSchema>;
+export const DEFAULT_ANALYSIS: Analysis = {
+  matchedResolution: [],
+  detectability: true,
+  memorization: true,
+  bootstrapReplicates: 1000,
+};
+// ---- end of the issue-11 analysis block ----
+
 export const DataSourceSchema = z.discriminatedUnion('kind', [
   z
     .object({
@@ -156,6 +184,8 @@ export const PipelineConfigSchema = z
         checkpointEvery: positiveInt,
       })
       .strict(),
+    /** Analyses beside the protocols (issue 11); configs written before it get DEFAULT_ANALYSIS. */
+    analysis: AnalysisSchema.default(DEFAULT_ANALYSIS),
   })
   .strict();
 

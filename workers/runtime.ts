@@ -16,6 +16,8 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSo
 import { createCpuActivities } from '../activities/cpu.js';
 import { heartbeatBridgeInterceptors } from '../activities/blocked-loop-heartbeat.js';
 import { createGpuActivities } from '../activities/gpu.js';
+import { createAnalysisActivities } from '../activities/analysis.js';
+import { createResolutionActivities } from '../activities/resolution.js';
 import type { ActivityDeps } from '../activities/runtime.js';
 import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
 import { connectionOptions, environmentFor, type TemporalSettings } from '../lib/settings.js';
@@ -102,7 +104,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         namespace: options.temporal.namespace,
         taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
         workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
-        activities: createCpuActivities(deps),
+        activities: { ...createCpuActivities(deps), ...createResolutionActivities(deps) },
         identity: `${deps.workerIdentity}/orchestration`,
         interceptors,
         shutdownGraceTime: SHUTDOWN_GRACE,
@@ -115,7 +117,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         connection,
         namespace: options.temporal.namespace,
         taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
-        activities: createGpuActivities(deps),
+        activities: { ...createGpuActivities(deps), ...createAnalysisActivities(deps) },
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
         // A first step that compiles kernels for minutes blocks this thread; heartbeat from another.
         interceptors: { activity: [heartbeatBridgeInterceptors, ...(interceptors?.activity ?? [])] },

@@ -6,7 +6,15 @@
  *   trial:          10% subset -> DCGAN per class -> synthesize 9x -> 80/20 split
  *                   -> fine-tune each backbone (parallel) -> evaluate each -> result
  */
-import { condition, defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  defineQuery,
+  executeChild,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createCpuActivities } from '../activities/cpu.js';
 import type { createGpuActivities } from '../activities/gpu.js';
 import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from '../activities/types.js';
@@ -14,6 +22,7 @@ import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js'
 import type { ArtifactRef } from '../lib/storage.js';
 import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
 import { GPU_TASK_QUEUE } from './queues.js';
+import { ANALYSIS_PATCH, analysisStageNames, runTrialAnalysis } from './trial-analysis.js';
 
 export interface RunOptions {
   /** Reuse the outputs of identical completed steps (default true). */
@@ -222,6 +231,8 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
   const withGan = evaluations.includes('paper') || evaluations.includes('heldout');
   const heldout = evaluations.includes('heldout') ? input.heldout : undefined;
   const noGan = evaluations.includes('no-gan');
+  // Issue 11: analyses after the protocols; histories recorded before them replay without.
+  const analyse = patched(ANALYSIS_PATCH);
   const stages = new StageTracker([
     'subset',
     ...(withGan ? [...labels.map((l) => `gan:${l}`), ...labels.map((l) => `synthesize:${l}`), 'split'] : []),
@@ -232,6 +243,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
       ...(heldout ? [`evaluate-heldout:${b}`] : []),
       ...(noGan ? [`fine-tune-no-gan:${b}`, `evaluate-no-gan:${b}`] : []),
     ]),
+    ...(analyse ? analysisStageNames(config, { withGan, heldout: heldout !== undefined, noGan }) : []),
   ]);
   const splitDetail = (s: SplitPoolOutput) =>
     `train ${s.train.images.NORMAL}+${s.train.images.PNEUMONIA} images (${s.train.patients.PNEUMONIA} PNEUMONIA patients), ` +
@@ -356,6 +368,31 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     ]),
   );
 
+  // ---- Issue 11: common held-out ground, matched resolution, detectability, memorization ----
+  const analysis = analyse
+    ? await runTrialAnalysis(
+        {
+          config,
+          seed,
+          reuse,
+          orchestrationTaskQueue: workflowInfo().taskQueue,
+          gpuTaskQueue: input.gpuTaskQueue,
+          heartbeatTimeoutSeconds: input.options?.heartbeatTimeoutSeconds,
+          subset: subset.subset,
+          gans: gans.map(({ label, checkpoint, synthetic }) => ({ label, checkpoint, synthetic })),
+          pooledSplit: pooledSplit?.split,
+          heldout,
+          noGanModels: results
+            .flat()
+            .filter((e) => e.protocol === 'no-gan')
+            .map(({ backbone, checkpoint, history }) => ({ backbone, checkpoint, history })),
+          pretrained: input.pretrained,
+        },
+        stages,
+      )
+    : undefined;
+  // ---- end of issue 11 ----
+
   // Let a final progress query observe the finished stages before the result is returned.
   await condition(() => true);
   const summary = (s: SplitPoolOutput | undefined) =>
@@ -369,7 +406,10 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     pooledSplit: summary(pooledSplit),
     realSplit: summary(realSplit),
     gans,
-    evaluations: results.flat(),
+    evaluations: [...results.flat(), ...(analysis?.evaluations ?? [])],
+    matchedSplit: analysis?.matchedSplit,
+    detectability: analysis?.detectability,
+    memorization: analysis?.memorization,
     stageMillis: stages.millis(),
   };
 }

@@ -1,9 +1,11 @@
 /**
  * Ingestion: every source image is decoded, converted to grayscale, resized to the store size and
  * stored content-addressed as PNG, with a manifest that keeps its class, archive split, source
- * path and patient id. Byte-identical source files (the archive nests a partial copy of itself)
+ * path and patient group. Byte-identical source files (the archive nests a partial copy of itself)
  * are ingested once and listed as duplicates; byte-identical files under both classes are an
- * InputError naming both, since no label can be trusted for them.
+ * InputError naming both, since no label can be trusted for them. Near-duplicates (the same film
+ * stored twice, found by lib/data/near-duplicates.ts) are kept but join one group, so sampling
+ * keeps them together.
  */
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -11,6 +13,14 @@ import type { DataSource } from '../../pipelines/schema.js';
 import { InputError } from '../errors.js';
 import { decodeGray, encodeGrayPng } from '../images.js';
 import { sha256Hex, type ArtifactStore } from '../storage.js';
+import {
+  CANDIDATE_BITS,
+  fingerprint,
+  mergeGroups,
+  MIN_CORRELATION,
+  nearDuplicatePairs,
+  type Fingerprint,
+} from './near-duplicates.js';
 import {
   countByClass,
   patientIdFromFileName,
@@ -38,7 +48,10 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
   const { store, storeSize } = options;
   const listing = await listSource(options.source, store);
   const limit = pLimit(options.concurrency ?? 8);
-  const decodedBySha = new Map<string, Promise<Pick<RealImage, 'image' | 'originalWidth' | 'originalHeight'>>>();
+  const decodedBySha = new Map<
+    string,
+    Promise<Pick<RealImage, 'image' | 'originalWidth' | 'originalHeight'> & { print: Fingerprint }>
+  >();
   let done = 0;
   const hashed = await Promise.all(
     listing.files.map((file) =>
@@ -53,7 +66,8 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
             (async () => {
               const decoded = await decodeGray(bytes, storeSize, `${listing.description}/${file.path}`);
               const image = await store.putContent(await encodeGrayPng(decoded), 'png', options.contentMetadata);
-              return { image, originalWidth: decoded.originalWidth, originalHeight: decoded.originalHeight };
+              const print = await fingerprint(decoded);
+              return { image, originalWidth: decoded.originalWidth, originalHeight: decoded.originalHeight, print };
             })(),
           );
         }
@@ -66,6 +80,7 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
   // Files are listed in path order, so the first copy of each content is the canonical one no
   // matter which copy the pool happened to read first: the manifest is deterministic.
   const images: RealImage[] = [];
+  const prints: Fingerprint[] = [];
   const duplicates: DatasetManifest['duplicates'] = [];
   const canonicalBySha = new Map<string, { path: string; label: string }>();
   for (const { file, sourceSha256, stored } of hashed) {
@@ -81,8 +96,11 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
       continue;
     }
     canonicalBySha.set(sourceSha256, { path: file.path, label: file.label });
+    const { print, ...image } = stored;
+    prints.push(print);
     images.push({
-      ...stored,
+      ...image,
+      perceptualHash: print.hash,
       label: file.label,
       origin: 'real',
       patientId: patientIdFromFileName(path.basename(file.path)),
@@ -91,12 +109,27 @@ export async function ingestDataset(options: IngestOptions): Promise<DatasetMani
       split: file.split,
     });
   }
+  const pairs = nearDuplicatePairs(prints);
+  const groups = mergeGroups(
+    images.map((i) => ({ patientId: i.patientId, key: i.source })),
+    pairs,
+  );
+  const nearDuplicates = pairs.map(({ a, b, distance, correlation }) => ({
+    a: images[a]!.source,
+    b: images[b]!.source,
+    distance,
+    correlation,
+    linkedGroups: images[a]!.patientId !== images[b]!.patientId,
+  }));
+  images.forEach((image, i) => (image.patientId = groups[i]!));
   return {
     kind: 'dataset-manifest',
     source: listing.description,
     storeSize,
     images,
     duplicates,
+    nearDuplicates,
+    nearDuplicateRule: { candidateBits: CANDIDATE_BITS, minCorrelation: MIN_CORRELATION },
     skipped: listing.skipped,
     counts: countByClass(images),
     patients: patientsByClass(images),

@@ -13,7 +13,11 @@ export const LabeledImageSchema = z.object({
   image: ArtifactRefSchema,
   label: ClassNameSchema,
   origin: z.enum(['real', 'synthetic']),
-  /** Patient the image belongs to, from file names like `person123_bacteria_456.jpeg`; null when unknown. */
+  /**
+   * The group the image must share every boundary with: its patient or imaging series from the
+   * file name (patientIdFromFileName), merged with the groups of its near-duplicates (ids joined
+   * by `+`, see lib/data/near-duplicates.ts); null when unknown (synthetic images).
+   */
   patientId: z.string().nullable(),
 });
 export type LabeledImage = z.infer<typeof LabeledImageSchema>;
@@ -27,6 +31,8 @@ export const RealImageSchema = LabeledImageSchema.extend({
   split: z.string(),
   originalWidth: z.number().int().positive(),
   originalHeight: z.number().int().positive(),
+  /** 64-bit DCT perceptual hash of the stored image, 16 hex digits. */
+  perceptualHash: z.string().regex(/^[0-9a-f]{16}$/),
 });
 export type RealImage = z.infer<typeof RealImageSchema>;
 
@@ -40,6 +46,17 @@ export const DatasetManifestSchema = z.object({
   images: z.array(RealImageSchema),
   /** Byte-identical copies found again (the archive nests `chest_xray/chest_xray/`): ingested once. */
   duplicates: z.array(z.object({ path: z.string(), duplicateOf: z.string() })),
+  /** Near-duplicate pairs (source paths); `linkedGroups`: the pair merged two groups that names kept apart. */
+  nearDuplicates: z.array(
+    z.object({
+      a: z.string(),
+      b: z.string(),
+      distance: z.number().int(),
+      correlation: z.number(),
+      linkedGroups: z.boolean(),
+    }),
+  ),
+  nearDuplicateRule: z.object({ candidateBits: z.number().int(), minCorrelation: z.number() }),
   /** Files that are not images of a class (`__MACOSX` debris, stray files), with why. */
   skipped: z.array(z.object({ path: z.string(), reason: z.string() })),
   counts: ClassCountsSchema,
@@ -76,8 +93,26 @@ export function patientsByClass(images: readonly { label: string; patientId: str
   return { NORMAL: seen.NORMAL.size, PNEUMONIA: seen.PNEUMONIA.size };
 }
 
-/** `person123_bacteria_456.jpeg` -> `person123`; names without a patient number give null. */
+export function nearDuplicateCounts(manifest: Pick<DatasetManifest, 'nearDuplicates' | 'images'>) {
+  const labelOf = new Map(manifest.images.map((i) => [i.source, i.label]));
+  return {
+    pairs: manifest.nearDuplicates.length,
+    linkingGroups: manifest.nearDuplicates.filter((p) => p.linkedGroups).length,
+    crossClass: manifest.nearDuplicates.filter((p) => labelOf.get(p.a) !== labelOf.get(p.b)).length,
+  };
+}
+
+/**
+ * The patient (or imaging series) a file belongs to, from the archive's names:
+ * `person123_bacteria_456.jpeg` -> `person123` (PNEUMONIA; N is the patient),
+ * `IM-0491-0001-0002.jpeg` -> `IM-0491` and `NORMAL2-IM-1345-0001.jpeg` -> `NORMAL2-IM-1345`
+ * (NORMAL; XXXX is the series, and the archive holds several films of one series). The two NORMAL
+ * naming schemes come from different batches, so `IM-0491` and `NORMAL2-IM-0491` stay distinct.
+ * Names that follow neither scheme give null.
+ */
 export function patientIdFromFileName(fileName: string): string | null {
-  const match = /^(person\d+)_/i.exec(fileName);
-  return match ? match[1]!.toLowerCase() : null;
+  const person = /^(person\d+)_/i.exec(fileName);
+  if (person) return person[1]!.toLowerCase();
+  const series = /^((?:NORMAL2-)?IM-\d+)-\d+/i.exec(fileName);
+  return series ? series[1]!.toUpperCase() : null;
 }

@@ -3,7 +3,7 @@
  * its composition (classes, real vs GAN-made images), per trial when trials differ.
  */
 import type { AggregateInput, TrialResult } from '../../pipelines/results.js';
-import type { Backbone, Protocol } from '../../pipelines/schema.js';
+import type { Protocol } from '../../pipelines/schema.js';
 
 type Side = NonNullable<TrialResult['pooledSplit']>['test'];
 
@@ -35,12 +35,4 @@ export function describeTestSet(protocol: Protocol, input: Pick<AggregateInput, 
   if (sides.length === 0) return `Test set: ${which}.`;
   if (new Set(sides.map((s) => s.text)).size === 1) return `Test set per trial: ${which}, ${sides[0]!.text}.`;
   return `Test set: ${which}; ${sides.map((s) => `trial ${s.trial}: ${s.text}`).join('; ')}.`;
-}
-
-/** Test images per trial as a whole number, or the per-trial counts when they differ. */
-export function testImagesCell(trials: readonly TrialResult[], protocol: Protocol, backbone: Backbone): string {
-  const supports = trials.flatMap((t) =>
-    t.evaluations.filter((e) => e.protocol === protocol && e.backbone === backbone).map((e) => e.metrics.support),
-  );
-  return new Set(supports).size === 1 ? n(supports[0]!) : supports.map(n).join(' / ');
 }

@@ -7,11 +7,21 @@
 import { z } from 'zod';
 import type { AggregateInput, AggregateOutput, TrialResult } from '../../pipelines/results.js';
 import { BACKBONES, PROTOCOLS, type Backbone, type Protocol } from '../../pipelines/schema.js';
-import { recordLineage, type Producer } from '../lineage.js';
+import { CANDIDATE_BITS, MIN_CORRELATION } from '../data/near-duplicates.js';
+import { readLineage, recordLineage, type Producer } from '../lineage.js';
 import { aggregateMetrics, type AggregatedMetrics, type MeanStd } from '../protocol/metrics.js';
 import { canonicalJson, type ArtifactStore } from '../storage.js';
-import { describeTestSet, testImagesCell } from './test-sets.js';
+import { describeTestSet } from './test-sets.js';
 import { accuracySpec, confusionSpec, lossCurveSpec, renderPng } from './charts.js';
+import { analyseReport, type ReportAnalysis } from './analysis.js';
+import {
+  detectabilityTable,
+  ganEffectTable,
+  kindTable,
+  memorizationTable,
+  originTable,
+  trainingSentence,
+} from './tables.js';
 import { PAPER_ACCURACY, PAPER_BEST_PER_CLASS } from './paper.js';
 
 const GanHistorySchema = z.object({ discriminatorLoss: z.array(z.number()), generatorLoss: z.array(z.number()) });
@@ -23,12 +33,6 @@ export interface BackboneSummary {
   paperAccuracy: number;
   aggregate: AggregatedMetrics;
 }
-
-export const PROTOCOL_TITLES: Record<Protocol, string> = {
-  paper: "the paper's protocol: real subset + GAN images pooled, split 80/20, tested on the pooled 20%",
-  heldout: 'the same models tested on real images no GAN or classifier saw',
-  'no-gan': 'fine-tuned on the real subset alone, tested on its 20%',
-};
 
 /** Mean and spread over trials of every (protocol, backbone) that every trial evaluated. */
 export function summarizeEvaluations(trials: AggregateInput['trials']): BackboneSummary[] {
@@ -59,6 +63,8 @@ export async function writeReport(
   const { runName, config, dataset, trials } = input;
   const base = `runs/${runName}`;
   const summaries = summarizeEvaluations(trials);
+  const analysis = await analyseReport(store, input, config.analysis.bootstrapReplicates);
+  const weights = await pretrainedWeights(store, input);
   const figures = new Map<string, Buffer>();
 
   figures.set(
@@ -91,6 +97,8 @@ export async function writeReport(
     );
   }
   for (const trial of trials) {
+    for (const audit of trial.memorization ?? [])
+      figures.set(`memorization-trial${trial.trial}-${audit.label}.png`, await store.get(audit.closestPairs));
     for (const gan of trial.gans) {
       figures.set(`gan-samples-trial${trial.trial}-${gan.label}.png`, await store.get(gan.samples));
       const history = await store.getJson(gan.history, GanHistorySchema.passthrough());
@@ -135,11 +143,13 @@ export async function writeReport(
     dataset,
     heldout: input.heldout,
     evaluations: summaries,
+    analysis,
+    weights,
     paper: { accuracy: PAPER_ACCURACY, bestPerClass: PAPER_BEST_PER_CLASS },
     trials,
   };
   const summary = await store.putJson(summaryValue);
-  const markdown = Buffer.from(renderMarkdown(input, summaries), 'utf8');
+  const markdown = Buffer.from(renderMarkdown(input, summaries, analysis, weights), 'utf8');
   const report = await store.putContent(markdown, 'md');
   const lineageInputs = trials.flatMap((t) =>
     t.evaluations.map((e) => ({ role: `evaluation:trial${t.trial}:${e.protocol}:${e.backbone}`, ref: e.evaluation })),
@@ -161,22 +171,80 @@ export async function writeReport(
   return { summary, report, reportKey, summaryKey, figureKeys };
 }
 
-export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary[]): string {
+/** The ImageNet weights each backbone started from (file and hash), or null: random initialisation. */
+export type StartingWeights = Partial<Record<Backbone, { source: string; sha256: string } | null>>;
+
+/** Read from the lineage of each backbone's checkpoints, which names the weights they started from. */
+async function pretrainedWeights(store: ArtifactStore, input: AggregateInput): Promise<StartingWeights> {
+  const weights: StartingWeights = {};
+  for (const evaluation of input.trials.flatMap((t) => t.evaluations)) {
+    if (weights[evaluation.backbone] !== undefined) continue;
+    const records = await readLineage(store, evaluation.checkpoint.sha256);
+    const ref = records.flatMap((r) => r.inputs).find((i) => i.role === 'pretrained-weights')?.ref;
+    const source = input.config.classifier.pretrained[evaluation.backbone];
+    const named = typeof source === 'string' ? source : source?.source;
+    weights[evaluation.backbone] = ref ? { source: named ?? ref.key, sha256: ref.sha256 } : null;
+  }
+  return weights;
+}
+
+/** What kept images of one patient (and copies of one film) on one side of every boundary. */
+function groupingStatement(dataset: AggregateInput['dataset']): string {
+  const near = dataset.nearDuplicates;
+  return (
+    `Grouping: PNEUMONIA images by patient (\`personN\` in the file name), NORMAL images by imaging series (\`IM-XXXX\`, \`NORMAL2-IM-XXXX\`), ` +
+    `${dataset.patients.NORMAL} NORMAL and ${dataset.patients.PNEUMONIA} PNEUMONIA groups; ` +
+    (near
+      ? `near-duplicates (perceptual hash within ${CANDIDATE_BITS} bits and 32 px thumbnails correlating at ${MIN_CORRELATION} or more): ${near.pairs} pair(s), ` +
+        `${near.linkingGroups} of them joining groups the file names kept apart (merged into one group), ${near.crossClass} across classes. `
+      : 'near-duplicates were not searched for (ingested by an older version). ') +
+    'Subsets, splits and the held-out set take whole groups' +
+    (near?.crossClass ? ', per class (a group with images of both classes can straddle).' : '.')
+  );
+}
+
+export function renderMarkdown(
+  input: AggregateInput,
+  summaries: BackboneSummary[],
+  analysis: ReportAnalysis,
+  weights: StartingWeights,
+): string {
   const { runName, config, dataset, heldout, trials } = input;
   const lines: string[] = [];
-  lines.push(`# pneumogan reproduction: ${runName}`, '');
+  const used = Object.entries(weights);
+  const random = used.filter(([, w]) => w === null).map(([b]) => b);
+  const weightsCell = (b: Backbone) =>
+    weights[b] ? `ImageNet \`${weights[b].source}\` (sha256 ${weights[b].sha256.slice(0, 12)})` : 'random init';
+  const backboneNote = (b: Backbone) => (weights[b] ? '' : '(random init)');
+  lines.push(
+    `# pneumogan reproduction: ${runName}` +
+      (random.length === used.length
+        ? ' (every backbone trained from random weights: no transfer learning)'
+        : random.length
+          ? ` (${random.join(', ')} from random weights, the others from ImageNet weights)`
+          : ' (backbones fine-tuned from ImageNet weights)'),
+    '',
+  );
   lines.push(
     `Khalifa et al. (2020), *Detection of Coronavirus (COVID-19) Associated Pneumonia based on GANs and a Fine-Tuned Deep Transfer Learning Model*, reproduced with preset **${config.preset}** over **${trials.length} trial(s)** (seeds ${config.protocol.trialSeeds.join(', ')}).`,
     '',
   );
+  if (random.length) {
+    lines.push(
+      `> **No ImageNet weights** for ${random.join(', ')}: those backbones start from random weights, so this run does not test the paper's *fine-tuned transfer learning*; give \`classifier.pretrained\` to test it.`,
+      '',
+    );
+  }
   lines.push(
-    `Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images ` +
-      `(${dataset.patients.PNEUMONIA} PNEUMONIA patients identified from file names), ${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`,
+    `Dataset: ${dataset.source}: ${dataset.counts.NORMAL} NORMAL and ${dataset.counts.PNEUMONIA} PNEUMONIA images, ` +
+      `${dataset.duplicates} byte-identical duplicate(s) and ${dataset.skipped} non-image file(s) skipped.`,
     '',
   );
+  lines.push(groupingStatement(dataset), '');
   if (heldout) {
     lines.push(
-      `Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images, ${heldout.patients.PNEUMONIA} PNEUMONIA patients, the same for every trial and kept out of every subset; patients never straddle a subset, split or held-out boundary.`,
+      `Held-out set (${heldout.source}): ${heldout.counts.NORMAL} NORMAL + ${heldout.counts.PNEUMONIA} PNEUMONIA real images ` +
+        `(${heldout.patients.NORMAL} NORMAL series, ${heldout.patients.PNEUMONIA} PNEUMONIA patients), the same for every trial; no group in it is in any trial's pool.`,
       '',
     );
   }
@@ -196,27 +264,41 @@ export function renderMarkdown(input: AggregateInput, summaries: BackboneSummary
       '',
     );
   }
+  lines.push(
+    ...ganEffectTable(analysis.ganEffect, backboneNote, {
+      withGan: trainingSentence('heldout', trials, config.classifier),
+      withoutGan: trainingSentence('no-gan-heldout', trials, config.classifier),
+    }),
+  );
   lines.push('## Results', '');
   lines.push(
-    'Mean ± standard deviation over trials. Precision, recall and F1 take PNEUMONIA as the positive class. The paper reports only its own protocol.',
+    `Accuracy as the paper reports it (mean ± standard deviation over trials), then every metric as its mean over trials with a 95% t interval across trials (one trial: its patient-level bootstrap interval, ${analysis.bootstrapReplicates} replicates). ` +
+      'Sensitivity, specificity and F1 take PNEUMONIA as the positive class. The paper reports only its own protocol. ' +
+      'A model that predicts one class for every test image is flagged: its accuracy is the class share, not skill.',
     '',
   );
-  for (const protocol of PROTOCOLS) {
-    const rows = summaries.filter((b) => b.protocol === protocol);
-    if (rows.length === 0) continue;
-    lines.push(`### ${protocol}: ${PROTOCOL_TITLES[protocol]}`, '', describeTestSet(protocol, input), '');
+  const summaryOf = (kind: string, backbone: Backbone) =>
+    summaries.find((b) => b.protocol === kind && b.backbone === backbone)?.aggregate.accuracy;
+  for (const kind of analysis.kinds) {
     lines.push(
-      '| backbone | accuracy | paper accuracy | NORMAL acc. | PNEUMONIA acc. | precision | recall | F1 | test images per trial |',
+      ...kindTable(
+        kind,
+        (backbone) => {
+          const m = summaryOf(kind.kind, backbone);
+          return m ? pm(m) : undefined;
+        },
+        (backbone) => pct(PAPER_ACCURACY[backbone]),
+        weightsCell,
+        [
+          trainingSentence(kind.kind, trials, config.classifier),
+          (PROTOCOLS as readonly string[]).includes(kind.kind) ? describeTestSet(kind.kind as Protocol, input) : '',
+        ]
+          .filter(Boolean)
+          .join(' '),
+      ),
     );
-    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const b of rows) {
-      const a = b.aggregate;
-      lines.push(
-        `| ${b.backbone} | ${pm(a.accuracy)} | ${protocol === 'paper' ? pct(b.paperAccuracy) : '—'} | ${pm(a.perClassAccuracy.NORMAL)} | ${pm(a.perClassAccuracy.PNEUMONIA)} | ${pm(a.precision)} | ${pm(a.recall)} | ${pm(a.f1)} | ${testImagesCell(trials, protocol, b.backbone)} |`,
-      );
-    }
-    lines.push('');
   }
+  lines.push(...originTable(analysis.kinds), ...detectabilityTable(trials), ...memorizationTable(trials));
   lines.push(
     `Paper's best per-class accuracy: NORMAL ${pct(PAPER_BEST_PER_CLASS.NORMAL.accuracy)} (${PAPER_BEST_PER_CLASS.NORMAL.backbone}), PNEUMONIA ${pct(PAPER_BEST_PER_CLASS.PNEUMONIA.accuracy)} (${PAPER_BEST_PER_CLASS.PNEUMONIA.backbone}).`,
     '',

@@ -12,6 +12,7 @@ import type { GrayImage } from '../images.js';
 import { confusionMatrix, metricsFromConfusion, type ClassificationMetrics } from '../protocol/metrics.js';
 import { deriveSeed, SeededRandom } from '../random.js';
 import { restoreModelWeights, type TrainingState } from './checkpoint.js';
+import { recalibrateBatchNorm } from './batchnorm.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
 import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
 
@@ -151,27 +152,40 @@ export async function fineTune(
       history.loss.push(loss!);
       history.accuracy.push(correct! / members.length);
     };
-    const state = await runStepLoop<ClassifierMeta>({
+    const snapshot = (batchesDone: number) =>
+      captureState(trainables, {
+        kind: 'classifier' as const,
+        backbone,
+        batchesDone,
+        totalBatches,
+        inputSize: classifier.inputSize,
+        widthMultiplier: classifier.widthMultiplier,
+        // A snapshot owns copies of the histories: training goes on appending to the live ones.
+        history: { loss: [...history.loss], accuracy: [...history.accuracy] },
+      });
+    const trained = await runStepLoop<ClassifierMeta>({
       total: totalBatches,
       done: options.resume?.meta.batchesDone ?? 0,
       checkpointEvery: classifier.checkpointEvery,
       step,
-      snapshot: (batchesDone) =>
-        captureState(trainables, {
-          kind: 'classifier',
-          backbone,
-          batchesDone,
-          totalBatches,
-          inputSize: classifier.inputSize,
-          widthMultiplier: classifier.widthMultiplier,
-          // A snapshot owns copies of the histories: training goes on appending to the live ones.
-          history: { loss: [...history.loss], accuracy: [...history.accuracy] },
-        }),
+      snapshot,
       onProgress: options.onProgress,
       onCheckpoint: options.onCheckpoint,
       signal: options.signal,
     });
-    return { model, state };
+    // Inference-time batch-norm statistics for the final weights (why: lib/training/batchnorm.ts).
+    await recalibrateBatchNorm(
+      model,
+      Array.from(
+        { length: batchesPerEpoch },
+        (_, b) => () =>
+          toInputTensor(
+            options.train.slice(b * classifier.batchSize, (b + 1) * classifier.batchSize).map((m) => m.image),
+            classifier.inputSize,
+          ),
+      ),
+    );
+    return { model, state: await snapshot(trained.meta.batchesDone) };
   } catch (err) {
     // The model is the caller's on success only: a failed or cancelled step must not leave it behind.
     model.dispose();
@@ -204,6 +218,8 @@ export interface Evaluation {
   metrics: ClassificationMetrics;
   /** Predicted class index per test image, in input order. */
   predictions: number[];
+  /** Softmax probability of PNEUMONIA per test image, in input order (for AUC and calibration). */
+  probabilities: number[];
 }
 
 export async function evaluateClassifier(
@@ -214,25 +230,30 @@ export async function evaluateClassifier(
   /** Called after each batch (evaluation of a large test set takes minutes); a signal stops it between batches. */
   watch: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {},
 ): Promise<Evaluation> {
-  const predictions: number[] = [];
+  const positive = CLASS_NAMES.indexOf('PNEUMONIA');
+  const probabilities: number[] = [];
   for (let start = 0; start < test.length; start += batchSize) {
     watch.signal?.throwIfAborted();
     const batch = test.slice(start, start + batchSize);
-    const predicted = tf.tidy(() =>
-      tf.argMax(
-        model.predict(
-          toInputTensor(
-            batch.map((b) => b.image),
-            inputSize,
-          ),
-        ) as tf.Tensor,
-        1,
-      ),
+    const probability = tf.tidy(() =>
+      tf
+        .softmax(
+          model.predict(
+            toInputTensor(
+              batch.map((b) => b.image),
+              inputSize,
+            ),
+          ) as tf.Tensor2D,
+        )
+        .slice([0, positive], [-1, 1])
+        .reshape([-1]),
     );
-    predictions.push(...(await takeData(predicted)));
-    watch.onProgress?.(predictions.length, test.length);
+    probabilities.push(...(await takeData(probability)));
+    watch.onProgress?.(probabilities.length, test.length);
     await yieldToEventLoop();
   }
+  // argmax of two softmax outputs: PNEUMONIA when its probability is above one half (ties: NORMAL, as argMax).
+  const predictions = probabilities.map((p) => (p > 0.5 ? positive : 1 - positive));
   const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));
-  return { metrics: metricsFromConfusion(confusionMatrix(truth, predictions)), predictions };
+  return { metrics: metricsFromConfusion(confusionMatrix(truth, predictions)), predictions, probabilities };
 }

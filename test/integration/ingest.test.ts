@@ -55,8 +55,18 @@ test(
     );
     const byName = manifest.images.find((i) => i.source === path.join('PNEUMONIA', 'person1003_bacteria_2934.jpeg'));
     assert.equal(byName?.patientId, 'person1003');
-    assert.ok(manifest.images.filter((i) => i.label === 'NORMAL').every((i) => i.patientId === null));
+    const normal = manifest.images.filter((i) => i.label === 'NORMAL');
+    assert.ok(
+      normal.every((i) => /^(NORMAL2-)?IM-\d+$/.test(i.patientId ?? '')),
+      'every NORMAL image has its series',
+    );
+    const series = normal.filter((i) => /IM-0491-0001-000[12]/.test(i.source)).map((i) => i.patientId);
+    assert.deepEqual(series, ['IM-0491', 'IM-0491'], 'two films of one series share a group');
+    assert.ok(manifest.patients.NORMAL < 166, 'several NORMAL films share a series');
     assert.equal(manifest.patients.PNEUMONIA, new Set(pneumonia.map((i) => i.patientId)).size);
+    // The sample's only copies (person1372_bacteria_3501-3503) are byte-identical, handled above.
+    assert.deepEqual(manifest.nearDuplicates, []);
+    assert.ok(manifest.images.every((i) => /^[0-9a-f]{16}$/.test(i.perceptualHash)));
     assert.ok(manifest.patients.PNEUMONIA < 198, 'several images share a patient');
     const first = manifest.images[0]!;
     assert.match(first.image.key, new RegExp(`^cas/${first.image.sha256.slice(0, 2)}/${first.image.sha256}\\.png$`));
@@ -112,6 +122,31 @@ test('archive layout: splits, nested duplicate copy and __MACOSX debris are hand
   const again = await ingestDataset({ source: { kind: 'folder', path: path.dirname(root) }, storeSize: 32, store });
   assert.deepEqual(again, manifest);
 });
+
+test(
+  "a re-encoded copy of a sample X-ray under another name joins the original's group",
+  { skip: sampleMissing },
+  async () => {
+    const root = path.join(scratch, 'near-duplicates');
+    const original = path.join(KERMANY_SAMPLE, 'PNEUMONIA', 'person1003_bacteria_2934.jpeg');
+    const copy = await sharp(original).resize(180, 200, { fit: 'fill' }).jpeg({ quality: 50 }).toBuffer();
+    await mkdir(path.join(root, 'NORMAL'), { recursive: true });
+    await mkdir(path.join(root, 'PNEUMONIA'), { recursive: true });
+    await writeFile(path.join(root, 'PNEUMONIA', 'person1003_bacteria_2934.jpeg'), await sharp(original).toBuffer());
+    await writeFile(path.join(root, 'PNEUMONIA', 'person77_virus_1.jpeg'), copy);
+    for (const name of ['IM-0491-0001-0001.jpeg', 'IM-0117-0001.jpeg'])
+      await writeFile(
+        path.join(root, 'NORMAL', name),
+        await sharp(path.join(KERMANY_SAMPLE, 'NORMAL', name)).toBuffer(),
+      );
+    const manifest = await ingestDataset({ source: { kind: 'folder', path: root }, storeSize: 64, store });
+    assert.equal(manifest.nearDuplicates.length, 1);
+    assert.equal(manifest.nearDuplicates[0]!.linkedGroups, true);
+    const ids = manifest.images.filter((i) => i.label === 'PNEUMONIA').map((i) => i.patientId);
+    assert.deepEqual(ids, ['person1003+person77', 'person1003+person77']);
+    assert.ok(manifest.images.filter((i) => i.label === 'NORMAL').every((i) => !i.patientId?.includes('+')));
+  },
+);
 
 test('a corrupt JPEG is an InputError naming the file', async () => {
   const root = path.join(scratch, 'corrupt');

@@ -16,6 +16,7 @@ import { InputError } from '../../lib/errors.js';
 import { startEmbeddedInfrastructure, type EmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import { readLineage } from '../../lib/lineage.js';
 import { ImageSetSchema } from '../../lib/data/manifest.js';
+import { EvaluationRecordSchema } from '../../lib/protocol/scores.js';
 import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import { BACKBONES, PROTOCOLS } from '../../pipelines/schema.js';
@@ -82,7 +83,8 @@ const SummarySchema = z.object({
 
 test(
   'reproducePaper (smoke: three trials, four backbones, three protocols) completes with a consistent report',
-  { timeout: 12 * 60_000 },
+  // The analyses (issue 11) add evaluations, a matched-resolution model, detectability and memorization per trial.
+  { timeout: 20 * 60_000 },
   async () => {
     const config = resolvePreset('smoke');
     const handle = await launchReproduction({ client, runName: 'e2e-smoke', config, log: () => {} });
@@ -180,6 +182,29 @@ test(
       );
     }
     for (const protocol of PROTOCOLS) assert.match(report, new RegExp(`### ${protocol}: `));
+    // Issue 11: the GAN's effect on unseen real images comes first; random weights are named.
+    assert.match(report, /^# pneumogan reproduction: e2e-smoke \(every backbone trained from random weights/);
+    assert.ok(report.indexOf('## Does the GAN help on unseen real images?') < report.indexOf('## Results'));
+    for (const backbone of BACKBONES)
+      assert.match(report, new RegExp(`\\| ${backbone} \\(random init\\) \\| \\d+\\.\\d% \\[`));
+    assert.match(report, /## The pooled test set taken apart/);
+    assert.match(report, /## Can generated images be told from real ones\?/);
+    for (const trial of result.trials) {
+      const heldoutImages = trial.evaluations.find((e) => e.protocol === 'heldout')!.metrics.support;
+      const noGanHeldout = trial.evaluations.filter((e) => e.protocol === 'no-gan-heldout');
+      assert.deepEqual(noGanHeldout.map((e) => e.backbone).sort(), [...BACKBONES].sort());
+      assert.ok(noGanHeldout.every((e) => e.metrics.support === heldoutImages));
+      assert.deepEqual(
+        trial.evaluations.filter((e) => e.protocol === 'matched').map((e) => e.backbone),
+        config.analysis.matchedResolution,
+      );
+      assert.deepEqual(
+        trial.detectability?.map((d) => d.variant),
+        ['paper', 'matched'],
+      );
+      const stored = await store.getJson(trial.evaluations[0]!.evaluation, EvaluationRecordSchema);
+      assert.ok(stored.predictions.every((p) => p.probability !== null && p.probability >= 0 && p.probability <= 1));
+    }
     for (const backbone of BACKBONES) assert.match(report, new RegExp(`\\| ${backbone} \\| \\d+\\.\\d% ± `));
     assert.ok(result.report.figureKeys.includes('runs/e2e-smoke/figures/confusion-heldout-resnet18.png'));
     const figure = await sharp(await store.getAt('runs/e2e-smoke/figures/accuracy.png')).metadata();

@@ -71,6 +71,7 @@ function stubs(calls: Call[], hooks: Partial<GpuActivities> = {}) {
         counts,
         patients: counts,
         duplicates: 0,
+        nearDuplicates: { pairs: 0, linkingGroups: 0, crossClass: 0 },
         skipped: 0,
       });
     },

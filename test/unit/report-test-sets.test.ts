@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TrialResult } from '../../activities/types.js';
-import { describeTestSet, testImagesCell } from '../../lib/report/test-sets.js';
+import { describeTestSet } from '../../lib/report/test-sets.js';
 import { metricsFromConfusion } from '../../lib/protocol/metrics.js';
 
 const ref = { key: 'cas/00/x.json', sha256: '0'.repeat(64), bytes: 1 };
@@ -52,14 +52,6 @@ test('trials that differ are listed one by one', () => {
   assert.match(
     text,
     /trial 1: 1,248 images \(320 NORMAL, 928 PNEUMONIA;.*trial 2: 1,248 images \(321 NORMAL, 927 PNEUMONIA/,
-  );
-});
-
-test('test images per trial are whole numbers, or the per-trial counts when they differ', () => {
-  assert.equal(testImagesCell([trial(1, 320, 116), trial(2, 320, 116), trial(3, 320, 116)], 'paper', 'alexnet'), '116');
-  assert.equal(
-    testImagesCell([trial(1, 320, 66), trial(2, 320, 67), trial(3, 320, 67)], 'paper', 'alexnet'),
-    '66 / 67 / 67',
   );
 });
 

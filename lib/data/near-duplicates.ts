@@ -1,0 +1,161 @@
+/**
+ * Near-duplicate images: the same radiograph stored twice under different names (re-exported,
+ * re-scaled, re-compressed), which must land on the same side of every boundary just like the
+ * images of one patient. Two stages, so the all-pairs search stays cheap and look-alikes are not
+ * mistaken for copies:
+ *  1. candidates: a 64-bit DCT perceptual hash (pHash, via the `sharp-phash` package: 32x32
+ *     grayscale, 2-D DCT, the 8x8 lowest non-DC frequencies thresholded at their mean) of each
+ *     stored grayscale image; pairs at most CANDIDATE_BITS apart;
+ *  2. confirmation: Pearson correlation of the two images' 32x32 thumbnails at least
+ *     MIN_CORRELATION.
+ * Thresholds measured on the 5,216 images of the archive's train split (`cli/near-duplicates.ts`):
+ * chest X-rays all look alike at 32x32, so pHash alone cannot separate copies from look-alikes:
+ * films of different patients come as close as 2 bits (4 pairs), 3,189 such pairs lie within
+ * 8 bits, and their thumbnails correlate at most 0.963 (0.94 over 20,000 random pairs; two films
+ * of one patient at most 0.968). The only copies there are 26 byte-identical files (28 pairs, 0 bits,
+ * correlation 1.000), which ingestion stores once anyway; no pair of the 5,190 distinct files
+ * passes both stages. A copy re-compressed
+ * (JPEG quality 20), re-scaled, squashed or brightened by 10% stays within 0 bits and above
+ * 0.999; a copy cropped by 5% (5 bits, 0.977) is not caught.
+ */
+import sharp from 'sharp';
+import sharpPhash from 'sharp-phash';
+import type { GrayImage } from '../images.js';
+
+// sharp-phash is CommonJS (`module.exports = phash`) but its types declare an ES default export.
+const phash = sharpPhash as unknown as (typeof sharpPhash)['default'];
+
+/** pHash bits up to which a pair is compared pixel by pixel (2.4e-4 of the different-patient pairs in the train split). */
+export const CANDIDATE_BITS = 8;
+/** Thumbnail correlation from which a candidate is a copy: between look-alikes (at most 0.963) and copies (0.999+). */
+export const MIN_CORRELATION = 0.98;
+const THUMBNAIL = 32;
+
+export interface Fingerprint {
+  /** 64-bit pHash as 16 hex digits. */
+  hash: string;
+  /** 32x32 grayscale thumbnail, centred and scaled to unit norm (for correlations). */
+  thumbnail: Float32Array;
+}
+
+export async function fingerprint(image: GrayImage): Promise<Fingerprint> {
+  const raw = { raw: { width: image.size, height: image.size, channels: 1 as const } };
+  const bits = await phash(Buffer.from(image.pixels), raw);
+  let hash = '';
+  for (let i = 0; i < 64; i += 4) hash += parseInt(bits.slice(i, i + 4), 2).toString(16);
+  const small = await sharp(Buffer.from(image.pixels), raw)
+    .resize(THUMBNAIL, THUMBNAIL, { fit: 'fill' })
+    .extractChannel(0)
+    .raw()
+    .toBuffer();
+  return { hash, thumbnail: unitCentred(small) };
+}
+
+function unitCentred(pixels: Uint8Array): Float32Array {
+  const mean = pixels.reduce((a, b) => a + b, 0) / pixels.length;
+  const out = Float32Array.from(pixels, (v) => v - mean);
+  const norm = Math.sqrt(out.reduce((a, v) => a + v * v, 0)) || 1;
+  return out.map((v) => v / norm);
+}
+
+/** Pearson correlation of two fingerprints' thumbnails. */
+export function thumbnailCorrelation(a: Fingerprint, b: Fingerprint): number {
+  let sum = 0;
+  for (let i = 0; i < a.thumbnail.length; i++) sum += a.thumbnail[i]! * b.thumbnail[i]!;
+  return sum;
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+function halves(hex: string): [number, number] {
+  if (!/^[0-9a-f]{16}$/.test(hex)) throw new Error(`perceptual hash "${hex}" is not 16 hex digits`);
+  return [parseInt(hex.slice(0, 8), 16), parseInt(hex.slice(8), 16)];
+}
+
+export function hammingDistance(a: string, b: string): number {
+  const [a0, a1] = halves(a);
+  const [b0, b1] = halves(b);
+  return popcount32(a0 ^ b0) + popcount32(a1 ^ b1);
+}
+
+export interface NearDuplicatePair {
+  /** Indices into the fingerprint list, a < b. */
+  a: number;
+  b: number;
+  /** pHash Hamming distance in bits. */
+  distance: number;
+  correlation: number;
+}
+
+/** Every confirmed pair (all pairs' hashes compared: about 14 M for 5,300 images, under a second). */
+export function nearDuplicatePairs(
+  prints: readonly Fingerprint[],
+  thresholds = { candidateBits: CANDIDATE_BITS, minCorrelation: MIN_CORRELATION },
+): NearDuplicatePair[] {
+  const split = prints.map((p) => halves(p.hash));
+  const pairs: NearDuplicatePair[] = [];
+  for (let a = 0; a < split.length; a++) {
+    const [a0, a1] = split[a]!;
+    for (let b = a + 1; b < split.length; b++) {
+      const [b0, b1] = split[b]!;
+      const distance = popcount32(a0 ^ b0) + popcount32(a1 ^ b1);
+      if (distance > thresholds.candidateBits) continue;
+      const correlation = thumbnailCorrelation(prints[a]!, prints[b]!);
+      if (correlation >= thresholds.minCorrelation) pairs.push({ a, b, distance, correlation });
+    }
+  }
+  return pairs;
+}
+
+/**
+ * Group ids that keep linked images together: images sharing a patient id, and images joined by a
+ * near-duplicate pair (transitively), get one id. A group's id is its patient ids, sorted and
+ * joined by `+`, or `near-duplicate:<first member's key>` when no member has a patient id; an
+ * image linked to nothing keeps its own patient id (null stays null).
+ */
+export function mergeGroups(
+  images: ReadonlyArray<{ patientId: string | null; key: string }>,
+  pairs: ReadonlyArray<Pick<NearDuplicatePair, 'a' | 'b'>>,
+): Array<string | null> {
+  const parent = images.map((_, i) => i);
+  const find = (i: number): number => {
+    while (parent[i] !== i) i = parent[i] = parent[parent[i]!]!;
+    return i;
+  };
+  const union = (a: number, b: number) => {
+    const [ra, rb] = [find(a), find(b)];
+    if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
+  };
+  const firstOfPatient = new Map<string, number>();
+  images.forEach(({ patientId }, i) => {
+    if (patientId === null) return;
+    const first = firstOfPatient.get(patientId);
+    if (first === undefined) firstOfPatient.set(patientId, i);
+    else union(first, i);
+  });
+  for (const { a, b } of pairs) union(a, b);
+
+  const members = new Map<number, number[]>();
+  images.forEach((_, i) => {
+    const root = find(i);
+    let group = members.get(root);
+    if (!group) members.set(root, (group = []));
+    group.push(i);
+  });
+  const ids = new Array<string | null>(images.length);
+  for (const [root, group] of members) {
+    const patients = [...new Set(group.flatMap((i) => images[i]!.patientId ?? []))].sort();
+    const id =
+      group.length === 1
+        ? images[root]!.patientId
+        : patients.length > 0
+          ? patients.join('+')
+          : `near-duplicate:${images[root]!.key}`;
+    for (const i of group) ids[i] = id;
+  }
+  return ids;
+}

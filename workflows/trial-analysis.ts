@@ -1,0 +1,213 @@
+/**
+ * The trial's analyses that judge the paper's claim (issue 11), run after its protocols:
+ *  - common ground: each no-GAN model also tested on the held-out real images, where the
+ *    with-GAN models are tested (`no-gan-heldout`);
+ *  - matched resolution: the real subset stored at the GAN's resolution, pooled with the same
+ *    generated images, split, fine-tuned and tested (`matched`);
+ *  - detectability: a small real-vs-generated classifier on each pooled split;
+ *  - memorization: each generated image's nearest real training image, against held-out images.
+ * Deterministic orchestration only; index.ts runs it behind `patched()` so runs recorded before
+ * it existed replay unchanged.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { createAnalysisActivities } from '../activities/analysis.js';
+import type { createCpuActivities } from '../activities/cpu.js';
+import type { createGpuActivities } from '../activities/gpu.js';
+import type { createResolutionActivities } from '../activities/resolution.js';
+import type { EvaluationKind, SplitPoolOutput, TrialResult } from '../activities/types.js';
+import type { Backbone, PipelineConfig } from '../pipelines/schema.js';
+import type { ArtifactRef } from '../lib/storage.js';
+import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
+
+export const ANALYSIS_PATCH = 'issue-11-analysis';
+
+/** What the trial's stage tracker offers (index.ts's StageTracker). */
+export interface StageRunner {
+  run<T>(name: string, body: () => Promise<T>, describe?: (result: T) => string): Promise<T>;
+}
+
+export interface TrialAnalysisInput {
+  config: PipelineConfig;
+  seed: number;
+  reuse: boolean;
+  orchestrationTaskQueue: string;
+  gpuTaskQueue: string;
+  heartbeatTimeoutSeconds?: number;
+  subset: ArtifactRef;
+  /** Each class's GAN and generated images (empty without the GAN protocols). */
+  gans: Array<{ label: 'NORMAL' | 'PNEUMONIA'; checkpoint: ArtifactRef; synthetic: ArtifactRef }>;
+  pooledSplit?: ArtifactRef;
+  heldout?: ArtifactRef;
+  /** The no-GAN models (protocol `no-gan`), to test on the held-out set too. */
+  noGanModels: Array<{ backbone: Backbone; checkpoint: ArtifactRef; history: ArtifactRef }>;
+  pretrained: Partial<Record<Backbone, ArtifactRef>>;
+}
+
+export type TrialAnalysis = Pick<TrialResult, 'matchedSplit' | 'detectability' | 'memorization'> & {
+  evaluations: TrialResult['evaluations'];
+};
+
+/** The analysis stages a trial runs with this config, for its stage tracker. */
+export function analysisStageNames(
+  config: PipelineConfig,
+  runs: { withGan: boolean; heldout: boolean; noGan: boolean },
+): string[] {
+  const analysis = config.analysis;
+  const matched = runs.withGan ? (analysis?.matchedResolution ?? []) : [];
+  return [
+    ...(runs.noGan && runs.heldout ? config.classifier.backbones.map((b) => `evaluate-no-gan-heldout:${b}`) : []),
+    ...(matched.length ? ['resample:matched', 'split:matched'] : []),
+    ...matched.flatMap((b) => [`fine-tune-matched:${b}`, `evaluate-matched:${b}`]),
+    ...(runs.withGan && analysis?.detectability
+      ? ['detectability', ...(matched.length ? ['detectability:matched'] : [])]
+      : []),
+  ];
+}
+
+function proxies(input: TrialAnalysisInput) {
+  // The same timeouts and retry policy as index.ts's activity proxies.
+  const retry = { backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE_TYPES };
+  const cpu = proxyActivities<ReturnType<typeof createCpuActivities> & ReturnType<typeof createResolutionActivities>>({
+    taskQueue: input.orchestrationTaskQueue,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: { ...retry, initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
+  });
+  const gpu = proxyActivities<ReturnType<typeof createGpuActivities> & ReturnType<typeof createAnalysisActivities>>({
+    taskQueue: input.gpuTaskQueue,
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? 60} seconds`,
+    retry: { ...retry, initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 10 },
+  });
+  return { cpu, gpu };
+}
+
+export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageRunner): Promise<TrialAnalysis> {
+  const { config, seed, reuse } = input;
+  const { cpu, gpu } = proxies(input);
+  const analysis = config.analysis;
+  const synthetic = input.gans.map((g) => g.synthetic);
+  const matchedBackbones = synthetic.length ? (analysis?.matchedResolution ?? []) : [];
+  const accuracy = (e: { metrics: { accuracy: number } }) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`;
+
+  const evaluate = async (
+    kind: EvaluationKind,
+    stage: string,
+    model: { backbone: Backbone; checkpoint: ArtifactRef; history: ArtifactRef },
+    test: ArtifactRef,
+  ) => {
+    const evaluated = await stages.run(
+      `${stage}:${model.backbone}`,
+      () =>
+        gpu.evaluate({
+          test,
+          checkpoint: model.checkpoint,
+          backbone: model.backbone,
+          classifier: config.classifier,
+          reuse,
+        }),
+      accuracy,
+    );
+    return { protocol: kind, ...model, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
+  };
+
+  const commonGround = input.heldout
+    ? Promise.all(
+        input.noGanModels.map((m) => evaluate('no-gan-heldout', 'evaluate-no-gan-heldout', m, input.heldout!)),
+      )
+    : Promise.resolve([]);
+
+  const detect = (stage: string, split: ArtifactRef, variant: 'paper' | 'matched') =>
+    stages
+      .run(
+        stage,
+        () => gpu.detectability({ split, inputSize: config.classifier.inputSize, seed, reuse }),
+        (d) =>
+          `real vs generated: test accuracy ${(100 * d.accuracy).toFixed(1)}% (majority ${(100 * d.majorityAccuracy).toFixed(1)}%)`,
+      )
+      .then((d) => ({ variant, ...d }));
+
+  const detectPaper =
+    analysis?.detectability && input.pooledSplit ? detect('detectability', input.pooledSplit, 'paper') : undefined;
+
+  let matchedSplit: SplitPoolOutput | undefined;
+  let matchedEvaluations: TrialAnalysis['evaluations'] = [];
+  let detectMatched: ReturnType<typeof detect> | undefined;
+  if (matchedBackbones.length) {
+    const resampled = await stages.run(
+      'resample:matched',
+      () => cpu.matchResolution({ subset: input.subset, size: config.gan.imageSize, reuse }),
+      (r) => `${r.count} real images at ${config.gan.imageSize}px`,
+    );
+    const split = await stages.run('split:matched', () =>
+      cpu.splitPool({
+        subset: resampled.images,
+        synthetic,
+        trainFraction: config.protocol.trainFraction,
+        seed,
+      }),
+    );
+    matchedSplit = split;
+    if (analysis?.detectability) detectMatched = detect('detectability:matched', split.split, 'matched');
+    matchedEvaluations = await Promise.all(
+      matchedBackbones.map(async (backbone) => {
+        const tuned = await stages.run(
+          `fine-tune-matched:${backbone}`,
+          () =>
+            gpu.fineTune({
+              split: split.split,
+              backbone,
+              classifier: config.classifier,
+              seed,
+              pretrained: input.pretrained[backbone],
+              reuse,
+            }),
+          (t) => `final loss ${t.finalLoss.toFixed(3)}`,
+        );
+        return evaluate(
+          'matched',
+          'evaluate-matched',
+          { backbone, checkpoint: tuned.checkpoint, history: tuned.history },
+          split.split,
+        );
+      }),
+    );
+  }
+
+  const memorization = analysis?.memorization
+    ? Promise.all(
+        input.gans.map((g) =>
+          stages.run(
+            `memorization:${g.label}`,
+            () =>
+              gpu.memorization({
+                subset: input.subset,
+                label: g.label,
+                checkpoint: g.checkpoint,
+                synthetic: g.synthetic,
+                heldout: input.heldout,
+                seed,
+                reuse,
+              }),
+            (m) =>
+              `median nearest-training distance ${m.pixels.medianGenerated.toFixed(3)} (held-out real ${m.pixels.medianHeldout?.toFixed(3) ?? '—'}), ` +
+              `near-copies ${m.pixels.nearCopyFraction === null ? '—' : `${(100 * m.pixels.nearCopyFraction).toFixed(1)}%`}`,
+          ),
+        ),
+      )
+    : undefined;
+
+  const [noGanHeldout, memorized, ...detections] = await Promise.all([
+    commonGround,
+    memorization,
+    detectPaper,
+    detectMatched,
+  ]);
+  const summary = (s: SplitPoolOutput) => ({ split: s.split, train: s.train, test: s.test });
+  return {
+    evaluations: [...noGanHeldout, ...matchedEvaluations],
+    matchedSplit: matchedSplit ? summary(matchedSplit) : undefined,
+    detectability: analysis?.detectability ? detections.flatMap((d) => (d ? [d] : [])) : undefined,
+    memorization: memorized,
+  };
+}
