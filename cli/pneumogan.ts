@@ -212,7 +212,7 @@ program
     const taskQueues = taskQueueSettings();
     let infra: Awaited<ReturnType<typeof startEmbeddedInfrastructure>> | undefined;
     let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
-    try {
+    const body = async () => {
       infra = await Promise.race([
         startEmbeddedInfrastructure({
           stateDir: opts.stateDir,
@@ -234,9 +234,10 @@ program
         gpuProcesses: 2,
         taskQueues,
         log,
-        onGpuProcess: (name, pid) => void lock.setChild(name, pid),
+        onGpuProcess: (name, event) => void (event === 'ready' ? lock.setChildReady(name) : lock.setChild(name, event)),
       });
       const connection = await Connection.connect({ address: infra.temporal.address });
+      let followed = false;
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
         // The run ends the demo, and so does whatever makes finishing it impossible.
@@ -248,19 +249,32 @@ program
         });
         for (const p of [workersEnded, serverLost]) p.catch(() => undefined);
         await Promise.race([
-          reproduce(client, new ArtifactStore(s3), config, opts, taskQueues, infra.temporal.uiUrl || undefined),
+          reproduce(client, new ArtifactStore(s3), config, opts, taskQueues, infra.temporal.uiUrl || undefined).finally(
+            () => (followed = true),
+          ),
           stoppedBy,
           workersEnded,
           serverLost,
         ]);
       } finally {
-        await connection.close();
+        // Until the follow loop has ended it has calls in flight, and the client's retry timers
+        // throw on a closed channel ("Channel has been shut down"); the process exits instead.
+        if (followed) await connection.close();
       }
+    };
+    let failure: unknown;
+    try {
+      await body();
     } catch (err) {
-      if (!(err instanceof DemoInterrupted)) throw err;
+      if (!(err instanceof DemoInterrupted)) failure = err;
     } finally {
       await workers?.shutdown().catch((err: unknown) => log(`[demo] stopping the workers: ${String(err)}`));
       await infra?.stop();
+    }
+    if (failure !== undefined) {
+      // Exit now: a follow loop cut short still holds client calls that would keep the process alive.
+      console.error(`pneumogan: ${explain(failure)}`);
+      process.exit(1);
     }
     if (interrupted.signal.aborted) {
       log(

@@ -43,8 +43,8 @@ export interface StartWorkersOptions {
   /** A pre-built workflow bundle (tests bundle once and start several workers). */
   workflowBundle?: WorkflowBundleWithSourceMap;
   log?: (line: string) => void;
-  /** all-in-one only: a GPU worker process started (its pid) or ended (undefined). */
-  onGpuProcess?: (name: string, pid: number | undefined) => void;
+  /** all-in-one only: a GPU worker process started (its pid), polls ('ready') or ended (undefined). */
+  onGpuProcess?: (name: string, event: number | 'ready' | undefined) => void;
 }
 
 /**
@@ -167,6 +167,7 @@ function spawnGpuWorkers(options: StartWorkersOptions, log: (line: string) => vo
     const name = `gpu-worker ${index + 1}`;
     return superviseProcess(() => spawnGpuWorkerProcess(options, name, log), name, log, {
       onProcess: (pid) => options.onGpuProcess?.(name, pid),
+      onReady: () => options.onGpuProcess?.(name, 'ready'),
     });
   });
 }

@@ -36,6 +36,8 @@ export interface SuperviseOptions {
   startFailureLimit?: number;
   /** Called with each new process's pid, and with undefined when it ends. */
   onProcess?: (pid: number | undefined) => void;
+  /** Called when the current process says it is ready. */
+  onReady?: () => void;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -59,7 +61,10 @@ export function superviseProcess<P extends ChildWorker>(
       options.onProcess?.(proc.child.pid);
       const startedAt = Date.now();
       let ready = false;
-      void proc.ready.then(() => (ready = true));
+      void proc.ready.then(() => {
+        ready = true;
+        if (current === proc) options.onReady?.();
+      });
       const failure = await proc.exited.then(
         () => undefined,
         (err: unknown) => err,

@@ -39,7 +39,8 @@ const LockSchema = z.object({
   run: z.string().optional(),
   acquiredAt: z.string(),
   endpoints: EndpointsSchema.optional(),
-  children: z.record(z.string(), ProcessIdentitySchema),
+  /** Processes the owner started; `ready` once a worker polls its task queue. */
+  children: z.record(z.string(), ProcessIdentitySchema.extend({ ready: z.boolean().optional() })),
 });
 export type StateLock = z.infer<typeof LockSchema>;
 
@@ -88,6 +89,8 @@ export interface HeldStateLock {
   setEndpoints(endpoints: EmbeddedEndpoints): Promise<void>;
   /** Records (pid) or forgets (undefined) a child process, for cleanup after a crash. */
   setChild(name: string, pid: number | undefined): Promise<void>;
+  /** Marks a recorded child as ready (a worker that polls its task queue). */
+  setChildReady(name: string): Promise<void>;
   /** Removes the lock file (if it is still this holder's). Idempotent. */
   release(): Promise<void>;
 }
@@ -171,6 +174,10 @@ export async function acquireStateLock(stateDir: string, options: AcquireOptions
         return { ...l, children };
       });
     },
+    setChildReady: (name) =>
+      update((l) =>
+        l.children[name] ? { ...l, children: { ...l.children, [name]: { ...l.children[name], ready: true } } } : l,
+      ),
     async release() {
       await queue;
       if (released) return;

@@ -47,6 +47,8 @@ export interface ChaosOptions {
   calm: Reference;
   /** Mean seconds between GPU worker kills (default 8). */
   killEverySeconds?: number;
+  /** Stop killing after this many GPU worker kills (default: no limit), so a short soak ends. */
+  maxKills?: number;
   /** Seeds the choice of victims and intervals, so a failing soak can be replayed. */
   seed?: number;
   log?: Log;
@@ -298,17 +300,16 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
   let running = true;
   void exited.then(() => (running = false));
   try {
-    const firstSeen = new Map<number, number>();
     const lockFile = path.join(stateDir, LOCK_FILENAME);
     while (running) {
       await Promise.race([sleep((0.5 + rand()) * 1000 * (options.killEverySeconds ?? 8)), exited]);
+      if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
       const holder = running ? await liveHolder(stateDir).catch(() => undefined) : undefined;
       if (!holder) continue;
-      const now = Date.now();
-      const workers = Object.entries(holder.children).filter(([name]) => name.startsWith('gpu-worker'));
-      for (const [, identity] of workers) if (!firstSeen.has(identity.pid)) firstSeen.set(identity.pid, now);
-      // Workers up for 10 s or more are polling; younger ones are still loading TensorFlow.
-      const ready = workers.filter(([, identity]) => now - firstSeen.get(identity.pid)! >= 10_000);
+      // Only workers that poll (the demo marks them ready): one still loading TensorFlow is not yet a worker.
+      const ready = Object.entries(holder.children).filter(
+        ([name, child]) => name.startsWith('gpu-worker') && child.ready,
+      );
       if (ready.length === 0) continue;
       const [name, identity] = ready[Math.floor(rand() * ready.length)]!;
       if (!(await isSameProcess(identity))) continue;
