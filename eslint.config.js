@@ -42,10 +42,17 @@ export default tseslint.config(
             })),
           patterns: [
             {
-              group: ['../lib/*', '../lib/**', '!../lib/errors.js', '!../lib/run-names.js', '!../lib/task-queues.js'],
+              group: [
+                '../lib/*',
+                '../lib/**',
+                '!../lib/errors.js',
+                '!../lib/run-names.js',
+                '!../lib/task-queues.js',
+                '!../lib/search-attributes.js',
+              ],
               allowTypeImports: true,
               message:
-                'Workflows may import lib/ only as types (or the side-effect-free errors/run-names/task-queues modules).',
+                'Workflows may import lib/ only as types (or the side-effect-free errors/run-names/task-queues/search-attributes modules).',
             },
             {
               group: ['../activities/*'],
@@ -84,5 +91,5 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['eslint.config.js', 'bin/*.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -6,7 +6,15 @@
  *   trial:          10% subset -> DCGAN per class -> synthesize 9x -> 80/20 split
  *                   -> fine-tune each backbone (parallel) -> evaluate each -> result
  */
-import { condition, defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createCpuActivities } from '../activities/cpu.js';
 import type { createGpuActivities } from '../activities/gpu.js';
 import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from '../activities/types.js';
@@ -14,6 +22,7 @@ import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js'
 import type { ArtifactRef } from '../lib/storage.js';
 import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
 import { GPU_TASK_QUEUE } from './queues.js';
+import { publishRun } from './search-attributes.js';
 
 export interface RunOptions {
   /** Reuse the outputs of identical completed steps (default true). */
@@ -133,6 +142,18 @@ function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
 }
 
 export async function reproducePaper(input: ReproducePaperInput): Promise<ReproductionResult> {
+  publishRun({ preset: input.config.preset, status: 'ingesting' });
+  try {
+    const result = await runReproduction(input);
+    publishRun({ status: 'completed' });
+    return result;
+  } catch (err) {
+    publishRun({ status: isCancellation(err) ? 'cancelled' : 'failed' });
+    throw err;
+  }
+}
+
+async function runReproduction(input: ReproducePaperInput): Promise<ReproductionResult> {
   const { runName, config } = input;
   const orchestrationQueue = input.taskQueues?.orchestration ?? workflowInfo().taskQueue;
   const gpuTaskQueue = input.taskQueues?.gpu ?? GPU_TASK_QUEUE;
@@ -148,6 +169,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
       `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` +
       (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''),
   );
+  publishRun({ datasetSha256: dataset.manifest.sha256, status: 'training' });
   const partition = await stages.run(
     'held-out set',
     () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
@@ -195,6 +217,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
       ),
     ),
   );
+  publishRun({ status: 'reporting' });
   const report = await stages.run(
     'report',
     () =>

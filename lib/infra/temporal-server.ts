@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { devServerSearchAttributeArgs } from '../search-attributes.js';
 import { findFreePorts, isPortOpen } from './ports.js';
 import { firstLine, LineTail, lineSplitter } from './process-output.js';
 import { findOrProvisionTemporalCli } from './temporal-cli.js';
@@ -135,6 +136,8 @@ async function startOnce(
     'text',
     '--color',
     'never',
+    // The pipeline's search attributes (a workflow that upserts an unregistered one is stuck).
+    ...devServerSearchAttributeArgs(),
     ...(opts.extraArgs ?? []),
   ];
   const started = Date.now();
