@@ -42,10 +42,17 @@ export default tseslint.config(
             })),
           patterns: [
             {
-              group: ['../lib/*', '../lib/**', '!../lib/errors.js', '!../lib/run-names.js', '!../lib/task-queues.js'],
+              group: [
+                '../lib/*',
+                '../lib/**',
+                '!../lib/errors.js',
+                '!../lib/run-names.js',
+                '!../lib/task-queues.js',
+                '!../lib/search-attributes.js',
+              ],
               allowTypeImports: true,
               message:
-                'Workflows may import lib/ only as types (or the side-effect-free errors/run-names/task-queues modules).',
+                'Workflows may import lib/ only as types (or the side-effect-free errors/run-names/task-queues/search-attributes modules).',
             },
             {
               group: ['../activities/*'],
@@ -85,6 +92,6 @@ export default tseslint.config(
     },
   },
   // Plain JavaScript outside the TypeScript project: worker-thread entry points (a thread does not
-  // inherit the tsx loader) and this file.
-  { files: ['eslint.config.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  // inherit the tsx loader), the bin launcher and this file.
+  { files: ['eslint.config.js', '**/*.mjs', 'bin/*.js'], ...tseslint.configs.disableTypeChecked },
 );

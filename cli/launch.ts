@@ -21,6 +21,7 @@ import {
   type StageState,
 } from '../workflows/index.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
+import { SEARCH_ATTRIBUTE_TYPE, SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 import type { TaskQueues } from '../lib/settings.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../lib/task-queues.js';
 
@@ -65,6 +66,7 @@ export async function launchReproduction({
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
+  await requireSearchAttributes(client);
   return client.workflow.start(reproducePaper, {
     workflowId,
     taskQueue: taskQueues.orchestration,
@@ -83,6 +85,27 @@ async function startedConfig(client: Client, workflowId: string): Promise<Pipeli
   });
   const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   return payload ? defaultPayloadConverter.fromPayload<ReproducePaperInput>(payload).config : undefined;
+}
+
+/**
+ * A run upserts the pipeline's search attributes; on a server where they are not registered its
+ * first workflow task would fail over and over. Refuse to start, saying how to register them.
+ */
+async function requireSearchAttributes(client: Client): Promise<void> {
+  const { customAttributes } = await client.connection.operatorService.listSearchAttributes({
+    namespace: client.options.namespace,
+  });
+  const missing = Object.values(SEARCH_ATTRIBUTES).filter((name) => !(name in (customAttributes ?? {})));
+  if (missing.length === 0) return;
+  throw new InputError(
+    `Namespace ${client.options.namespace} lacks the search attributes ${missing.join(', ')} that runs keep current. ` +
+      `Register them once:\n${missing
+        .map(
+          (name) =>
+            `  temporal operator search-attribute create --namespace ${client.options.namespace} --name ${name} --type ${SEARCH_ATTRIBUTE_TYPE}`,
+        )
+        .join('\n')}\n(Temporal Cloud: add them to the namespace in the Cloud UI or with tcld.)`,
+  );
 }
 
 interface PendingActivityProgress {

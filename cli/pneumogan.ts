@@ -7,9 +7,9 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ActivityFailure, ChildWorkflowFailure } from '@temporalio/common';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
@@ -28,10 +28,12 @@ import { resolveConfig, type ConfigSources } from '../pipelines/resolve.js';
 import { ConfigError, type DataSource, type PipelineConfig } from '../pipelines/schema.js';
 import type { reproducePaper } from '../workflows/index.js';
 import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.js';
-import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
+import { reproductionWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
 import { SHUTDOWN_GRACE, startWorkers } from '../workers/runtime.js';
 import { embeddedS3Settings, withBackends } from './backends.js';
+import { exitCodeFor, isInfrastructureDown, NotFoundError } from './exit-codes.js';
+import { artifactLineage, listRuns, runArtifacts, runStatus } from './inspect-data.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
 import { barDisplay, downloadReport, followReproduction, launchReproduction, lineDisplay } from './launch.js';
 
@@ -95,6 +97,11 @@ const heartbeatOption = new Option(
     return seconds;
   });
 const detachOption = new Option('--detach', 'start the run and return without following it');
+const jsonOption = new Option('--json', 'print the result as JSON (for scripts)');
+
+function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
+}
 const stateDirOption = new Option(
   '--state-dir <dir>',
   'embedded Temporal SQLite and S3 data (used unless TEMPORAL_ADDRESS, a Temporal profile or PNEUMOGAN_S3_ENDPOINT name a cluster)',
@@ -170,7 +177,9 @@ const program = new Command('pneumogan')
   .description(
     'Durable, resumable, auditable reproduction of Khalifa et al. (2020): DCGAN + fine-tuned CNNs for pneumonia on chest X-rays',
   )
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Throw instead of exiting, so usage errors get the bad-input exit code (cli/exit-codes.ts).
+  .exitOverride();
 
 program
   .command('demo')
@@ -355,22 +364,29 @@ program
   .description('show each stage of a run and its trials: state, time, result, and the attempts of running steps')
   .argument('<run>', 'run name')
   .addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) =>
+  .addOption(jsonOption)
+  .action((run: string, opts: { stateDir: string; json?: boolean }) =>
     withBackends(opts.stateDir, async ({ client }) => {
+      if (opts.json) return printJson(await runStatus(client, run));
       for (const line of await statusReport(client, run)) log(line);
     }),
   );
 
 program
   .command('list')
-  .description('list reproductions, newest first')
+  .description('list reproductions, newest first; filter by preset, stage or dataset (search attributes)')
   .addOption(stateDirOption)
-  .action((opts: { stateDir: string }) =>
+  .option('--preset <name>', 'only runs of this preset')
+  .option('--stage <stage>', 'only runs at this stage: ingesting, training, reporting, completed, failed, cancelled')
+  .option('--dataset <sha256>', "only runs on this dataset (its manifest's sha256)")
+  .addOption(jsonOption)
+  .action((opts: { stateDir: string; preset?: string; stage?: string; dataset?: string; json?: boolean }) =>
     withBackends(opts.stateDir, async ({ client }) => {
-      for await (const execution of client.workflow.list({ query: `WorkflowType = 'reproducePaper'` })) {
-        const runName = runNameFromWorkflowId(execution.workflowId) ?? execution.workflowId;
+      const runs = await listRuns(client, { preset: opts.preset, stage: opts.stage, datasetSha256: opts.dataset });
+      if (opts.json) return printJson(runs);
+      for (const r of runs) {
         log(
-          `${runName.padEnd(32)} ${execution.status.name.padEnd(11)} started ${execution.startTime.toISOString()}${execution.closeTime ? `  closed ${execution.closeTime.toISOString()}` : ''}`,
+          `${r.run.padEnd(32)} ${r.status.padEnd(11)} ${(r.stage ?? '').padEnd(10)} ${(r.preset ?? '').padEnd(8)} started ${r.startTime}${r.closeTime ? `  closed ${r.closeTime}` : ''}`,
         );
       }
     }),
@@ -395,9 +411,12 @@ program
   )
   .argument('<artifact>', 'sha256, sha256 prefix or key')
   .addOption(stateDirOption)
-  .action((artifact: string, opts: { stateDir: string }) =>
+  .addOption(jsonOption)
+  .action((artifact: string, opts: { stateDir: string; json?: boolean }) =>
     withBackends(opts.stateDir, async ({ store }) => {
-      for (const line of await lineageReport(store, await resolveArtifact(store, artifact))) log(line);
+      const sha256 = await resolveArtifact(store, artifact);
+      if (opts.json) return printJson(await artifactLineage(store, sha256));
+      for (const line of await lineageReport(store, sha256)) log(line);
     }),
   );
 
@@ -406,9 +425,11 @@ program
   .description('list every artifact a run produced or reused, by kind')
   .argument('<run>', 'run name')
   .addOption(stateDirOption)
-  .action((run: string, opts: { stateDir: string }) =>
+  .addOption(jsonOption)
+  .action((run: string, opts: { stateDir: string; json?: boolean }) =>
     withBackends(opts.stateDir, async ({ store }) => {
       assertSafeRunName(run);
+      if (opts.json) return printJson(await runArtifacts(store, run));
       for (const line of await runArtifactsReport(store, run)) log(line);
     }),
   );
@@ -477,7 +498,7 @@ program
     withBackends(opts.stateDir, async ({ store }) => {
       assertSafeRunName(run);
       if (!(await store.exists(`runs/${run}/report.md`)))
-        throw new InputError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);
+        throw new NotFoundError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);
       log(await downloadReport(store, run, opts.out));
     }),
   );
@@ -491,9 +512,13 @@ function explain(err: unknown): string {
     err instanceof InputError ||
     err instanceof ConfigError ||
     err instanceof StateDirBusyError ||
-    err instanceof TemporalDbInUseError
+    err instanceof TemporalDbInUseError ||
+    err instanceof NotFoundError ||
+    err instanceof WorkflowNotFoundError
   )
     return err.message;
+  if (isInfrastructureDown(err))
+    return `cannot reach Temporal or S3 (${err instanceof Error ? err.message : String(err)}); check TEMPORAL_ADDRESS / the profile and PNEUMOGAN_S3_ENDPOINT, or start the stack`;
   if (err instanceof WorkflowFailedError) {
     const chain: string[] = [];
     for (let cause: unknown = err; cause instanceof Error; cause = cause.cause) {
@@ -513,6 +538,7 @@ function explain(err: unknown): string {
 try {
   await program.parseAsync();
 } catch (err) {
-  console.error(`pneumogan: ${explain(err)}`);
-  process.exitCode = 1;
+  // Commander has printed its own usage message.
+  if (!(err instanceof CommanderError)) console.error(`pneumogan: ${explain(err)}`);
+  process.exitCode = exitCodeFor(err);
 }

@@ -1,6 +1,7 @@
 /**
  * Every setting a pipeline process takes from its environment, in one place: the workers, the
- * CLI and the compose stack's test read them here, and nothing else reads these variables.
+ * CLI and the compose stack's test read them here (two start-up switches are read where they
+ * act; SETTINGS_VARIABLES lists them too).
  *
  * Temporal: Temporal's own client configuration (`@temporalio/envconfig`, the same as the
  * `temporal` CLI and every SDK): `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`,
@@ -34,6 +35,10 @@ export const SETTINGS_VARIABLES = {
   PNEUMOGAN_LOG_LEVEL: 'Temporal SDK log level: TRACE, DEBUG, INFO, WARN, ERROR (default WARN)',
   PNEUMOGAN_TEMPORAL_ADDRESS: 'fallback for TEMPORAL_ADDRESS',
   PNEUMOGAN_TEMPORAL_NAMESPACE: 'fallback for TEMPORAL_NAMESPACE',
+  // Read where they take effect, at start: the compute backend (lib/compute/backend.ts) and the
+  // decoded-image cache (lib/data/load.ts).
+  PNEUMOGAN_BACKEND: 'force a TensorFlow.js backend: cpu, tensorflow or tensorflow-gpu (default: the best present)',
+  PNEUMOGAN_IMAGE_CACHE_BYTES: 'decoded-image cache per worker process in bytes (default 1 GiB)',
 } as const;
 export type SettingsVariable = keyof typeof SETTINGS_VARIABLES;
 

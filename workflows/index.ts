@@ -10,6 +10,7 @@ import {
   condition,
   defineQuery,
   executeChild,
+  isCancellation,
   patched,
   proxyActivities,
   setHandler,
@@ -22,6 +23,7 @@ import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js'
 import type { ArtifactRef } from '../lib/storage.js';
 import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
 import { GPU_TASK_QUEUE } from './queues.js';
+import { publishRun } from './search-attributes.js';
 import { ANALYSIS_PATCH, analysisStageNames, runTrialAnalysis } from './trial-analysis.js';
 
 export interface RunOptions {
@@ -142,6 +144,18 @@ function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
 }
 
 export async function reproducePaper(input: ReproducePaperInput): Promise<ReproductionResult> {
+  publishRun({ preset: input.config.preset, status: 'ingesting' });
+  try {
+    const result = await runReproduction(input);
+    publishRun({ status: 'completed' });
+    return result;
+  } catch (err) {
+    publishRun({ status: isCancellation(err) ? 'cancelled' : 'failed' });
+    throw err;
+  }
+}
+
+async function runReproduction(input: ReproducePaperInput): Promise<ReproductionResult> {
   const { runName, config } = input;
   const orchestrationQueue = input.taskQueues?.orchestration ?? workflowInfo().taskQueue;
   const gpuTaskQueue = input.taskQueues?.gpu ?? GPU_TASK_QUEUE;
@@ -157,6 +171,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
       `${d.counts.NORMAL} NORMAL + ${d.counts.PNEUMONIA} PNEUMONIA from ${d.source}` +
       (d.duplicates ? `, ${d.duplicates} duplicates skipped` : ''),
   );
+  publishRun({ datasetSha256: dataset.manifest.sha256, status: 'training' });
   const partition = await stages.run(
     'held-out set',
     () => cpu.partitionDataset({ manifest: dataset.manifest, protocol: config.protocol }),
@@ -204,6 +219,7 @@ export async function reproducePaper(input: ReproducePaperInput): Promise<Reprod
       ),
     ),
   );
+  publishRun({ status: 'reporting' });
   const report = await stages.run(
     'report',
     () =>

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
+import { devServerSearchAttributeArgs } from '../search-attributes.js';
 import { findFreePorts, isPortOpen } from './ports.js';
 import { firstLine, LineTail, lineSplitter } from './process-output.js';
 import { isSameProcess, processIdentity, ProcessIdentitySchema, stopIfSameProcess } from './process-identity.js';
@@ -139,6 +140,8 @@ async function startOnce(
     'text',
     '--color',
     'never',
+    // The pipeline's search attributes (a workflow that upserts an unregistered one is stuck).
+    ...devServerSearchAttributeArgs(),
     ...(opts.extraArgs ?? []),
   ];
   const started = Date.now();

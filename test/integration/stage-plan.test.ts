@@ -6,15 +6,26 @@
  * backbone does to the run.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  defineSearchAttributeKey,
+} from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { createCpuActivities } from '../../activities/cpu.js';
 import type { createGpuActivities } from '../../activities/gpu.js';
+import { EXIT } from '../../cli/exit-codes.js';
+import { listRuns } from '../../cli/inspect-data.js';
 import { launchReproduction } from '../../cli/launch.js';
 import { findOrProvisionTemporalCli } from '../../lib/infra/temporal-cli.js';
+import { devServerSearchAttributeArgs, SEARCH_ATTRIBUTES } from '../../lib/search-attributes.js';
+import { reproductionWorkflowId } from '../../lib/run-names.js';
 import { taskQueueSettings } from '../../lib/settings.js';
 import { confusionMatrix, metricsFromConfusion } from '../../lib/protocol/metrics.js';
 import { sha256Hex, type ArtifactRef } from '../../lib/storage.js';
@@ -41,7 +52,9 @@ before(async () => {
   }
   quietTemporalLogs();
   [env, bundle] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: cliPath } } }),
+    TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: cliPath }, extraArgs: devServerSearchAttributeArgs() },
+    }),
     bundleWorkflows(),
   ]);
 });
@@ -149,7 +162,19 @@ function stubs(calls: Call[], hooks: Partial<GpuActivities> = {}) {
   return { cpu, gpu };
 }
 
+const projectRoot = path.resolve(import.meta.dirname, '..', '..');
 let queueCounter = 0;
+
+/** The run's custom search attributes, as the Temporal UI and `pneumogan list` see them. */
+async function searchAttributes(workflowId: string): Promise<Record<string, string | undefined>> {
+  const { typedSearchAttributes } = await env!.client.workflow.getHandle(workflowId).describe();
+  return Object.fromEntries(
+    Object.entries(SEARCH_ATTRIBUTES).map(([field, name]) => [
+      field,
+      typedSearchAttributes.get(defineSearchAttributeKey(name, 'KEYWORD')),
+    ]),
+  );
+}
 
 /**
  * Runs reproducePaper with `config` on fresh, non-default task queues served by stub workers;
@@ -175,11 +200,12 @@ async function runWithStubs(
     taskQueue: taskQueues.gpu,
     activities: gpu,
   });
-  const workflowId = `stage-plan-${queueCounter}`;
+  const runName = `stage-plan-${process.pid}-${queueCounter}`;
+  const workflowId = reproductionWorkflowId(runName);
   const handle = await env!.client.workflow.start(reproducePaper, {
     workflowId,
     taskQueue: taskQueues.orchestration,
-    args: [{ runName: workflowId, config, taskQueues, options: { reuse: false } }],
+    args: [{ runName, config, taskQueues, options: { reuse: false } }],
   });
   const outcome = await orchestration.runUntil(
     gpuWorker.runUntil(
@@ -195,7 +221,7 @@ async function runWithStubs(
         }),
     ),
   );
-  return { handle, ...outcome };
+  return { runName, handle, ...outcome };
 }
 
 function smoke(evaluations: Protocol[], backbones: Backbone[], trials = 1): PipelineConfig {
@@ -214,8 +240,13 @@ const tally = (calls: Call[]) =>
 test('the paper protocol alone: a GAN and synthesis per class, one pooled split, one fine-tune and evaluation per backbone', async (t) => {
   if (skip) return t.skip(skip);
   const calls: Call[] = [];
-  const { result, error } = await runWithStubs(smoke(['paper'], ['alexnet', 'resnet18']), calls);
+  const { handle, result, error } = await runWithStubs(smoke(['paper'], ['alexnet', 'resnet18']), calls);
   assert.equal(error, undefined);
+  assert.deepEqual(await searchAttributes(handle.workflowId), {
+    preset: 'smoke',
+    datasetSha256: sha256Hex('manifest'),
+    status: 'completed',
+  });
   assert.deepEqual(tally(calls), {
     aggregateReport: 1,
     evaluate: 2,
@@ -334,6 +365,7 @@ test('a backbone whose fine-tuning fails for good fails its trial and the run, n
   assert.equal(tally(calls).aggregateReport, undefined);
   assert.equal(tally(calls).fineTune, 2, 'tried once: bad input is not retried');
   assert.equal(trialStages['fine-tune:googlenet']?.status, 'failed');
+  assert.equal((await searchAttributes(handle.workflowId)).status, 'failed', 'the UI can filter failed runs');
   assert.equal((await handle.describe()).status.name, 'FAILED');
 });
 
@@ -374,3 +406,45 @@ test(
     assert.equal(tally(calls).fineTune, 1, 'the GPU steps ran on the GPU queue the settings name');
   },
 );
+
+test('runs can be filtered by their search attributes; the CLI prints JSON and exits with documented codes', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  const { runName, handle, error } = await runWithStubs(smoke(['no-gan'], ['resnet18']), calls);
+  assert.equal(error, undefined);
+  // Visibility is eventually consistent: wait until the list shows the finished run.
+  const deadline = Date.now() + 30_000;
+  let listed: Awaited<ReturnType<typeof listRuns>> = [];
+  while (!listed.some((r) => r.workflowId === handle.workflowId) && Date.now() < deadline) {
+    listed = await listRuns(env!.client, { preset: 'smoke', stage: 'completed', datasetSha256: sha256Hex('manifest') });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.ok(
+    listed.some((r) => r.workflowId === handle.workflowId),
+    'found through preset, stage and dataset',
+  );
+  assert.deepEqual(await listRuns(env!.client, { preset: 'paper' }), [], 'no paper-preset runs here');
+
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [path.join(projectRoot, 'bin', 'pneumogan.js'), ...args], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env!.address,
+        TEMPORAL_NAMESPACE: 'default',
+        PNEUMOGAN_S3_ENDPOINT: 'http://127.0.0.1:9',
+        PNEUMOGAN_S3_ACCESS_KEY: 'unused',
+        PNEUMOGAN_S3_SECRET_KEY: 'unused',
+      },
+    });
+  const status = cli('status', runName, '--json');
+  assert.equal(status.status, 0, status.stderr);
+  const parsed = JSON.parse(status.stdout) as { status: string; stage: string; preset: string; trials: unknown[] };
+  assert.deepEqual(
+    [parsed.status, parsed.stage, parsed.preset, parsed.trials.length],
+    ['COMPLETED', 'completed', 'smoke', 1],
+  );
+  assert.equal(cli('status', 'no-such-run').status, EXIT.notFound);
+  assert.equal(cli('list', '--preset', "x' OR 1=1").status, EXIT.badInput);
+  assert.equal(cli('list', '--no-such-option').status, EXIT.badInput);
+});
