@@ -20,6 +20,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { createCpuActivities } from '../../activities/cpu.js';
 import type { createGpuActivities } from '../../activities/gpu.js';
+import type { createAnalysisActivities } from '../../activities/analysis.js';
+import type { createResolutionActivities } from '../../activities/resolution.js';
 import { EXIT } from '../../cli/exit-codes.js';
 import { listRuns } from '../../cli/inspect-data.js';
 import { launchReproduction } from '../../cli/launch.js';
@@ -35,8 +37,8 @@ import { progressQuery, reproducePaper } from '../../workflows/index.js';
 import { quietTemporalLogs } from '../../workers/main.js';
 import { bundleWorkflows } from '../../workers/runtime.js';
 
-type CpuActivities = ReturnType<typeof createCpuActivities>;
-type GpuActivities = ReturnType<typeof createGpuActivities>;
+type CpuActivities = ReturnType<typeof createCpuActivities> & ReturnType<typeof createResolutionActivities>;
+type GpuActivities = ReturnType<typeof createGpuActivities> & ReturnType<typeof createAnalysisActivities>;
 
 let env: TestWorkflowEnvironment | undefined;
 let bundle: WorkflowBundleWithSourceMap;
@@ -114,6 +116,10 @@ function stubs(calls: Call[], hooks: Partial<GpuActivities> = {}) {
         test: sides,
       });
     },
+    matchResolution: (input) => {
+      record('matchResolution', input);
+      return Promise.resolve({ images: ref(`matched-${input.subset.key}`), count: 20 });
+    },
     aggregateReport: (input) => {
       record('aggregateReport', input);
       return Promise.resolve({
@@ -155,6 +161,38 @@ function stubs(calls: Call[], hooks: Partial<GpuActivities> = {}) {
       return Promise.resolve({
         evaluation: ref(`evaluation-${input.backbone}-${input.test.key}`),
         metrics,
+      });
+    },
+    detectability: (input) => {
+      record('detectability', input);
+      return Promise.resolve({
+        accuracy: 0.9,
+        balancedAccuracy: 0.5,
+        auc: 0.5,
+        majorityAccuracy: 0.9,
+        trainImages: 16,
+        testImages: 4,
+        evaluation: ref(`detectability-${input.split.key}`),
+      });
+    },
+    memorization: (input) => {
+      record('memorization', input);
+      const space = {
+        medianGenerated: 0.1,
+        medianHeldout: 0.1,
+        nearCopyThreshold: 0.05,
+        nearCopyFraction: 0,
+        diversity: { generated: 0.1, training: 0.2 },
+      };
+      return Promise.resolve({
+        label: input.label,
+        audit: ref(`audit-${input.label}`),
+        closestPairs: ref(`pairs-${input.label}`),
+        generatedImages: 90,
+        trainingImages: 10,
+        heldoutImages: 10,
+        pixels: space,
+        features: space,
       });
     },
     ...hooks,
@@ -224,11 +262,24 @@ async function runWithStubs(
   return { runName, handle, ...outcome };
 }
 
-function smoke(evaluations: Protocol[], backbones: Backbone[], trials = 1): PipelineConfig {
+/** The smoke preset with the chosen protocols; the optional analyses (issue 11) off unless asked for. */
+function smoke(
+  evaluations: Protocol[],
+  backbones: Backbone[],
+  trials = 1,
+  analysis: Partial<PipelineConfig['analysis']> = {},
+): PipelineConfig {
   const config = resolvePreset('smoke');
   config.protocol.evaluations = evaluations;
   config.protocol.trialSeeds = config.protocol.trialSeeds.slice(0, trials);
   config.classifier.backbones = backbones;
+  config.analysis = {
+    ...config.analysis,
+    matchedResolution: [],
+    detectability: false,
+    memorization: false,
+    ...analysis,
+  };
   return config;
 }
 
@@ -289,16 +340,68 @@ test('no-gan alone trains no GAN: one real-only split, each backbone fine-tuned 
   );
 });
 
-test('all three protocols: the GAN-trained model is tested twice (pooled and held-out), the real-only one once', async (t) => {
+test('all three protocols: both models are tested on the held-out images (common ground), each on its own split too', async (t) => {
   if (skip) return t.skip(skip);
   const calls: Call[] = [];
   const { result, error } = await runWithStubs(smoke(['paper', 'heldout', 'no-gan'], ['googlenet']), calls);
   assert.equal(error, undefined);
   assert.equal(tally(calls).fineTune, 2);
-  assert.equal(tally(calls).evaluate, 3);
-  const tests = calls.filter((c) => c.activity === 'evaluate').map((c) => (c.input.test as ArtifactRef).key);
-  assert.ok(tests.includes('stub/heldout'), `held-out images are a test set (${tests.join(', ')})`);
-  assert.deepEqual(result!.trials[0]!.evaluations.map((e) => e.protocol).sort(), ['heldout', 'no-gan', 'paper']);
+  assert.equal(tally(calls).evaluate, 4);
+  const heldoutTests = calls.filter(
+    (c) => c.activity === 'evaluate' && (c.input.test as ArtifactRef).key === 'stub/heldout',
+  );
+  assert.equal(
+    new Set(heldoutTests.map((c) => (c.input.checkpoint as ArtifactRef).key)).size,
+    2,
+    'the GAN-trained and the real-only model are both tested on the held-out images',
+  );
+  assert.deepEqual(result!.trials[0]!.evaluations.map((e) => e.protocol).sort(), [
+    'heldout',
+    'no-gan',
+    'no-gan-heldout',
+    'paper',
+  ]);
+});
+
+test('the analyses: a resolution-matched pool and model, detectability of both pools, a memorization audit per class', async (t) => {
+  if (skip) return t.skip(skip);
+  const calls: Call[] = [];
+  const config = smoke(['paper', 'heldout'], ['alexnet', 'resnet18'], 1, {
+    matchedResolution: ['resnet18'],
+    detectability: true,
+    memorization: true,
+  });
+  const { result, error } = await runWithStubs(config, calls);
+  assert.equal(error, undefined);
+  const matched = calls.find((c) => c.activity === 'matchResolution')!.input;
+  assert.equal(matched.size, config.gan.imageSize);
+  const matchedSplit = calls.filter((c) => c.activity === 'splitPool').map((c) => (c.input.subset as ArtifactRef).key);
+  assert.ok(
+    matchedSplit.some((k) => k.startsWith('stub/matched-')),
+    'the matched subset is pooled and split',
+  );
+  assert.equal(tally(calls).fineTune, 3, 'two backbones, and resnet18 again on the matched pool');
+  assert.equal(tally(calls).detectability, 2);
+  assert.deepEqual(
+    calls
+      .filter((c) => c.activity === 'memorization')
+      .map((c) => c.input.label)
+      .sort(),
+    ['NORMAL', 'PNEUMONIA'],
+  );
+  const trial = result!.trials[0]!;
+  assert.deepEqual(
+    trial.evaluations.filter((e) => e.protocol === 'matched').map((e) => e.backbone),
+    ['resnet18'],
+  );
+  assert.deepEqual(
+    trial.detectability?.map((d) => d.variant),
+    ['paper', 'matched'],
+  );
+  assert.equal(trial.memorization?.length, 2);
+  assert.ok(
+    trial.stageMillis['memorization:NORMAL'] !== undefined && trial.stageMillis['detectability:matched'] !== undefined,
+  );
 });
 
 test('backbones fine-tune in parallel and trials run side by side', async (t) => {
