@@ -19,7 +19,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { z } from 'zod';
 import { launchReproduction } from '../../cli/launch.js';
 import type { TrialResult } from '../../activities/types.js';
@@ -85,7 +85,8 @@ async function busyPids(client: Client, runName: string): Promise<Set<number>> {
     for (const a of raw.pendingActivities ?? []) {
       // Worker identities are host/pid/role (workers/runtime.ts).
       const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
-      if (a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid) pids.add(pid);
+      if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
+        pids.add(pid);
     }
   }
   return pids;
