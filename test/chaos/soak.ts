@@ -268,6 +268,7 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
           result.catch(() => undefined),
         ]);
         if (finished) return;
+        if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
         // Only a worker that is running a step: killing an idle or starting one tests nothing new.
         const busy = await busyPids(cluster.client, runName).catch(() => new Set<number>());
         const candidates = gpu.filter((g) => g.current?.child.pid !== undefined && busy.has(g.current.child.pid));
