@@ -19,6 +19,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { z } from 'zod';
 import { launchReproduction } from '../../cli/launch.js';
 import type { TrialResult } from '../../activities/types.js';
@@ -67,6 +68,50 @@ export interface ChaosOutcome {
   seconds: number;
   /** Problems found by the checks (empty: the run survived with nothing lost or changed). */
   problems: string[];
+  /** The steps that completed on a retry, e.g. `trial-1 fineTune (attempt 2)`. */
+  retried: string[];
+}
+
+/** Pids of the workers running a step of the run (from the pending activities of its workflows). */
+async function busyPids(client: Client, runName: string): Promise<Set<number>> {
+  const pids = new Set<number>();
+  const ids = [reproductionWorkflowId(runName)];
+  for await (const e of client.workflow.list({ query: `WorkflowType = 'trial' AND ExecutionStatus = 'Running'` }))
+    if (e.workflowId.startsWith(`${ids[0]}/`)) ids.push(e.workflowId);
+  for (const id of ids) {
+    const { raw } = await client.workflow
+      .getHandle(id)
+      .describe()
+      .catch(() => ({ raw: { pendingActivities: [] } }));
+    for (const a of raw.pendingActivities ?? []) {
+      // Worker identities are host/pid/role (workers/runtime.ts).
+      const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
+      if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
+        pids.add(pid);
+    }
+  }
+  return pids;
+}
+
+/** The steps of a run's trials that completed on a retry. */
+async function retriedSteps(client: Client, result: ReproductionResult): Promise<string[]> {
+  const retried: string[] = [];
+  for (const trial of result.trials) {
+    const events = (await client.workflow.getHandle(trial.workflowId).fetchHistory()).events ?? [];
+    const types = new Map<string, string>();
+    for (const e of events) {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+    }
+    for (const e of events) {
+      const started = e.activityTaskStartedEventAttributes;
+      if (started && (started.attempt ?? 1) > 1)
+        retried.push(
+          `trial-${trial.trial} ${types.get(String(started.scheduledEventId))} (attempt ${started.attempt})`,
+        );
+    }
+  }
+  return retried;
 }
 
 /** A small config: one trial, two backbones, every stage of the paper (CI's short soak). */
@@ -224,13 +269,14 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
           result.catch(() => undefined),
         ]);
         if (finished) return;
-        const victim = gpu[Math.floor(rand() * gpu.length)]!;
-        const proc = victim.current;
-        if (!proc) continue;
-        // Only a worker that is polling: killing one that is still starting tests nothing new.
-        const ready = await Promise.race([proc.ready.then(() => true), sleep(0).then(() => false)]);
-        if (!ready) continue;
-        if (proc.child.pid) process.kill(proc.child.pid, 'SIGKILL');
+        if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
+        // Only a worker that is running a step: killing an idle or starting one tests nothing new.
+        const busy = await busyPids(cluster.client, runName).catch(() => new Set<number>());
+        const candidates = gpu.filter((g) => g.current?.child.pid !== undefined && busy.has(g.current.child.pid));
+        const victim = candidates[Math.floor(rand() * candidates.length)];
+        const proc = victim?.current;
+        if (!victim || !proc?.child.pid) continue;
+        process.kill(proc.child.pid, 'SIGKILL');
         faults.gpuWorkerKills++;
         kills++;
         log(`[chaos] killed ${victim.name} (pid ${proc.child.pid})`);
@@ -263,7 +309,14 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
     await faultsDone;
     const seconds = (Date.now() - started) / 1000;
     const problems = await checkRun(cluster.store, runName, outcome, options.calm);
-    return { runName, result: outcome, faults, seconds, problems };
+    return {
+      runName,
+      result: outcome,
+      faults,
+      seconds,
+      problems,
+      retried: await retriedSteps(cluster.client, outcome),
+    };
   } finally {
     await Promise.all(gpu.map((g) => g.stop()));
     await orchestration.shutdown().catch(() => undefined);
@@ -299,6 +352,8 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
   const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
   let running = true;
   void exited.then(() => (running = false));
+  let connection: Connection | undefined;
+  let client: Client | undefined;
   try {
     const lockFile = path.join(stateDir, LOCK_FILENAME);
     while (running) {
@@ -306,12 +361,17 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
       if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
       const holder = running ? await liveHolder(stateDir).catch(() => undefined) : undefined;
       if (!holder) continue;
-      // Only workers that poll (the demo marks them ready): one still loading TensorFlow is not yet a worker.
-      const ready = Object.entries(holder.children).filter(
-        ([name, child]) => name.startsWith('gpu-worker') && child.ready,
+      // Only workers that run a step of the run: killing an idle or starting one tests nothing new.
+      if (!client && holder.endpoints) {
+        connection = await Connection.connect({ address: holder.endpoints.temporal.address });
+        client = new Client({ connection, namespace: holder.endpoints.temporal.namespace });
+      }
+      const busy = client ? await busyPids(client, runName).catch(() => new Set<number>()) : new Set<number>();
+      const candidates = Object.entries(holder.children).filter(
+        ([name, child]) => name.startsWith('gpu-worker') && child.ready && busy.has(child.pid),
       );
-      if (ready.length === 0) continue;
-      const [name, identity] = ready[Math.floor(rand() * ready.length)]!;
+      if (candidates.length === 0) continue;
+      const [name, identity] = candidates[Math.floor(rand() * candidates.length)]!;
       if (!(await isSameProcess(identity))) continue;
       process.kill(identity.pid, 'SIGKILL');
       faults.gpuWorkerKills++;
@@ -324,6 +384,8 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
       }
     }
     const code = await exited;
+    // Every call it made has been awaited, so closing it cannot strand a retry.
+    await connection?.close();
     if (code !== 0) throw new Error(`the demo exited with code ${code}; its output:\n${output.join('').slice(-4000)}`);
     const seconds = (Date.now() - started) / 1000;
     // Read the finished run through the state directory, as `pneumogan status` would.
@@ -345,7 +407,7 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
           region: infra.s3.region,
         });
         const problems = await checkRun(store, runName, result, options.calm);
-        return { runName, result, faults, seconds, problems };
+        return { runName, result, faults, seconds, problems, retried: await retriedSteps(client, result) };
       } finally {
         await connection.close();
       }

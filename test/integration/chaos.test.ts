@@ -28,10 +28,10 @@ test(
     const outcome = await chaosOnDemo({ config, calm, killEverySeconds: 10, maxKills: 3, seed: 1, log });
     const survived = outcome.faults.gpuWorkerKills + outcome.faults.temporalRestarts;
     console.log(
-      `chaos demo: ${survived} faults survived ${JSON.stringify(outcome.faults)} in ${outcome.seconds.toFixed(0)} s`,
+      `chaos demo: ${survived} faults survived ${JSON.stringify(outcome.faults)} in ${outcome.seconds.toFixed(0)} s; completed on a retry: ${outcome.retried.join(', ') || 'none'}`,
     );
     assert.deepEqual(outcome.problems, []);
-    assert.ok(outcome.faults.gpuWorkerKills >= 1, 'at least one GPU worker was killed');
+    assert.ok(outcome.retried.length >= 1, 'a killed step completed on a retry');
   },
 );
 
@@ -42,9 +42,9 @@ test(
     const outcome = await chaosOnWorkers({ config, calm, killEverySeconds: 10, maxKills: 3, seed: 2, log });
     const survived = outcome.faults.gpuWorkerKills + outcome.faults.temporalRestarts + outcome.faults.s3Outages;
     console.log(
-      `chaos workers: ${survived} faults survived ${JSON.stringify(outcome.faults)} in ${outcome.seconds.toFixed(0)} s`,
+      `chaos workers: ${survived} faults survived ${JSON.stringify(outcome.faults)} in ${outcome.seconds.toFixed(0)} s; completed on a retry: ${outcome.retried.join(', ') || 'none'}`,
     );
     assert.deepEqual(outcome.problems, []);
-    assert.ok(outcome.faults.gpuWorkerKills >= 1, 'at least one GPU worker was killed');
+    assert.ok(outcome.retried.length >= 1, 'a killed step completed on a retry');
   },
 );
