@@ -315,5 +315,5 @@ test('a subset too small to train a GAN fails in the trial, non-retryably, sayin
   assert.ok(activity instanceof ActivityFailure, String(activity));
   assert.ok(activity.cause instanceof ApplicationFailure);
   assert.equal(activity.cause.type, 'InputError');
-  assert.match(activity.cause.message, /1 image\(s\); raise protocol\.subsetFraction/);
+  assert.match(activity.cause.message, /1 image\(s\); raise protocol\.subsetSize \(or subsetFraction\)/);
 });
