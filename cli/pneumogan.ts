@@ -173,6 +173,22 @@ async function followAndReport(client: Client, store: ArtifactStore, runName: st
   log(`[run] report: ${reportPath}`);
 }
 
+/** The options `demo` and `run` share: which run, its configuration, and how it runs. */
+function addLaunchOptions(command: Command): Command {
+  for (const option of [
+    runNameOption,
+    presetOption,
+    configOption,
+    setOption,
+    dataOption,
+    outOption,
+    noReuseOption,
+    heartbeatOption,
+  ])
+    command.addOption(option);
+  return command;
+}
+
 const program = new Command('pneumogan')
   .description(
     'Durable, resumable, auditable reproduction of Khalifa et al. (2020): DCGAN + fine-tuned CNNs for pneumonia on chest X-rays',
@@ -181,19 +197,13 @@ const program = new Command('pneumogan')
   // Throw instead of exiting, so usage errors get the bad-input exit code (cli/exit-codes.ts).
   .exitOverride();
 
-program
-  .command('demo')
-  .description(
-    'run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as supervised child processes), with state in --state-dir. Ctrl-C stops it within seconds, keeping the state; rerun with the same --run to resume (also after a crash)',
-  )
-  .addOption(runNameOption)
-  .addOption(presetOption)
-  .addOption(configOption)
-  .addOption(setOption)
-  .addOption(dataOption)
-  .addOption(outOption)
-  .addOption(noReuseOption)
-  .addOption(heartbeatOption)
+addLaunchOptions(
+  program
+    .command('demo')
+    .description(
+      'run a reproduction on the embedded default: local Temporal dev server, local S3 server and local workers (orchestration in this process, GPU workers as supervised child processes), with state in --state-dir. Ctrl-C stops it within seconds, keeping the state; rerun with the same --run to resume (also after a crash)',
+    ),
+)
   .option('--state-dir <dir>', 'Temporal SQLite and S3 data', '.pneumogan')
   .action(async (opts: LaunchCliOptions & { stateDir: string }) => {
     // A bad configuration fails before any server starts.
@@ -301,19 +311,13 @@ class DemoInterrupted extends Error {
   }
 }
 
-program
-  .command('run')
-  .description(
-    'start (or attach to) a reproduction on the Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles) and S3 (PNEUMOGAN_S3_*), on the task queues PNEUMOGAN_TASK_QUEUE / PNEUMOGAN_GPU_TASK_QUEUE name (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
-  )
-  .addOption(runNameOption)
-  .addOption(presetOption)
-  .addOption(configOption)
-  .addOption(setOption)
-  .addOption(dataOption)
-  .addOption(outOption)
-  .addOption(noReuseOption)
-  .addOption(heartbeatOption)
+addLaunchOptions(
+  program
+    .command('run')
+    .description(
+      'start (or attach to) a reproduction on the Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles) and S3 (PNEUMOGAN_S3_*), on the task queues PNEUMOGAN_TASK_QUEUE / PNEUMOGAN_GPU_TASK_QUEUE name (workers run separately: workers/orchestration.ts, workers/gpu.ts)',
+    ),
+)
   .addOption(detachOption)
   .option('--ui <url>', "Temporal Web UI base URL, to print the run's link")
   .action(async (opts: LaunchCliOptions & { ui?: string }) => {
