@@ -1,6 +1,6 @@
 /**
- * Ingestion and synthesis at sizes that run longer than a 5 s heartbeat timeout: both heartbeat
- * all along (never 5 s apart) and stop soon after cancellation. The activities run in a test
+ * Ingestion and synthesis at paper sizes (seconds to tens of seconds, depending on the machine):
+ * both heartbeat all along and stop soon after cancellation. The activities run in a test
  * activity context against the embedded S3 server; no Temporal server is needed.
  */
 import assert from 'node:assert/strict';
@@ -45,6 +45,19 @@ after(async () => {
 function longestGap(started: number, heartbeats: ActivityHarness['heartbeats'], ended: number): number {
   const times = [started, ...heartbeats.map((h) => h.at), ended];
   return Math.max(...times.slice(1).map((t, i) => t - times[i]!));
+}
+
+/**
+ * The step's whole duration depends on the machine (4.6 s on a fast CI machine, 30 s on a loaded
+ * one), so what is asserted is its spread: no silence longer than a fifth of the step, nor than
+ * the heartbeat timeout. A step that heartbeats only at its start or end fails either way.
+ */
+function assertHeartbeatsThroughout(started: number, heartbeats: ActivityHarness['heartbeats'], ended: number): void {
+  const gap = longestGap(started, heartbeats, ended);
+  const total = ended - started;
+  assert.ok(heartbeats.length >= 10, `at least 10 heartbeats (got ${heartbeats.length})`);
+  assert.ok(gap <= total / 5, `longest silence ${gap.toFixed(0)} ms is over a fifth of ${total.toFixed(0)} ms`);
+  assert.ok(gap < HEARTBEAT_TIMEOUT_MS, `heartbeats never 5 s apart (longest silence ${gap.toFixed(0)} ms)`);
 }
 
 /** Runs a step, cancels it after `cancelAfter` heartbeats, and returns how long it took to stop. */
@@ -102,9 +115,7 @@ test(
       `# ingest: 2,000 images in ${((ended - started) / 1000).toFixed(1)} s, ${heartbeats.length} heartbeats`,
     );
     assert.equal(result.counts.NORMAL + result.counts.PNEUMONIA + result.duplicates, 2000);
-    assert.ok(ended - started > HEARTBEAT_TIMEOUT_MS, 'long enough that a 5 s heartbeat timeout would expire');
-    const gap = longestGap(started, heartbeats, ended);
-    assert.ok(gap < HEARTBEAT_TIMEOUT_MS / 2, `heartbeats never 2.5 s apart (longest silence ${gap.toFixed(0)} ms)`);
+    assertHeartbeatsThroughout(started, heartbeats, ended);
 
     const { stoppedMs } = await cancelAfterHeartbeats(
       { workflowId: 'pneumogan-long-ingest-cancelled', activityType: 'ingestDataset' },
@@ -135,9 +146,7 @@ test(
       `# synthesize: 1,024 images in ${((ended - started) / 1000).toFixed(1)} s, ${heartbeats.length} heartbeats`,
     );
     assert.equal(result.count, 1024);
-    assert.ok(ended - started > HEARTBEAT_TIMEOUT_MS, 'long enough that a 5 s heartbeat timeout would expire');
-    const gap = longestGap(started, heartbeats, ended);
-    assert.ok(gap < HEARTBEAT_TIMEOUT_MS, `heartbeats never 5 s apart (longest silence ${gap.toFixed(0)} ms)`);
+    assertHeartbeatsThroughout(started, heartbeats, ended);
 
     const { stoppedMs, heartbeats: before } = await cancelAfterHeartbeats(
       { workflowId: 'pneumogan-long-synth-cancelled/trial-1', activityType: 'synthesize' },
