@@ -12,14 +12,30 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AsyncCompletionClient, Connection } from '@temporalio/client';
 
-const { address, namespace } = workerData;
+const { connection: connectionOptions, namespace } = workerData;
 /** @type {Promise<AsyncCompletionClient> | undefined} */
 let client;
 const watched = new Map();
 
+/** The client, connecting on first use; a failed connection is forgotten, so the next tick tries again. */
 function completionClient() {
-  client ??= Connection.connect({ address }).then((connection) => new AsyncCompletionClient({ connection, namespace }));
+  client ??= Connection.connect(withBuffers(connectionOptions)).then(
+    (connection) => new AsyncCompletionClient({ connection, namespace }),
+    (err) => {
+      client = undefined;
+      throw err;
+    },
+  );
   return client;
+}
+
+/** Certificates and keys arrive as Uint8Array (structured clone drops Buffer); gRPC wants Buffers. */
+function withBuffers(value) {
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  if (Array.isArray(value)) return value.map(withBuffers);
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withBuffers(v)]));
+  return value;
 }
 
 async function tick(id) {
@@ -55,7 +71,10 @@ parentPort?.on('message', (message) => {
       bridged: 0,
       timer: setInterval(() => void tick(message.id), message.intervalMs),
     });
-    void completionClient();
+    // Connect ahead of the first tick; a failure is reported here and retried by the tick.
+    completionClient().catch((err) =>
+      parentPort?.postMessage(`[heartbeat bridge] cannot reach Temporal at ${connectionOptions.address}: ${err}`),
+    );
   } else if (message.type === 'details') {
     const w = watched.get(message.id);
     if (w) Object.assign(w, { details: message.details, lastSeen: Date.now() });

@@ -14,6 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import { Context } from '@temporalio/activity';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import { connectionOptions, type TemporalSettings } from '../lib/settings.js';
 
 /** What the thread (blocked-loop-heartbeat-thread.mjs) is told. */
 type BridgeMessage =
@@ -38,13 +39,14 @@ const DEFAULT_GRACE_SECONDS = 900;
 let thread: Worker | undefined;
 let nextId = 0;
 
-function bridgeThread(): Worker {
+/**
+ * The thread, connected the way its worker is (address, namespace, TLS, API key), so it reaches
+ * the same cluster as the worker whose activities it heartbeats for.
+ */
+function bridgeThread(temporal: TemporalSettings): Worker {
   if (!thread) {
     thread = new Worker(new URL('./blocked-loop-heartbeat-thread.mjs', import.meta.url), {
-      workerData: {
-        address: process.env.PNEUMOGAN_TEMPORAL_ADDRESS || '127.0.0.1:7233',
-        namespace: process.env.PNEUMOGAN_TEMPORAL_NAMESPACE || 'default',
-      },
+      workerData: { connection: connectionOptions(temporal), namespace: temporal.namespace },
     });
     thread.on('message', (message: unknown) => {
       if (typeof message === 'string') console.log(message);
@@ -61,8 +63,8 @@ function bridgeThread(): Worker {
  * Starts the thread and its connection now, so the first activity that needs it finds it ready
  * (loading the client and connecting take a second or two).
  */
-export function prepareHeartbeatBridge(): Promise<void> {
-  const worker = bridgeThread();
+export function prepareHeartbeatBridge(temporal: TemporalSettings): Promise<void> {
+  const worker = bridgeThread(temporal);
   worker.ref(); // held until it answers
   return new Promise((resolve, reject) => {
     const onMessage = (message: unknown) => {
@@ -81,12 +83,15 @@ export function prepareHeartbeatBridge(): Promise<void> {
  * Starts bridging the current activity's heartbeats (a no-op without a heartbeat timeout) and
  * returns the handle that ends it; call `stop()` when the activity's compute is done.
  */
-export function bridgeBlockedLoopHeartbeats(context: Context = Context.current()): BlockedLoopHeartbeat {
+export function bridgeBlockedLoopHeartbeats(
+  temporal: TemporalSettings,
+  context: Context = Context.current(),
+): BlockedLoopHeartbeat {
   const { heartbeatTimeoutMs, taskToken } = context.info;
   if (!heartbeatTimeoutMs) return { stop() {} };
   const grace = Number(process.env.PNEUMOGAN_BLOCKED_HEARTBEAT_GRACE_S) || DEFAULT_GRACE_SECONDS;
   const id = ++nextId;
-  const worker = bridgeThread();
+  const worker = bridgeThread(temporal);
   const post = (message: BridgeMessage) => worker.postMessage(message);
   post({
     type: 'start',
@@ -115,16 +120,18 @@ export function bridgeBlockedLoopHeartbeats(context: Context = Context.current()
   };
 }
 
-/** Bridges the heartbeats of every activity a worker runs (GPU workers install it). */
-export const heartbeatBridgeInterceptors: ActivityInterceptorsFactory = (context) => ({
-  inbound: {
-    async execute(input, next) {
-      const bridge = bridgeBlockedLoopHeartbeats(context);
-      try {
-        return await next(input);
-      } finally {
-        bridge.stop();
-      }
+/** Bridges the heartbeats of every activity a worker on `temporal` runs (GPU workers install it). */
+export const heartbeatBridgeInterceptors =
+  (temporal: TemporalSettings): ActivityInterceptorsFactory =>
+  (context) => ({
+    inbound: {
+      async execute(input, next) {
+        const bridge = bridgeBlockedLoopHeartbeats(temporal, context);
+        try {
+          return await next(input);
+        } finally {
+          bridge.stop();
+        }
+      },
     },
-  },
-});
+  });

@@ -101,6 +101,7 @@ export function createGpuActivities(deps: ActivityDeps) {
             store,
             images.map((i) => i.image),
             gan.imageSize,
+            () => progress.stillWorking(),
           );
           const { generator, state } = await trainGan({
             images: pixels,

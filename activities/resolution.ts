@@ -24,6 +24,7 @@ export function createResolutionActivities(deps: ActivityDeps) {
             store,
             images.map((i) => i.image),
             size,
+            () => progress.stillWorking(),
           );
           const limit = pLimit(8);
           let done = 0;

@@ -119,6 +119,15 @@ export class ProgressReporter {
     Context.current().heartbeat(this.details);
   }
 
+  /**
+   * Heartbeats the current details again, during preparation before the first step (loading
+   * images, say), so a long preparation is not taken for a dead worker. Cancellation surfaces here.
+   */
+  stillWorking(): void {
+    this.signal.throwIfAborted();
+    Context.current().heartbeat(this.details);
+  }
+
   checkpoint(ref: ArtifactRef, step: number): void {
     this.details = { ...this.details, checkpoint: ref, checkpointStep: step };
     Context.current().heartbeat(this.details);

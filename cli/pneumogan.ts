@@ -249,7 +249,10 @@ addLaunchOptions(
         role: 'all-in-one',
         temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
         s3,
-        gpuConcurrency: 2,
+        // One step per process: tfjs-node runs each op synchronously on the JS thread, so a second
+        // step in the same process gains no compute and, while one trains, gets one event-loop turn
+        // per training step: loading its 463 images took minutes and hit the heartbeat timeout.
+        gpuConcurrency: 1,
         gpuProcesses: 2,
         taskQueues,
         log,

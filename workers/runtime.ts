@@ -120,7 +120,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         activities: { ...createGpuActivities(deps), ...createAnalysisActivities(deps) },
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
         // A first step that compiles kernels for minutes blocks this thread; heartbeat from another.
-        interceptors: { activity: [heartbeatBridgeInterceptors, ...(interceptors?.activity ?? [])] },
+        interceptors: { activity: [heartbeatBridgeInterceptors(options.temporal), ...(interceptors?.activity ?? [])] },
         identity: `${deps.workerIdentity}/gpu`,
         shutdownGraceTime: SHUTDOWN_GRACE,
       }),

@@ -32,8 +32,8 @@ before(async () => {
     cliPath: await findOrProvisionTemporalCli({ provision: false }),
     headless: true,
   });
-  process.env.PNEUMOGAN_TEMPORAL_ADDRESS = server.address;
-  await prepareHeartbeatBridge();
+  const temporal = { address: server.address, namespace: 'default' };
+  await prepareHeartbeatBridge(temporal);
   nativeConnection = await NativeConnection.connect({ address: server.address });
   const workflowBundle = await bundleWorkflowCode({
     workflowsPath: path.join(here, '..', 'helpers', 'blocking-workflow.ts'),
@@ -46,7 +46,7 @@ before(async () => {
         taskQueue: bridged ? 'bridged' : 'plain',
         workflowBundle,
         activities: { blockEventLoop },
-        interceptors: bridged ? { activity: [heartbeatBridgeInterceptors] } : {},
+        interceptors: bridged ? { activity: [heartbeatBridgeInterceptors(temporal)] } : {},
       }),
     );
   }
