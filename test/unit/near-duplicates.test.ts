@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
+import sharpPhash from 'sharp-phash';
 import {
   fingerprint,
   hammingDistance,
@@ -77,4 +81,33 @@ test('a re-compressed, re-scaled copy is a near-duplicate; different X-rays are 
     [[0, 1]],
   );
   assert.ok(pairs[0]!.correlation >= MIN_CORRELATION && pairs[0]!.distance <= 8, JSON.stringify(pairs[0]));
+});
+
+// sharp-phash is CommonJS (`module.exports = phash`) but its types declare an ES default export.
+const referencePhash = sharpPhash as unknown as (typeof sharpPhash)['default'];
+const KERMANY_SAMPLE = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'kermany-sample');
+
+test('the separable pHash equals sharp-phash bit for bit, on drawn and (where present) real X-rays', async () => {
+  const jpegs = await Promise.all(
+    Array.from({ length: 40 }, async (_, seed) => (await drawSyntheticXray('NORMAL', seed, 'x.jpeg')).jpeg),
+  );
+  if (existsSync(KERMANY_SAMPLE)) {
+    for (const label of ['NORMAL', 'PNEUMONIA']) {
+      const names = (await readdir(path.join(KERMANY_SAMPLE, label))).sort();
+      jpegs.push(...(await Promise.all(names.map((n) => readFile(path.join(KERMANY_SAMPLE, label, n))))));
+    }
+  } else {
+    console.log(`# ${KERMANY_SAMPLE} is absent: compared on drawn X-rays only`);
+  }
+  for (const [i, jpeg] of jpegs.entries()) {
+    for (const size of [64, 224]) {
+      const image = await gray(jpeg, size);
+      const raw = { raw: { width: size, height: size, channels: 1 as const } };
+      const bits = await referencePhash(Buffer.from(image.pixels), raw);
+      const expected = Array.from({ length: 16 }, (_, k) =>
+        parseInt(bits.slice(k * 4, k * 4 + 4), 2).toString(16),
+      ).join('');
+      assert.equal((await fingerprint(image)).hash, expected, `image ${i} at ${size} px`);
+    }
+  }
 });
