@@ -62,6 +62,8 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
+const HEARTBEAT_THROTTLE = '10s';
+
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: path.join(projectRoot, 'workflows', 'index.ts'),
@@ -105,6 +107,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: options.taskQueues?.orchestration ?? ORCHESTRATION_TASK_QUEUE,
         workflowBundle: options.workflowBundle ?? (await bundleWorkflows()),
         activities: { ...createCpuActivities(deps), ...createResolutionActivities(deps) },
+        maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
         identity: `${deps.workerIdentity}/orchestration`,
         interceptors,
         shutdownGraceTime: SHUTDOWN_GRACE,
@@ -119,6 +122,10 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
         taskQueue: options.taskQueues?.gpu ?? GPU_TASK_QUEUE,
         activities: { ...createGpuActivities(deps), ...createAnalysisActivities(deps) },
         maxConcurrentActivityTaskExecutions: options.gpuConcurrency ?? 1,
+        // The SDK sends heartbeats at most every 0.8 x the heartbeat timeout (48 s of 60) by default,
+        // so the server's details (the resume point a retry reads, the progress `follow` shows)
+        // lagged by most of a minute. Every 10 s keeps them fresh at a negligible cost.
+        maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
         // A first step that compiles kernels for minutes blocks this thread; heartbeat from another.
         interceptors: { activity: [heartbeatBridgeInterceptors(options.temporal), ...(interceptors?.activity ?? [])] },
         identity: `${deps.workerIdentity}/gpu`,
