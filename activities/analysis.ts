@@ -21,7 +21,7 @@ import {
   type MemorizationInput,
   type MemorizationOutput,
 } from './types.js';
-import { memoized, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, producer, ProgressReporter, runActivity, type ActivityDeps } from './shared.js';
 
 /** An audit's numbers without its per-image arrays, for the workflow payload. */
 const summarize = ({ generated: _generated, heldout: _heldout, ...summary }: SpaceAudit) => summary;

@@ -38,7 +38,7 @@ import {
   type SplitPoolInput,
   type SplitPoolOutput,
 } from './types.js';
-import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { ArtifactRecorder, producer, ProgressReporter, runActivity, type ActivityDeps } from './shared.js';
 
 function sideCounts(images: readonly LabeledImage[]): SplitPoolOutput['train'] {
   const real = images.filter((i) => i.origin === 'real').length;

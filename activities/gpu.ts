@@ -36,7 +36,7 @@ import {
   type TrainGanOutput,
 } from './types.js';
 import { markExamples } from './profile.js';
-import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './shared.js';
 
 /**
  * Generated images per chunk of synthesis, stored while the next chunk is generated. The native

@@ -9,7 +9,7 @@ import { ImageSetSchema, type ImageSet, type LabeledImage } from '../lib/data/ma
 import { loadGrayImages } from '../lib/data/load.js';
 import { encodeGrayPng } from '../lib/images.js';
 import { MatchResolutionInputSchema, type MatchResolutionInput, type MatchResolutionOutput } from './types.js';
-import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './runtime.js';
+import { memoized, ProgressReporter, runActivity, type ActivityDeps } from './shared.js';
 
 export function createResolutionActivities(deps: ActivityDeps) {
   const { store } = deps;

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createCpuActivities } from '../activities/cpu.js';
 import { createGpuActivities } from '../activities/gpu.js';
-import { ArtifactRecorder, type ActivityDeps } from '../activities/runtime.js';
+import { ArtifactRecorder, type ActivityDeps } from '../activities/shared.js';
 import { lineageReport } from '../cli/inspect.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { DatasetManifestSchema, ImageSetSchema, type ImageSet } from '../lib/data/manifest.js';

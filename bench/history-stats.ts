@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { temporal } from '@temporalio/proto';
-import { withBackends } from '../cli/backends.js';
+import { withServices } from '../cli/services.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
 
 const { values, positionals } = parseArgs({
@@ -40,7 +40,7 @@ function payloadsOf(event: Event): Array<{ bytes: number; what: string }> {
   ];
 }
 
-await withBackends(values['state-dir'], async ({ client }) => {
+await withServices(values['state-dir'], async ({ client }) => {
   const parentId = reproductionWorkflowId(runName);
   const parent = await client.workflow.getHandle(parentId).fetchHistory();
   const trialIds = [

@@ -24,7 +24,7 @@ import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
 import { resolveConfig } from '../pipelines/resolve.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { startWorkers } from '../workers/runtime.js';
+import { startWorkers } from '../workers/start-workers.js';
 import { PROFILE_LOG_PREFIX } from '../workers/stage-profile.js';
 
 const { values } = parseArgs({

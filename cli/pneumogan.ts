@@ -30,8 +30,8 @@ import type { reproducePaper } from '../workflows/index.js';
 import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { SHUTDOWN_GRACE, startWorkers } from '../workers/runtime.js';
-import { embeddedS3Settings, withBackends } from './backends.js';
+import { SHUTDOWN_GRACE, startWorkers } from '../workers/start-workers.js';
+import { embeddedS3Settings, withServices } from './services.js';
 import { exitCodeFor, isInfrastructureDown, NotFoundError } from './exit-codes.js';
 import { artifactLineage, listRuns, runArtifacts, runStatus } from './inspect-data.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
@@ -363,7 +363,7 @@ program
   .addOption(outOption)
   .addOption(stateDirOption)
   .action((run: string, opts: { out: string; stateDir: string }) =>
-    withBackends(opts.stateDir, ({ client, store }) => followAndReport(client, store, run, opts.out)),
+    withServices(opts.stateDir, ({ client, store }) => followAndReport(client, store, run, opts.out)),
   );
 
 program
@@ -373,7 +373,7 @@ program
   .addOption(stateDirOption)
   .addOption(jsonOption)
   .action((run: string, opts: { stateDir: string; json?: boolean }) =>
-    withBackends(opts.stateDir, async ({ client }) => {
+    withServices(opts.stateDir, async ({ client }) => {
       if (opts.json) return printJson(await runStatus(client, run));
       for (const line of await statusReport(client, run)) log(line);
     }),
@@ -388,7 +388,7 @@ program
   .option('--dataset <sha256>', "only runs on this dataset (its manifest's sha256)")
   .addOption(jsonOption)
   .action((opts: { stateDir: string; preset?: string; stage?: string; dataset?: string; json?: boolean }) =>
-    withBackends(opts.stateDir, async ({ client }) => {
+    withServices(opts.stateDir, async ({ client }) => {
       const runs = await listRuns(client, { preset: opts.preset, stage: opts.stage, datasetSha256: opts.dataset });
       if (opts.json) return printJson(runs);
       for (const r of runs) {
@@ -405,7 +405,7 @@ program
   .argument('<run>', 'run name')
   .addOption(stateDirOption)
   .action((run: string, opts: { stateDir: string }) =>
-    withBackends(opts.stateDir, async ({ client }) => {
+    withServices(opts.stateDir, async ({ client }) => {
       await client.workflow.getHandle(reproductionWorkflowId(run)).cancel();
       log(`cancellation of ${run} requested`);
     }),
@@ -420,7 +420,7 @@ program
   .addOption(stateDirOption)
   .addOption(jsonOption)
   .action((artifact: string, opts: { stateDir: string; json?: boolean }) =>
-    withBackends(opts.stateDir, async ({ store }) => {
+    withServices(opts.stateDir, async ({ store }) => {
       const sha256 = await resolveArtifact(store, artifact);
       if (opts.json) return printJson(await artifactLineage(store, sha256));
       for (const line of await lineageReport(store, sha256)) log(line);
@@ -434,7 +434,7 @@ program
   .addOption(stateDirOption)
   .addOption(jsonOption)
   .action((run: string, opts: { stateDir: string; json?: boolean }) =>
-    withBackends(opts.stateDir, async ({ store }) => {
+    withServices(opts.stateDir, async ({ store }) => {
       assertSafeRunName(run);
       if (opts.json) return printJson(await runArtifacts(store, run));
       for (const line of await runArtifactsReport(store, run)) log(line);
@@ -464,7 +464,7 @@ program
   .addOption(stateDirOption)
   .action(async (run: string, opts: { stateDir: string; json?: boolean }) => {
     try {
-      await withBackends(opts.stateDir, async ({ store }) => {
+      await withServices(opts.stateDir, async ({ store }) => {
         const abort = new AbortController();
         const onSigint = () => abort.abort(new Error('verify interrupted (Ctrl-C)'));
         process.once('SIGINT', onSigint);
@@ -502,7 +502,7 @@ program
   .addOption(outOption)
   .addOption(stateDirOption)
   .action((run: string, opts: { out: string; stateDir: string }) =>
-    withBackends(opts.stateDir, async ({ store }) => {
+    withServices(opts.stateDir, async ({ store }) => {
       assertSafeRunName(run);
       if (!(await store.exists(`runs/${run}/report.md`)))
         throw new NotFoundError(`Run ${run} has no report yet (see \`pneumogan status ${run}\`)`);

@@ -1,7 +1,7 @@
 /** Shared body of the worker entry points: read the settings (lib/settings.ts), run until SIGINT/SIGTERM. */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { s3Settings, taskQueueSettings, temporalSettings, workerSettings } from '../lib/settings.js';
-import { startWorkers, type WorkerRole } from './runtime.js';
+import { startWorkers, type WorkerRole } from './start-workers.js';
 
 export async function runWorkerFromEnv(role: WorkerRole): Promise<void> {
   quietTemporalLogs();

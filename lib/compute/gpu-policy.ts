@@ -133,7 +133,7 @@ export function requireGpu(backend: ComputeBackend, env: NodeJS.ProcessEnv = pro
       `No usable GPU: this GPU worker would train on ${backend.device}, so it does not serve the GPU queue.`,
       'Missing:',
       ...missing.map((c) => `  - ${c.item}: ${c.detail}`),
-      `Backends tried: ${backend.skipped.join('; ') || backend.name}`,
+      `Services tried: ${backend.skipped.join('; ') || backend.name}`,
       `Set ${ALLOW_CPU_ENV}=1 to train on the CPU on purpose.`,
     ].join('\n'),
   );

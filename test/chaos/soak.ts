@@ -34,7 +34,7 @@ import { reproductionWorkflowId } from '../../lib/run-names.js';
 import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import type { PipelineConfig } from '../../pipelines/schema.js';
-import { spawnGpuWorkerProcess, startWorkers } from '../../workers/runtime.js';
+import { spawnGpuWorkerProcess, startWorkers } from '../../workers/start-workers.js';
 import { superviseProcess } from '../../workers/supervisor.js';
 import type { reproducePaper, ReproductionResult } from '../../workflows/index.js';
 
@@ -84,7 +84,7 @@ async function busyPids(client: Client, runName: string): Promise<Set<number>> {
       .describe()
       .catch(() => ({ raw: { pendingActivities: [] } }));
     for (const a of raw.pendingActivities ?? []) {
-      // Worker identities are host/pid/role (workers/runtime.ts).
+      // Worker identities are host/pid/role (workers/start-workers.ts).
       const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
       if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
         pids.add(pid);

@@ -26,7 +26,7 @@ import {
   startWorkers,
   type GpuWorkerProcess,
   type RunningWorkers,
-} from '../../workers/runtime.js';
+} from '../../workers/start-workers.js';
 import type { reproducePaper, RunOptions } from '../../workflows/index.js';
 
 let stateDir: string;

@@ -10,7 +10,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import * as tf from '@tensorflow/tfjs';
 import { createGpuActivities } from '../../activities/gpu.js';
-import type { ProgressDetails } from '../../activities/runtime.js';
+import type { ProgressDetails } from '../../activities/shared.js';
 import { initComputeBackend } from '../../lib/compute/backend.js';
 import type { ImageSet, LabeledImage, Split } from '../../lib/data/manifest.js';
 import { encodeGrayPng } from '../../lib/images.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { createCpuActivities } from '../../activities/cpu.js';
 import { createGpuActivities } from '../../activities/gpu.js';
-import type { ActivityDeps } from '../../activities/runtime.js';
+import type { ActivityDeps } from '../../activities/shared.js';
 import { initComputeBackend } from '../../lib/compute/backend.js';
 import { encodeSafetensors } from '../../lib/training/checkpoint.js';
 import { trainGan } from '../../lib/training/gan.js';

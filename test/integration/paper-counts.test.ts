@@ -20,7 +20,7 @@ import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolveConfig } from '../../pipelines/resolve.js';
 import { BACKBONES, CLASS_NAMES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers, type RunningWorkers } from '../../workers/runtime.js';
+import { startWorkers, type RunningWorkers } from '../../workers/start-workers.js';
 import { KERMANY_TRAIN } from '../../lib/data/kermany-sample.js';
 
 const missing = existsSync(KERMANY_TRAIN)

@@ -21,7 +21,7 @@ import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import { BACKBONES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers, type RunningWorkers } from '../../workers/runtime.js';
+import { startWorkers, type RunningWorkers } from '../../workers/start-workers.js';
 import { reproducePaper } from '../../workflows/index.js';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/queues.js';
 

@@ -35,7 +35,7 @@ import { resolvePreset } from '../../pipelines/presets.js';
 import type { Backbone, PipelineConfig, Protocol } from '../../pipelines/schema.js';
 import { progressQuery, reproducePaper } from '../../workflows/index.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { bundleWorkflows } from '../../workers/runtime.js';
+import { bundleWorkflows } from '../../workers/start-workers.js';
 
 type CpuActivities = ReturnType<typeof createCpuActivities> & ReturnType<typeof createResolutionActivities>;
 type GpuActivities = ReturnType<typeof createGpuActivities> & ReturnType<typeof createAnalysisActivities>;

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ArtifactRecorder, type ActivityDeps } from '../../activities/runtime.js';
+import { ArtifactRecorder, type ActivityDeps } from '../../activities/shared.js';
 import { lineageReport } from '../../cli/inspect.js';
 import type { ImageSet, LabeledImage } from '../../lib/data/manifest.js';
 import {

@@ -18,7 +18,7 @@ import { startEmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import type { S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers } from '../../workers/runtime.js';
+import { startWorkers } from '../../workers/start-workers.js';
 
 const label = process.argv[2];
 if (!label || !/^[a-z0-9-]+$/.test(label))

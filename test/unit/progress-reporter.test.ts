@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
-import { ProgressReporter, type ProgressDetails } from '../../activities/runtime.js';
+import { ProgressReporter, type ProgressDetails } from '../../activities/shared.js';
 import type { ArtifactRef } from '../../lib/storage.js';
 
 const ref = (n: number): ArtifactRef => ({

@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { memoized, type ActivityDeps } from '../../activities/runtime.js';
+import { memoized, type ActivityDeps } from '../../activities/shared.js';
 import { downloadReport } from '../../cli/launch.js';
 import { ingestDataset } from '../../lib/data/ingest.js';
 import { CorruptArtifactError, InputError, NON_RETRYABLE_TYPES } from '../../lib/errors.js';

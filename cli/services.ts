@@ -14,7 +14,7 @@ import { liveHolder, StateDirBusyError, type EmbeddedEndpoints } from '../lib/in
 import { clusterConfigured, connectionOptions, s3Settings, temporalSettings } from '../lib/settings.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 
-export interface Backends {
+export interface Services {
   client: Client;
   store: ArtifactStore;
   /** Web UI base URL when known. */
@@ -28,7 +28,7 @@ export function embeddedS3Settings(s3: EmbeddedEndpoints['s3']): S3Settings {
   return { ...s3, bucket: EMBEDDED_BUCKET };
 }
 
-export async function withBackends<T>(stateDir: string, body: (backends: Backends) => Promise<T>): Promise<T> {
+export async function withServices<T>(stateDir: string, body: (services: Services) => Promise<T>): Promise<T> {
   if (clusterConfigured()) {
     const temporal = temporalSettings();
     return withClient(
@@ -96,7 +96,7 @@ async function withClient<T>(
   namespace: string,
   store: ArtifactStore,
   uiUrl: string | undefined,
-  body: (backends: Backends) => Promise<T>,
+  body: (services: Services) => Promise<T>,
 ): Promise<T> {
   const connected = await Connection.connect(connection);
   try {

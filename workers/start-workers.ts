@@ -18,7 +18,7 @@ import { heartbeatBridgeInterceptors } from '../activities/blocked-loop-heartbea
 import { createGpuActivities } from '../activities/gpu.js';
 import { createAnalysisActivities } from '../activities/analysis.js';
 import { createResolutionActivities } from '../activities/resolution.js';
-import type { ActivityDeps } from '../activities/runtime.js';
+import type { ActivityDeps } from '../activities/shared.js';
 import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
 import { connectionOptions, environmentFor, type TemporalSettings } from '../lib/settings.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
