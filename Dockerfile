@@ -1,7 +1,7 @@
 # The pipeline's workers (and CLI) as images. Two targets:
 #   cpu  Node 20 with native TensorFlow for the CPU (@tensorflow/tfjs-node; where its libtensorflow
 #        download fails the build continues and the pure-JS backend runs, ten times slower)
-#   gpu  the same on CUDA 11.8 + cuDNN 8, what @tensorflow/tfjs-node-gpu 4.22 is built for
+#   gpu  the same with @tensorflow/tfjs-node-gpu rebuilt for CUDA 12 (TensorFlow 2.18.1 from PyPI)
 # Build: docker compose build (docker-compose.yml), or docker build --target cpu -t pneumogan-worker .
 # Not built or run on the machines this project is developed on (no container engine there).
 
@@ -18,14 +18,15 @@ COPY . .
 USER node
 CMD ["node", "--import", "tsx", "workers/orchestration.ts"]
 
-FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 AS gpu
-# Node from the official image (its binaries need glibc >= 2.28; Ubuntu 22.04 has 2.35).
-COPY --from=cpu /usr/local/bin/node /usr/local/bin/node
-COPY --from=cpu /usr/local/lib/node_modules /usr/local/lib/node_modules
-RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
-  && useradd --uid 1000 --create-home node
+# CUDA 12 without a CUDA base image: cli/provision-tfjs-node-gpu.sh (npm run setup:gpu) builds
+# tfjs-node-gpu's binding against the TensorFlow 2.18.1 wheel and unpacks its nvidia-*-cu12
+# wheels beside it (found by RUNPATH); only the driver (libcuda.so.1) comes from the host, through
+# the NVIDIA Container Toolkit. The full bookworm image brings gcc, make, python3 and Node headers.
+FROM node:20-bookworm AS gpu
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production PNEUMOGAN_BACKEND=tensorflow-gpu PNEUMOGAN_CACHE_DIR=/app/.cache
 COPY --from=cpu /app /app
+RUN bash cli/provision-tfjs-node-gpu.sh /app && rm -rf /app/.cache/wheels-gpu
 USER node
 CMD ["node", "--import", "tsx", "workers/gpu.ts"]
