@@ -23,7 +23,7 @@ import { ArtifactRecorder, type ActivityDeps } from '../activities/shared.js';
 import { lineageReport } from '../cli/inspect.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { DatasetManifestSchema, ImageSetSchema, type ImageSet } from '../lib/data/manifest.js';
-import { startLocalS3Server } from '../lib/infra/s3-server.js';
+import { localS3Settings, startLocalS3Server } from '../lib/infra/s3-server.js';
 import { encodeSafetensors } from '../lib/training/checkpoint.js';
 import { generateImages, loadGenerator, trainGan } from '../lib/training/gan.js';
 import { verifyProblemCount, verifyRun } from '../lib/verify.js';
@@ -62,13 +62,7 @@ export async function runArtifactBench(progress: (line: string) => void): Promis
   const server = await startLocalS3Server({ directory });
   const rows: ArtifactBenchRow[] = [];
   try {
-    const store = new ArtifactStore({
-      endpoint: server.endpoint,
-      accessKey: server.accessKey,
-      secretKey: server.secretKey,
-      bucket: 'pneumogan',
-      region: server.region,
-    });
+    const store = new ArtifactStore(localS3Settings(server));
     await store.ensureBucket();
     const backend = await initComputeBackend(() => {});
     const deps: ActivityDeps = { store, computeBackend: backend.name, codeVersion: 'bench', workerIdentity: 'bench' };

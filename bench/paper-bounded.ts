@@ -16,15 +16,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { StageProfileSchema } from '../activities/profile.js';
 import { launchReproduction } from '../cli/launch.js';
-import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
 import { resolveConfig } from '../pipelines/resolve.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
 import { quietTemporalLogs } from '../workers/main.js';
-import { startWorkers } from '../workers/start-workers.js';
+import { startLocalStack } from '../workers/local-stack.js';
 import { PROFILE_LOG_PREFIX } from '../workers/stage-profile.js';
 
 const { values } = parseArgs({
@@ -68,45 +66,37 @@ const log = (line: string) => {
 process.env.PNEUMOGAN_PROFILE = '1';
 quietTemporalLogs();
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-paper-bounded-'));
-const infra = await startEmbeddedInfrastructure({ stateDir });
+const stack = await startLocalStack({ stateDir, log });
 const started = performance.now();
 let config: PipelineConfig;
 try {
-  const s3 = { ...infra.s3, bucket: 'pneumogan' };
-  const workers = await startWorkers({
-    role: 'all-in-one',
-    temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
-    s3,
-    gpuConcurrency: 1,
-    gpuProcesses: 1,
-    log,
+  config = await resolveConfig({
+    preset: 'paper',
+    data: { kind: 'folder', path: data },
+    sets: [
+      'protocol.trialSeeds=[1]',
+      `gan.steps=${ganSteps}`,
+      `gan.checkpointEvery=${ganSteps}`,
+      `classifier.maxSteps=${boundedFineTuneSteps}`,
+      `classifier.checkpointEvery=${boundedFineTuneSteps}`,
+    ],
   });
-  const connection = await Connection.connect({ address: infra.temporal.address });
-  try {
-    config = await resolveConfig({
-      preset: 'paper',
-      data: { kind: 'folder', path: data },
-      sets: [
-        'protocol.trialSeeds=[1]',
-        `gan.steps=${ganSteps}`,
-        `gan.checkpointEvery=${ganSteps}`,
-        `classifier.maxSteps=${boundedFineTuneSteps}`,
-        `classifier.checkpointEvery=${boundedFineTuneSteps}`,
-      ],
-    });
-    const client = new Client({ connection, namespace: infra.temporal.namespace });
-    console.error(
-      `[paper-bounded] one trial of the paper preset on ${data}: GAN ${ganSteps} steps, fine-tuning ${boundedFineTuneSteps} steps`,
-    );
-    const handle = await launchReproduction({ client, runName: 'paper-bounded', config, log: (l) => console.error(l) });
-    await handle.result();
-  } finally {
-    await connection.close();
-    await workers.shutdown();
-  }
+  console.error(
+    `[paper-bounded] one trial of the paper preset on ${data}: GAN ${ganSteps} steps, fine-tuning ${boundedFineTuneSteps} steps`,
+  );
+  const handle = await launchReproduction({
+    client: stack.client,
+    runName: 'paper-bounded',
+    config,
+    log: (l) => console.error(l),
+  });
+  await handle.result();
 } finally {
-  await infra.stop();
-  await rm(stateDir, { recursive: true, force: true });
+  try {
+    await stack.stop();
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+  }
 }
 const wallSeconds = (performance.now() - started) / 1000;
 

@@ -13,6 +13,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { stringify as stringifyYaml } from 'yaml';
 import { InputError } from '../lib/errors.js';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
+import { localS3Settings } from '../lib/infra/s3-server.js';
 import { StateDirBusyError } from '../lib/infra/state-lock.js';
 import { TemporalDbInUseError } from '../lib/infra/temporal-server.js';
 import {
@@ -31,7 +32,7 @@ import { verifyProblemCount, verifyRun, type VerifyResult } from '../lib/verify.
 import { reproductionWorkflowId } from '../lib/run-names.js';
 import { quietTemporalLogs } from '../workers/main.js';
 import { SHUTDOWN_GRACE, startWorkers } from '../workers/start-workers.js';
-import { embeddedS3Settings, withServices } from './services.js';
+import { withServices } from './services.js';
 import { exitCodeFor, isInfrastructureDown, NotFoundError } from './exit-codes.js';
 import { artifactLineage, listRuns, runArtifacts, runStatus } from './inspect-data.js';
 import { lineageReport, resolveArtifact, runArtifactsReport, statusReport, trialAccuracies } from './inspect.js';
@@ -241,7 +242,7 @@ addLaunchOptions(
         }),
         stoppedBy,
       ]);
-      const s3 = embeddedS3Settings(infra.s3);
+      const s3 = localS3Settings(infra.s3);
       const lock = infra.lock;
       // Installed only now: once installed, the SDK's runtime keeps the process alive until its workers stop.
       quietTemporalLogs({ handleSignals: false });

@@ -10,22 +10,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { startEmbeddedInfrastructure } from '../lib/infra/embedded.js';
-import { liveHolder, StateDirBusyError, type EmbeddedEndpoints } from '../lib/infra/state-lock.js';
+import { localS3Settings } from '../lib/infra/s3-server.js';
+import { liveHolder, StateDirBusyError } from '../lib/infra/state-lock.js';
 import { clusterConfigured, connectionOptions, s3Settings, temporalSettings } from '../lib/settings.js';
-import { ArtifactStore, type S3Settings } from '../lib/storage.js';
+import { ArtifactStore } from '../lib/storage.js';
 
 export interface Services {
   client: Client;
   store: ArtifactStore;
   /** Web UI base URL when known. */
   uiUrl?: string;
-}
-
-/** The bucket the embedded default keeps artifacts in. */
-export const EMBEDDED_BUCKET = 'pneumogan';
-
-export function embeddedS3Settings(s3: EmbeddedEndpoints['s3']): S3Settings {
-  return { ...s3, bucket: EMBEDDED_BUCKET };
 }
 
 export async function withServices<T>(stateDir: string, body: (services: Services) => Promise<T>): Promise<T> {
@@ -53,7 +47,7 @@ export async function withServices<T>(stateDir: string, body: (services: Service
         return withClient(
           { address: temporal.address },
           temporal.namespace,
-          new ArtifactStore(embeddedS3Settings(s3)),
+          new ArtifactStore(localS3Settings(s3)),
           temporal.uiUrl || undefined,
           body,
         );
@@ -81,7 +75,7 @@ export async function withServices<T>(stateDir: string, body: (services: Service
       return await withClient(
         { address: infra.temporal.address },
         infra.temporal.namespace,
-        new ArtifactStore(embeddedS3Settings(infra.s3)),
+        new ArtifactStore(localS3Settings(infra.s3)),
         undefined,
         body,
       );

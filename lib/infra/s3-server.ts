@@ -31,6 +31,7 @@
 import fs from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import type { S3Settings } from '../storage.js';
 
 type Log = (line: string) => void;
 
@@ -48,6 +49,17 @@ export interface LocalS3ServerOptions {
   /** Print s3rver's own request log to the console (default: silent). */
   verbose?: boolean;
   log?: Log;
+}
+
+/** The bucket the embedded default keeps artifacts in. */
+export const LOCAL_BUCKET = 'pneumogan';
+
+/** Client settings for the embedded bucket of a local S3 server (or of its recorded endpoints). */
+export function localS3Settings(
+  server: Pick<LocalS3Server, 'endpoint' | 'accessKey' | 'secretKey' | 'region'>,
+): S3Settings {
+  const { endpoint, accessKey, secretKey, region } = server;
+  return { endpoint, accessKey, secretKey, region, bucket: LOCAL_BUCKET };
 }
 
 export interface LocalS3Server {

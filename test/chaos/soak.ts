@@ -25,7 +25,7 @@ import { launchReproduction } from '../../cli/launch.js';
 import type { TrialResult } from '../../activities/types.js';
 import { startEmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import { isSameProcess } from '../../lib/infra/process-identity.js';
-import { startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
+import { localS3Settings, startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
 import { LOCK_FILENAME, liveHolder } from '../../lib/infra/state-lock.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../lib/infra/temporal-server.js';
 import { indexedArtifacts, readLineage, readRunIndex } from '../../lib/lineage.js';
@@ -155,13 +155,7 @@ interface Cluster {
 async function startCluster(stateDir: string, log: Log): Promise<Cluster> {
   const temporal = await startTemporalDevServer({ dbFile: path.join(stateDir, 'temporal.sqlite'), headless: true });
   const s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3') });
-  const s3Settings: S3Settings = {
-    endpoint: s3.endpoint,
-    accessKey: s3.accessKey,
-    secretKey: s3.secretKey,
-    bucket: 'pneumogan',
-    region: s3.region,
-  };
+  const s3Settings: S3Settings = localS3Settings(s3);
   const connection = await Connection.connect({ address: temporal.address });
   const cluster: Cluster = {
     temporal,
@@ -399,13 +393,7 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
       try {
         const client = new Client({ connection, namespace: infra.temporal.namespace });
         const result = await client.workflow.getHandle<typeof reproducePaper>(reproductionWorkflowId(runName)).result();
-        const store = new ArtifactStore({
-          endpoint: infra.s3.endpoint,
-          accessKey: infra.s3.accessKey,
-          secretKey: infra.s3.secretKey,
-          bucket: 'pneumogan',
-          region: infra.s3.region,
-        });
+        const store = new ArtifactStore(localS3Settings(infra.s3));
         const problems = await checkRun(store, runName, result, options.calm);
         return { runName, result, faults, seconds, problems, retried: await retriedSteps(client, result) };
       } finally {

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { launchReproduction } from '../../cli/launch.js';
-import { startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
+import { localS3Settings, startLocalS3Server, type LocalS3Server } from '../../lib/infra/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../lib/infra/temporal-server.js';
 import { indexedArtifacts, readLineage, readRunIndex } from '../../lib/lineage.js';
 import { verifyRun } from '../../lib/verify.js';
@@ -84,13 +84,7 @@ before(async () => {
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-faults-'));
   temporal = await startTemporalDevServer({ dbFile: path.join(stateDir, 'temporal.sqlite'), headless: true });
   s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3') });
-  s3Settings = {
-    endpoint: s3.endpoint,
-    accessKey: s3.accessKey,
-    secretKey: s3.secretKey,
-    bucket: 'pneumogan',
-    region: s3.region,
-  };
+  s3Settings = localS3Settings(s3);
   store = new ArtifactStore(s3Settings);
   orchestration = await startWorkers({
     role: 'orchestration',

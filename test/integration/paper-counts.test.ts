@@ -10,17 +10,14 @@ import { copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import type { TrialResult } from '../../activities/types.js';
 import { launchReproduction } from '../../cli/launch.js';
-import { startEmbeddedInfrastructure, type EmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import { ImageSetSchema, SplitSchema } from '../../lib/data/manifest.js';
-import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
 import { resolveConfig } from '../../pipelines/resolve.js';
 import { BACKBONES, CLASS_NAMES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers, type RunningWorkers } from '../../workers/start-workers.js';
+import { startLocalStack, type LocalStack } from '../../workers/local-stack.js';
 import { KERMANY_TRAIN } from '../../lib/data/kermany-sample.js';
 
 const missing = existsSync(KERMANY_TRAIN)
@@ -31,9 +28,7 @@ const missing = existsSync(KERMANY_TRAIN)
 const PART = { NORMAL: 257, PNEUMONIA: 743 } as const;
 
 let stateDir: string;
-let infra: EmbeddedInfrastructure;
-let workers: RunningWorkers;
-let connection: Connection;
+let stack: LocalStack;
 
 before(async () => {
   if (missing) return;
@@ -48,30 +43,12 @@ before(async () => {
       await copyFile(path.join(KERMANY_TRAIN, label, file), path.join(stateDir, 'data', label, file));
     }
   }
-  infra = await startEmbeddedInfrastructure({ stateDir: path.join(stateDir, 'state') });
-  const s3: S3Settings = {
-    endpoint: infra.s3.endpoint,
-    accessKey: infra.s3.accessKey,
-    secretKey: infra.s3.secretKey,
-    bucket: 'pneumogan',
-    region: infra.s3.region,
-  };
-  workers = await startWorkers({
-    role: 'all-in-one',
-    temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
-    s3,
-    gpuConcurrency: 2,
-    gpuProcesses: 1,
-    log: () => {},
-  });
-  connection = await Connection.connect({ address: infra.temporal.address });
+  stack = await startLocalStack({ stateDir: path.join(stateDir, 'state'), gpuConcurrency: 2 });
 });
 
 after(async () => {
   try {
-    await connection?.close();
-    await workers?.shutdown();
-    await infra?.stop();
+    await stack?.stop();
   } finally {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   }
@@ -100,8 +77,7 @@ test(
         'classifier.checkpointEvery=2',
       ],
     });
-    const client = new Client({ connection, namespace: infra.temporal.namespace });
-    const store = new ArtifactStore({ ...infra.s3, bucket: 'pneumogan', endpoint: infra.s3.endpoint });
+    const { client, store } = stack;
     const handle = await launchReproduction({ client, runName: 'paper-counts', config, log: () => {} });
     const { dataset, trials } = await handle.result();
 

@@ -7,60 +7,41 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { launchReproduction } from '../../cli/launch.js';
 import { InputError } from '../../lib/errors.js';
-import { startEmbeddedInfrastructure, type EmbeddedInfrastructure } from '../../lib/infra/embedded.js';
 import { readLineage } from '../../lib/lineage.js';
 import { ImageSetSchema } from '../../lib/data/manifest.js';
 import { EvaluationRecordSchema } from '../../lib/protocol/scores.js';
-import { ArtifactStore, type S3Settings } from '../../lib/storage.js';
+import type { ArtifactStore } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import { BACKBONES, PROTOCOLS } from '../../pipelines/schema.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers, type RunningWorkers } from '../../workers/start-workers.js';
+import { startLocalStack, type LocalStack } from '../../workers/local-stack.js';
 import { reproducePaper } from '../../workflows/index.js';
 import { ORCHESTRATION_TASK_QUEUE } from '../../workflows/queues.js';
 
 let stateDir: string;
-let infra: EmbeddedInfrastructure;
-let workers: RunningWorkers;
-let connection: Connection;
+let stack: LocalStack;
 let client: Client;
 let store: ArtifactStore;
 
 before(async () => {
   quietTemporalLogs();
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-e2e-'));
-  infra = await startEmbeddedInfrastructure({ stateDir });
-  const s3: S3Settings = {
-    endpoint: infra.s3.endpoint,
-    accessKey: infra.s3.accessKey,
-    secretKey: infra.s3.secretKey,
-    bucket: 'pneumogan',
-    region: infra.s3.region,
-  };
-  store = new ArtifactStore(s3);
-  workers = await startWorkers({
-    role: 'all-in-one',
-    temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
-    s3,
-    gpuConcurrency: 2,
-    gpuProcesses: 2,
-    log: () => {},
-  });
-  connection = await Connection.connect({ address: infra.temporal.address });
-  client = new Client({ connection, namespace: infra.temporal.namespace });
+  stack = await startLocalStack({ stateDir, gpuProcesses: 2, gpuConcurrency: 2 });
+  ({ client, store } = stack);
 });
 
 after(async () => {
-  await connection?.close();
-  await workers?.shutdown();
-  await infra?.stop();
-  await rm(stateDir, { recursive: true, force: true });
+  try {
+    await stack?.stop();
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+  }
 });
 
 const SummarySchema = z.object({

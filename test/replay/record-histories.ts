@@ -11,14 +11,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { launchReproduction } from '../../cli/launch.js';
-import { startEmbeddedInfrastructure } from '../../lib/infra/embedded.js';
-import type { S3Settings } from '../../lib/storage.js';
 import { resolvePreset } from '../../pipelines/presets.js';
 import { quietTemporalLogs } from '../../workers/main.js';
-import { startWorkers } from '../../workers/start-workers.js';
+import { startLocalStack } from '../../workers/local-stack.js';
 
 const label = process.argv[2];
 if (!label || !/^[a-z0-9-]+$/.test(label))
@@ -27,50 +24,32 @@ const outDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'historie
 
 quietTemporalLogs();
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-record-'));
-const infra = await startEmbeddedInfrastructure({ stateDir });
+const stack = await startLocalStack({ stateDir, gpuConcurrency: 2 });
 try {
-  const s3: S3Settings = {
-    endpoint: infra.s3.endpoint,
-    accessKey: infra.s3.accessKey,
-    secretKey: infra.s3.secretKey,
-    bucket: 'pneumogan',
-    region: infra.s3.region,
-  };
-  const workers = await startWorkers({
-    role: 'all-in-one',
-    temporal: { address: infra.temporal.address, namespace: infra.temporal.namespace },
-    s3,
-    gpuConcurrency: 2,
-    gpuProcesses: 1,
-    log: () => {},
-  });
-  const connection = await Connection.connect({ address: infra.temporal.address });
-  try {
-    // Every stage kind of the pipeline, as small as it goes: one trial of one backbone, all protocols.
-    const config = resolvePreset('smoke');
-    config.protocol.trialSeeds = [1];
-    config.gan.steps = 4;
-    config.gan.checkpointEvery = 2;
-    config.classifier.backbones = ['alexnet'];
-    config.classifier.epochs = 1;
-    const client = new Client({ connection, namespace: infra.temporal.namespace });
-    const handle = await launchReproduction({ client, runName: `replay-${label}`, config, log: () => {} });
-    await handle.result();
-    await mkdir(outDir, { recursive: true });
-    const ids = [handle.workflowId, `${handle.workflowId}/trial-1`];
-    for (const id of ids) {
-      const history = await client.workflow.getHandle(id).fetchHistory();
-      // The file name is the workflow id (URI-encoded): replay must use the recorded id.
-      const file = path.join(outDir, `${encodeURIComponent(id)}.binpb`);
-      // Binary protobuf: exact, and decoded by the same @temporalio/proto the worker replays with.
-      await writeFile(file, proto.temporal.api.history.v1.History.encode(history).finish());
-      console.log(`${file}: ${history.events?.length ?? 0} events`);
-    }
-  } finally {
-    await connection.close();
-    await workers.shutdown();
+  // Every stage kind of the pipeline, as small as it goes: one trial of one backbone, all protocols.
+  const config = resolvePreset('smoke');
+  config.protocol.trialSeeds = [1];
+  config.gan.steps = 4;
+  config.gan.checkpointEvery = 2;
+  config.classifier.backbones = ['alexnet'];
+  config.classifier.epochs = 1;
+  const { client } = stack;
+  const handle = await launchReproduction({ client, runName: `replay-${label}`, config, log: () => {} });
+  await handle.result();
+  await mkdir(outDir, { recursive: true });
+  const ids = [handle.workflowId, `${handle.workflowId}/trial-1`];
+  for (const id of ids) {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    // The file name is the workflow id (URI-encoded): replay must use the recorded id.
+    const file = path.join(outDir, `${encodeURIComponent(id)}.binpb`);
+    // Binary protobuf: exact, and decoded by the same @temporalio/proto the worker replays with.
+    await writeFile(file, proto.temporal.api.history.v1.History.encode(history).finish());
+    console.log(`${file}: ${history.events?.length ?? 0} events`);
   }
 } finally {
-  await infra.stop();
-  await rm(stateDir, { recursive: true, force: true });
+  try {
+    await stack.stop();
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+  }
 }
