@@ -58,6 +58,8 @@ export interface PairedTrial {
   /** with-GAN accuracy minus no-GAN accuracy, with a patient-level bootstrap interval. */
   difference: Interval;
   mcnemar: McNemar;
+  /** The class each model predicted for every held-out image, if it did (its accuracy is then the class share). */
+  singleClass: { withGan: 'NORMAL' | 'PNEUMONIA' | null; withoutGan: 'NORMAL' | 'PNEUMONIA' | null };
 }
 
 export interface GanEffect {
@@ -265,6 +267,7 @@ function pairedTrial(
   const accuracy = (key: 'a' | 'b') => pairs.filter((p) => p[key]).length / pairs.length;
   return {
     trial: trial.trial,
+    singleClass: { withGan: singleClass(outcomesOf(withGan)), withoutGan: singleClass(outcomesOf(withoutGan)) },
     images: pairs.length,
     withGan: accuracy('a'),
     withoutGan: accuracy('b'),

@@ -58,6 +58,17 @@ export function ganEffectTable(
           : e.difference.high < 0
             ? 'no: worse with the GAN'
             : 'no evidence either way';
+    const collapsed = (side: 'withGan' | 'withoutGan') => e.trials.filter((t) => t.singleClass[side] !== null).length;
+    const warnings = (
+      [
+        ['with', 'withGan'],
+        ['without', 'withoutGan'],
+      ] as const
+    ).flatMap(([word, side]) =>
+      collapsed(side)
+        ? [`⚠ ${word} GAN: one class for every image in ${collapsed(side)} of ${e.trials.length} trial(s)`]
+        : [],
+    );
     lines.push(
       `| ${e.backbone} ${weights(e.backbone)} | ${withInterval(e.withGan)} | ${withInterval(e.withoutGan)} | ${difference(e.difference)} | ` +
         e.trials
@@ -66,7 +77,7 @@ export function ganEffectTable(
               `${difference(t.difference)}, p ${pValue(t.mcnemar.pValue)} (${t.mcnemar.onlyFirst} / ${t.mcnemar.onlySecond})`,
           )
           .join(' | ') +
-        ` | ${answer} |`,
+        ` | ${[answer, ...warnings].join('; ')} |`,
     );
   }
   lines.push('');

@@ -108,6 +108,7 @@ test('the GAN effect is the paired accuracy difference on the held-out images, w
     assert.ok(Math.abs(t.mcnemar.pValue - 0.25) < 1e-12);
     assert.ok(t.difference.low <= 0.3 && t.difference.high >= 0.3);
   }
+  assert.deepEqual(effect.trials[0]!.singleClass, { withGan: null, withoutGan: null });
   // Two identical trials: the t interval across them has zero width.
   assert.deepEqual(
     [effect.difference.low, effect.difference.high].map((v) => Math.round(v * 1e9) / 1e9),
