@@ -160,13 +160,15 @@ export function createAnalysisActivities(deps: ActivityDeps) {
             [...inputs, ...(heldout ? [{ role: 'held-out-images', ref: heldout }] : [])],
             { label, seed },
           );
-          // Each generated image's lineage names its nearest real training image (a record of its own).
+          // Each generated image's lineage names its nearest real training image (a record of its own):
+          // thousands of writes at paper size, so each one counts as a sign of life.
           const who = producer(deps);
           const limit = pLimit(8);
           await Promise.all(
             generatedSet.map((g, i) =>
-              limit(() =>
-                recordLineage(store, {
+              limit(async () => {
+                progress.stillWorking();
+                await recordLineage(store, {
                   artifact: g.image,
                   kind: 'nearest-neighbour',
                   inputs: [
@@ -184,8 +186,8 @@ export function createAnalysisActivities(deps: ActivityDeps) {
                   },
                   producer: who,
                   recordedAt: new Date().toISOString(),
-                }),
-              ),
+                });
+              }),
             ),
           );
           progress.progress(3);
