@@ -3,13 +3,12 @@
  * can be told from real ones (detectability) and whether generators copy their training images
  * (memorization). They run on the GPU task queue beside training.
  */
-import pLimit from 'p-limit';
 import { ImageSetSchema, SplitSchema, type LabeledImage } from '../lib/data/manifest.js';
 import { loadGrayImages } from '../lib/data/load.js';
 import { balancedThreshold, originProbabilities } from '../lib/analysis/detectability.js';
 import { closestPairs, memorizationAudit, type SpaceAudit } from '../lib/analysis/memorization.js';
 import { imageGridPng } from '../lib/images.js';
-import { recordLineage } from '../lib/lineage.js';
+import { writeNearestNeighbourPointer } from '../lib/lineage.js';
 import { decodeSafetensors } from '../lib/training/checkpoint.js';
 import type { GanMeta } from '../lib/training/gan.js';
 import { scores, type Outcome } from '../lib/protocol/scores.js';
@@ -160,36 +159,30 @@ export function createAnalysisActivities(deps: ActivityDeps) {
             [...inputs, ...(heldout ? [{ role: 'held-out-images', ref: heldout }] : [])],
             { label, seed },
           );
-          // Each generated image's lineage names its nearest real training image (a record of its own):
-          // thousands of writes at paper size, so each one counts as a sign of life.
-          const who = producer(deps);
-          const limit = pLimit(8);
-          await Promise.all(
-            generatedSet.map((g, i) =>
-              limit(async () => {
-                progress.stillWorking();
-                await recordLineage(store, {
-                  artifact: g.image,
-                  kind: 'nearest-neighbour',
-                  inputs: [
-                    { role: 'nearest-real-training-image', ref: trainingSet[audit.pixels.generated.index[i]!]!.image },
-                    {
-                      role: 'nearest-real-training-image-in-feature-space',
-                      ref: trainingSet[audit.features.generated.index[i]!]!.image,
-                    },
-                    { role: 'audit', ref: auditRef },
-                  ],
-                  params: {
-                    pixelDistance: audit.pixels.generated.distance[i]!,
-                    featureDistance: audit.features.generated.distance[i]!,
-                    imageSize: size,
-                  },
-                  producer: who,
-                  recordedAt: new Date().toISOString(),
-                });
-              }),
+          // Each generated image's lineage names its nearest real training image: thousands of records
+          // per trial at paper size, so they go into this step's one lineage batch, which a pointer
+          // per trial and class lets `lineage` find (lib/lineage.ts nearestNeighbourPointerKey).
+          generatedSet.forEach((g, i) =>
+            recorder.record(
+              g.image,
+              'nearest-neighbour',
+              [
+                { role: 'nearest-real-training-image', ref: trainingSet[audit.pixels.generated.index[i]!]!.image },
+                {
+                  role: 'nearest-real-training-image-in-feature-space',
+                  ref: trainingSet[audit.features.generated.index[i]!]!.image,
+                },
+                { role: 'audit', ref: auditRef },
+              ],
+              {
+                pixelDistance: audit.pixels.generated.distance[i]!,
+                featureDistance: audit.features.generated.distance[i]!,
+                imageSize: size,
+              },
             ),
           );
+          const batch = await recorder.flush();
+          if (batch) await writeNearestNeighbourPointer(store, producer(deps).workflowId, label, batch);
           progress.progress(3);
           return {
             label,

@@ -80,7 +80,9 @@ export async function lineageReport(store: ArtifactStore, artifact: string | Art
   const reader = new LineageReader(store);
   const node = await traceLineage(store, artifact, { reader });
   const lines = renderNode(node, '');
-  const generated = node.records.find((r) => r.generated)?.generated;
+  const generation = node.records.find((r) => r.generated);
+  const generated = generation?.generated;
+  if (generation) lines.push(...(await nearestNeighbourLines(reader, generation)));
   if (generated) {
     const ganRecords = await reader.read(generated.generator);
     const subsetRef = ganRecords.flatMap((r) => r.inputs).find((i) => i.role === 'subset')?.ref;
@@ -104,6 +106,29 @@ export async function lineageReport(store: ArtifactStore, artifact: string | Art
         );
       }
     }
+  }
+  return lines;
+}
+
+/** What the trial's memorization audit found nearest to a generated image among its GAN's training images. */
+async function nearestNeighbourLines(reader: LineageReader, generation: LineageRecord): Promise<string[]> {
+  const [record] = await reader.nearestNeighbours(generation);
+  if (!record) return [];
+  const audit = record.inputs.find((i) => i.role === 'audit')?.ref;
+  const lines = ['', `Nearest real training images (memorization audit ${audit ? short(audit.sha256) : '?'}):`];
+  const spaces = [
+    ['nearest-real-training-image', 'pixels', 'pixelDistance'],
+    ['nearest-real-training-image-in-feature-space', 'discriminator features', 'featureDistance'],
+  ] as const;
+  for (const [role, space, distance] of spaces) {
+    const ref = record.inputs.find((i) => i.role === role)?.ref;
+    if (!ref) continue;
+    const source = (await reader.read(ref)).find((r) => r.kind === 'ingested-image')?.params.source;
+    const d = record.params[distance];
+    lines.push(
+      `  in ${space}: ${short(ref.sha256)}  ${typeof source === 'string' ? source : '(source unknown)'}` +
+        (typeof d === 'number' ? `  (distance ${d.toFixed(3)})` : ''),
+    );
   }
   return lines;
 }

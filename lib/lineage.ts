@@ -116,6 +116,35 @@ export const RunIndexShardSchema = z.object({
 });
 export type RunIndexShard = z.infer<typeof RunIndexShardSchema>;
 
+/**
+ * Where a trial's memorization audit says which lineage batch holds the nearest-neighbour records
+ * of its generated images of one class: generated images name their synthesis batch in their
+ * metadata, so the audit's later records need a way in that costs one read, not one object per
+ * image. Undefined outside runs.
+ */
+export function nearestNeighbourPointerKey(trialWorkflowId: string, label: string): string | undefined {
+  const runName = runOf(trialWorkflowId);
+  return (
+    runName &&
+    `runs/${runName}/nearest-neighbours/${producerHash({ workflowId: trialWorkflowId, activityId: label })}.json`
+  );
+}
+
+const NearestNeighbourPointerSchema = z.object({
+  kind: z.literal('nearest-neighbour-pointer'),
+  batch: ArtifactRefSchema,
+});
+
+export async function writeNearestNeighbourPointer(
+  store: ArtifactStore,
+  trialWorkflowId: string,
+  label: string,
+  batch: ArtifactRef,
+): Promise<void> {
+  const key = nearestNeighbourPointerKey(trialWorkflowId, label);
+  if (key) await store.putAt(key, canonicalJson({ kind: 'nearest-neighbour-pointer', batch }), 'json');
+}
+
 /** The run a workflow id belongs to, validated as a key segment; undefined outside runs. */
 function runOf(workflowId: string): string | undefined {
   const runName = runNameFromWorkflowId(workflowId);
@@ -251,6 +280,20 @@ export class LineageReader {
     return Promise.all(
       keys.map(async (key) => LineageRecordSchema.parse(JSON.parse((await this.store.getAt(key)).toString('utf8')))),
     );
+  }
+
+  /**
+   * The `nearest-neighbour` records of a generated image (written by its trial's memorization
+   * audit), given its generation record; none when the audit did not run or has not yet.
+   */
+  async nearestNeighbours(generation: LineageRecord): Promise<LineageRecord[]> {
+    if (!generation.generated) return [];
+    const key = nearestNeighbourPointerKey(generation.producer.workflowId, generation.generated.label);
+    const bytes = key && (await this.store.getAt(key).catch(() => undefined));
+    if (!bytes) return [];
+    const pointer = NearestNeighbourPointerSchema.parse(JSON.parse(bytes.toString('utf8')));
+    const records = (await this.batch(pointer.batch.key)).get(generation.artifact.sha256) ?? [];
+    return records.filter((r) => r.kind === 'nearest-neighbour');
   }
 
   private async batchKeyOf(artifact: string | ArtifactRef): Promise<string | undefined> {

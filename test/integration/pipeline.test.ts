@@ -11,9 +11,10 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import { z } from 'zod';
+import { lineageReport } from '../../cli/inspect.js';
 import { launchReproduction } from '../../cli/launch.js';
 import { InputError } from '../../lib/errors.js';
-import { readLineage } from '../../lib/lineage.js';
+import { LineageReader, readLineage } from '../../lib/lineage.js';
 import { ImageSetSchema } from '../../lib/data/manifest.js';
 import { EvaluationRecordSchema } from '../../lib/protocol/scores.js';
 import type { ArtifactStore } from '../../lib/storage.js';
@@ -197,6 +198,19 @@ test(
     assert.equal(record?.kind, 'generated-image');
     assert.equal(record?.generated?.generator.sha256, result.trials[0]!.gans[0]!.checkpoint.sha256);
     assert.equal(record?.producer.workflowId, 'pneumogan-e2e-smoke/trial-1');
+    // ...and, through its trial's memorization audit, its nearest real training image.
+    const [neighbour] = await new LineageReader(store).nearestNeighbours(record);
+    const nearest = neighbour?.inputs.find((i) => i.role === 'nearest-real-training-image')?.ref.sha256;
+    const subset = await store.getJson(result.trials[0]!.subset, ImageSetSchema);
+    assert.ok(
+      subset.images.some((i) => i.image.sha256 === nearest),
+      'the nearest neighbour is one of the subset images',
+    );
+    const lines = await lineageReport(store, synthetic.images[0]!.image);
+    assert.ok(
+      lines.some((l) => l.startsWith('Nearest real training images')),
+      lines.join('\n'),
+    );
 
     // GPU steps were spread over both GPU worker processes by the shared task queue.
     const identities = new Set<string>();
