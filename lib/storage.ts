@@ -184,7 +184,7 @@ export class ArtifactStore {
         (await this.compare(ref, stat)) === 'ok';
       if (keep) return ref;
     }
-    await this.putAt(ref.key, bytes, ext, metadata);
+    await this.putAt(ref.key, bytes, ext, metadata, sha256);
     return ref;
   }
 
@@ -199,11 +199,13 @@ export class ArtifactStore {
     bytes: Uint8Array,
     ext = key.split('.').pop() ?? '',
     metadata: Record<string, string> = {},
+    /** The bytes' sha256 when the caller has computed it already (content writes), so they are hashed once. */
+    sha256 = sha256Hex(bytes),
   ): Promise<void> {
     assertSafeKey(key);
     await this.ensureBucket();
     const userMetadata = Object.fromEntries(
-      Object.entries({ ...metadata, [SHA256_METADATA]: sha256Hex(bytes) }).map(([k, v]) => [`x-amz-meta-${k}`, v]),
+      Object.entries({ ...metadata, [SHA256_METADATA]: sha256 }).map(([k, v]) => [`x-amz-meta-${k}`, v]),
     );
     await this.client.putObject(
       this.bucket,

@@ -87,10 +87,20 @@ function perceptualHash(thumbnail: Uint8Array): string {
 }
 
 function unitCentred(pixels: Uint8Array): Float32Array {
-  const mean = pixels.reduce((a, b) => a + b, 0) / pixels.length;
-  const out = Float32Array.from(pixels, (v) => v - mean);
-  const norm = Math.sqrt(out.reduce((a, v) => a + v * v, 0)) || 1;
-  return out.map((v) => v / norm);
+  // Plain loops: reduce/map over typed arrays cost ingestion 1% of its time.
+  let sum = 0;
+  for (let i = 0; i < pixels.length; i++) sum += pixels[i]!;
+  const mean = sum / pixels.length;
+  const out = new Float32Array(pixels.length);
+  let squares = 0;
+  for (let i = 0; i < pixels.length; i++) {
+    const v = pixels[i]! - mean;
+    out[i] = v;
+    squares += v * v;
+  }
+  const norm = Math.sqrt(squares) || 1;
+  for (let i = 0; i < out.length; i++) out[i]! /= norm;
+  return out;
 }
 
 /** Pearson correlation of two fingerprints' thumbnails. */
