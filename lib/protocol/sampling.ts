@@ -51,7 +51,11 @@ function takeUnits<T extends LabeledImage>(
   const taken: T[][] = [];
   const rest: T[][] = [];
   let count = 0;
-  for (const unit of rng.shuffle(patientUnits(group))) {
+  const shuffled = rng.shuffle(patientUnits(group));
+  // A unit larger than the rest may hold (a collapsed GAN's thousands of identical images) must
+  // be taken: it is placed first, or first fit could leave it in the rest with a gap no swap closes.
+  const mustTake = (unit: T[]) => unit.length > group.length - target && unit.length <= target;
+  for (const unit of [...shuffled.filter(mustTake), ...shuffled.filter((u) => !mustTake(u))]) {
     if (count + unit.length <= target) {
       taken.push(unit);
       count += unit.length;

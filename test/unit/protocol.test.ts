@@ -189,3 +189,23 @@ test('byte-identical images (a collapsed GAN repeating itself) never straddle a 
   );
   assert.equal(train.length + held.length, pool.length);
 });
+
+test('a collapsed GAN larger than the test side holds still gives an exact 80/20 split, whatever the seed', () => {
+  // 464 real PNEUMONIA images and 4,176 generated ones of which 2,700 are one repeated picture:
+  // that unit exceeds the 928 test places, so it must be on the training side.
+  const sha256 = sha256Hex('collapsed');
+  const picture: LabeledImage = {
+    image: { key: `cas/${sha256}.png`, sha256, bytes: 1 },
+    label: 'PNEUMONIA',
+    origin: 'synthetic',
+    patientId: null,
+  };
+  const others = images(100, 464 + 4176 - 2700).map((i, k) => ({ ...i, patientId: `p${k % 300}` }));
+  const pool = [...Array.from({ length: 2700 }, () => picture), ...others];
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const { train, test: held } = stratifiedSplit(pool, 0.8, seed);
+    const pneumonia = (set: LabeledImage[]) => set.filter((i) => i.label === 'PNEUMONIA').length;
+    assert.equal(pneumonia(train), 3712, `seed ${seed}`);
+    assert.equal(pneumonia(held), 928, `seed ${seed}`);
+  }
+});
