@@ -17,6 +17,12 @@ export interface GrayImage {
  * resizes to `size` x `size`. Aspect ratio is not kept: X-rays are squashed to a square as
  * MATLAB's imresize would in the paper, and the sample data already is. A truncated or corrupt
  * file is an InputError naming `source`.
+ *
+ * Most X-ray files are gray pictures stored as RGB (all 5,216 of kermany-train). For those, the
+ * first channel is exactly what sharp's grayscale() returns (libvips maps every gray sRGB value
+ * to itself; test/unit/images.test.ts checks all 256), and skipping the colourspace conversion
+ * saves a third of the decoding time (2.2 to 1.5 ms per 224-px image on one core). A picture with
+ * colour in it, or more than 8 bits per sample, takes sharp's grayscale().
  */
 export async function decodeGray(
   bytes: Uint8Array,
@@ -24,17 +30,18 @@ export async function decodeGray(
   source: string,
 ): Promise<GrayImage & { originalWidth: number; originalHeight: number }> {
   try {
-    const image = sharp(bytes, { failOn: 'truncated' });
-    const meta = await image.metadata();
-    const pixels = await image.grayscale().resize(size, size, { fit: 'fill' }).raw().toBuffer();
-    // sharp keeps an alpha channel through grayscale(); keep one byte per pixel.
-    const channels = pixels.length / (size * size);
-    return {
-      size,
-      pixels: channels === 1 ? new Uint8Array(pixels) : firstChannel(pixels, channels),
-      originalWidth: meta.width ?? size,
-      originalHeight: meta.height ?? size,
-    };
+    const decode = () =>
+      sharp(bytes, { failOn: 'truncated', sequentialRead: true }).resize(size, size, { fit: 'fill' });
+    const meta = await sharp(bytes).metadata();
+    // 16-bit inputs are resized at 16 bits after grayscale(), so only 8-bit ones take the shortcut.
+    const direct = meta.depth === 'uchar' ? await decode().raw().toBuffer({ resolveWithObject: true }) : undefined;
+    let pixels = direct && grayFromEqualChannels(direct.data, direct.info.channels);
+    if (pixels === undefined) {
+      // sharp keeps an alpha channel through grayscale(); keep one byte per pixel.
+      const gray = await decode().grayscale().raw().toBuffer({ resolveWithObject: true });
+      pixels = grayFromEqualChannels(gray.data, gray.info.channels)!; // 1 or 2 channels: never undefined
+    }
+    return { size, pixels, originalWidth: meta.width ?? size, originalHeight: meta.height ?? size };
   } catch (err) {
     throw new InputError(
       `Cannot decode image ${source}: ${(err as Error).message}. Replace or remove the file (it is corrupt, truncated, or not an image).`,
@@ -42,9 +49,20 @@ export async function decodeGray(
   }
 }
 
-function firstChannel(pixels: Buffer, channels: number): Uint8Array {
+/**
+ * The gray plane of decoded pixels whose colour channels are all equal (1 or 2 channels: gray,
+ * gray + alpha; 3 or 4: RGB with R = G = B, with or without alpha), or undefined when a pixel has
+ * colour. One pass: this runs on every ingested image.
+ */
+function grayFromEqualChannels(pixels: Buffer, channels: number): Uint8Array | undefined {
+  if (channels === 1) return new Uint8Array(pixels);
   const out = new Uint8Array(pixels.length / channels);
-  for (let i = 0; i < out.length; i++) out[i] = pixels[i * channels]!;
+  const coloured = channels >= 3;
+  for (let i = 0, at = 0; i < out.length; i++, at += channels) {
+    const v = pixels[at]!;
+    if (coloured && (pixels[at + 1] !== v || pixels[at + 2] !== v)) return undefined;
+    out[i] = v;
+  }
   return out;
 }
 
