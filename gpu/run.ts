@@ -23,6 +23,7 @@ import { modelCases, RESULT_PREFIX, type CaseResult, type ModelCase } from '../b
 import { runModelCase } from '../bench/tfjs-cases.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { estimatePaper } from './estimate.js';
+import { benchWebGpuKernels, kernelTable, type KernelRow } from './kernels.js';
 import { describeProfile, profileCase, type CaseProfile } from './profile.js';
 import { runSmokeTrialGpuSteps } from './trial.js';
 
@@ -169,6 +170,7 @@ async function bench(backendName: string): Promise<void> {
     batch: c.batch,
   }));
   const benchDeadline = BUDGET_SHARES.tfjs * budgetSeconds;
+  const kernels: KernelRow[] = backend.name === 'webgpu' ? await benchWebGpuKernels({ quick, log }) : [];
   const profiles: CaseProfile[] = [];
   for (const [i, c] of cases.entries()) {
     if (elapsed() > benchDeadline) {
@@ -187,12 +189,16 @@ async function bench(backendName: string): Promise<void> {
   const torch = flag('--no-pytorch') ? { results: [], engine: 'PyTorch: --no-pytorch' } : await pytorchColumn(cases);
   for (const r of rows) r.pytorch = torch.results.find((x) => x.id === r.id);
   if (profiles.length) await writeFile(path.join(out, 'gpu-profile.json'), `${JSON.stringify(profiles, null, 2)}\n`);
-  const markdown = `${table(rows, backendName, torch.engine)}\n${size === 'paper' ? paperEstimates(cases, rows, backendName, torch.engine) : ''}`;
+  const markdown = [
+    table(rows, backendName, torch.engine),
+    size === 'paper' ? paperEstimates(cases, rows, backendName, torch.engine) : '',
+    kernels.length ? kernelTable(kernels, backend.device) : '',
+  ].join('\n');
   console.log(`\n${markdown}`);
   await writeFile(path.join(out, 'gpu-bench.md'), markdown);
   await writeFile(
     path.join(out, 'gpu-bench.json'),
-    `${JSON.stringify({ size, tfjs: backendName, pytorch: torch.engine, rows }, null, 2)}\n`,
+    `${JSON.stringify({ size, tfjs: backendName, pytorch: torch.engine, rows, kernels }, null, 2)}\n`,
   );
 }
 

@@ -30,6 +30,7 @@ import {
   vulkanIcdFiles,
 } from './devices.js';
 import { describeWebGpuAdapter, installNavigatorGpu, probeWebGpuAdapter } from './webgpu.js';
+import { useFastWebGpuKernels } from './webgpu-kernels.js';
 
 export const BACKEND_LADDER = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'cpu'] as const;
 export type ComputeBackendName = (typeof BACKEND_LADDER)[number];
@@ -123,6 +124,8 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
       await import('@tensorflow/tfjs-backend-webgpu');
       if (!(await tf.setBackend('webgpu'))) return `${PACKAGES.webgpu} loaded but its backend did not initialise`;
       await tf.ready();
+      // `stock` keeps tfjs's own kernels: for comparing timings, or ruling ours out of a problem.
+      if (process.env.PNEUMOGAN_WEBGPU_KERNELS !== 'stock') useFastWebGpuKernels();
       return { packageName: PACKAGES.webgpu, device: describeWebGpuAdapter(adapter), gpu: !adapter.software };
     },
     tensorflow: async () => {

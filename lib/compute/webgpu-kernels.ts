@@ -1,0 +1,259 @@
+/**
+ * Faster replacements for @tensorflow/tfjs-backend-webgpu kernels that dominate conv-net training.
+ *
+ * Conv2DBackpropFilter (the filter gradient of every convolution) is the stock backend's worst
+ * kernel: one GPU thread per filter weight, each summing over the whole batch and output plane
+ * alone (N x Ho x Wo multiply-adds in sequence: 100,352 for a ResNet18 3x3 layer at batch 32,
+ * with 36,864 threads, a fraction of what an H100 runs at once), reading x with a stride of the
+ * channel count. Here it is a matrix product, dW[k, co] = sum over m of X[m, k] * dY[m, co],
+ * with m = (n, ho, wo) and k = (kh, kw, ci), X the patches of x, gathered on the fly (implicit
+ * im2col, no patch matrix in memory):
+ * - each workgroup computes a 64 x 64 block of dW with 16 x 16 threads of 4 x 4 results each
+ *   (64 x 16 for narrow layers), staging 16 rows of X and dY at a time in workgroup memory
+ *   (reads along k and co are contiguous in NHWC);
+ * - the reduction over m is split across workgroups (split-K) so that even a layer with few
+ *   weights fills the GPU; a second, small kernel sums the partial blocks.
+ *
+ * Only float32 NHWC takes this path; anything else goes to the stock kernel saved at
+ * registration. test/unit/webgpu-kernels.test.ts compares every case with the CPU backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+
+type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
+type Uniform = { type: 'int32'; data: number[] };
+
+/**
+ * Filter-gradient rows (k) per workgroup, and reduction rows staged at once. Each of the 16 x 16
+ * threads computes 4 rows by 4 columns (co), or by 1 column for layers with at most 16 output
+ * channels (SqueezeNet's squeeze layers, the DCGAN's last), which would leave most of a 64-wide
+ * block idle.
+ */
+const TILE_K = 64;
+const TILE_M = 16;
+const columnsPerThread = (outChannels: number) => (outChannels <= 16 ? 1 : 4);
+/** Workgroups to aim for: several per streaming multiprocessor of a large GPU (an H100 has 132). */
+const TARGET_WORKGROUPS = 1024;
+/** The fewest reduction rows a split gets, so that loading tiles does not dominate. */
+const MIN_ROWS_PER_SPLIT = 256;
+
+let stock: tf.KernelConfig | undefined;
+
+/**
+ * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
+ * puts tfjs's own back (the GPU bench times both). Safe to call more than once.
+ */
+export function useFastWebGpuKernels(fast = true): void {
+  stock ??= tf.getKernel(tf.Conv2DBackpropFilter, 'webgpu');
+  if (!stock) throw new Error('the webgpu backend has no Conv2DBackpropFilter kernel to replace; is it loaded?');
+  tf.unregisterKernel(tf.Conv2DBackpropFilter, 'webgpu');
+  tf.registerKernel(
+    fast
+      ? {
+          ...stock,
+          kernelFunc: fastConv2DBackpropFilter(
+            stock.kernelFunc as unknown as Kernel<tf.Conv2DBackpropFilterAttrs>,
+          ) as unknown as tf.KernelFunc,
+        }
+      : stock,
+  );
+}
+
+/** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
+export function filterGradientSplits(rows: number, filterRows: number, outChannels: number): number {
+  const blocks = Math.ceil(filterRows / TILE_K) * Math.ceil(outChannels / (16 * columnsPerThread(outChannels)));
+  const wanted = Math.ceil(TARGET_WORKGROUPS / blocks);
+  return Math.max(1, Math.min(wanted, Math.floor(rows / MIN_ROWS_PER_SPLIT)));
+}
+
+function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): Kernel<tf.Conv2DBackpropFilterAttrs> {
+  return (args) => {
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
+    if (dataFormat === 'NCHW' || x.dtype !== 'float32' || dy.dtype !== 'float32') return stock(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filterShape,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const rows = info.batchSize * info.outHeight * info.outWidth;
+    const filterRows = info.filterHeight * info.filterWidth * info.inChannels;
+    const splits = filterGradientSplits(rows, filterRows, info.outChannels);
+    const rowsPerSplit = Math.ceil(rows / splits / TILE_M) * TILE_M;
+    const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
+    const partials = args.backend.runWebGPUProgram(
+      new FilterGradientPartials([splits, filterRows, info.outChannels]),
+      [x, dy],
+      'float32',
+      [
+        int(filterRows),
+        int(info.outChannels),
+        int(rows),
+        int(rowsPerSplit),
+        int(rowsPerSplit / TILE_M),
+        int(info.inHeight),
+        int(info.inWidth),
+        int(info.inChannels),
+        int(info.outHeight),
+        int(info.outWidth),
+        int(info.filterWidth),
+        int(info.strideHeight),
+        int(info.strideWidth),
+        int(info.padInfo.top),
+        int(info.padInfo.left),
+      ],
+    );
+    const dw = args.backend.runWebGPUProgram(new SumOfPartials(filterShape), [partials], 'float32', [int(splits)]);
+    args.backend.disposeData(partials.dataId);
+    return dw;
+  };
+}
+
+/**
+ * The fields tfjs's shader generator reads (see WebGPUProgram in tfjs-backend-webgpu). The
+ * generator prepends the uniforms struct, the buffer bindings and the `_start` entry point,
+ * which calls `main()` (or `main(index)` for flat programs with `size`).
+ */
+interface WebGpuProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  uniforms: string;
+  workgroupSize: [number, number, number];
+  size: boolean;
+  getUserCode(): string;
+}
+
+/** Partial filter gradients, [splits, kh * kw * ci, co]: one split of the rows m per workgroup z. */
+class FilterGradientPartials implements WebGpuProgram {
+  shaderKey: string;
+  variableNames = ['x', 'dy'];
+  uniforms =
+    'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
+    'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
+    'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+  workgroupSize: [number, number, number] = [16, 16, 1];
+  size = false;
+  dispatchLayout = { x: [2], y: [1], z: [0] };
+  dispatch: [number, number, number];
+  private readonly columns: number;
+
+  constructor(public outputShape: [number, number, number]) {
+    const [splits, filterRows, outChannels] = outputShape;
+    this.columns = columnsPerThread(outChannels);
+    this.shaderKey = `pneumoganFilterGradientPartials${this.columns}`;
+    this.dispatch = [Math.ceil(outChannels / (16 * this.columns)), Math.ceil(filterRows / TILE_K), splits];
+  }
+
+  getUserCode(): string {
+    const columns = this.columns;
+    const tileCo = 16 * columns;
+    return `
+      var<workgroup> patchTile : array<array<f32, ${TILE_K}>, ${TILE_M}>;
+      var<workgroup> gradTile : array<array<f32, ${tileCo}>, ${TILE_M}>;
+
+      // Row m of the patch matrix at column k: x at (n, ho * s + kh - pad, wo * s + kw - pad, ci).
+      fn patchValue(m : i32, k : i32, mEnd : i32) -> f32 {
+        if (m >= mEnd || k >= uniforms.kSize) { return 0.0; }
+        let plane = uniforms.outHeight * uniforms.outWidth;
+        let n = m / plane;
+        let ho = (m % plane) / uniforms.outWidth;
+        let wo = m % uniforms.outWidth;
+        let tap = k / uniforms.inChannels;
+        let ci = k % uniforms.inChannels;
+        let h = ho * uniforms.strideHeight + tap / uniforms.filterWidth - uniforms.padTop;
+        let w = wo * uniforms.strideWidth + tap % uniforms.filterWidth - uniforms.padLeft;
+        if (h < 0 || h >= uniforms.inHeight || w < 0 || w >= uniforms.inWidth) { return 0.0; }
+        return x[((n * uniforms.inHeight + h) * uniforms.inWidth + w) * uniforms.inChannels + ci];
+      }
+
+      fn gradValue(m : i32, co : i32, mEnd : i32) -> f32 {
+        if (m >= mEnd || co >= uniforms.coSize) { return 0.0; }
+        return dy[m * uniforms.coSize + co];
+      }
+
+      fn main() {
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let flat = ty * 16 + tx;
+        let coBase = i32(workgroupId.x) * ${tileCo};
+        let kBase = i32(workgroupId.y) * ${TILE_K};
+        let split = i32(workgroupId.z);
+        let mBegin = split * uniforms.mPerSplit;
+        let mEnd = min(mBegin + uniforms.mPerSplit, uniforms.mSize);
+
+        var acc : array<array<f32, ${columns}>, 4>;
+        // The trip count is uniform (barriers inside); rows past mEnd load as zeros.
+        for (var t = 0; t < uniforms.tilesPerSplit; t++) {
+          let m0 = mBegin + t * ${TILE_M};
+          for (var e = flat; e < ${TILE_M * TILE_K}; e += 256) {
+            patchTile[e / ${TILE_K}][e % ${TILE_K}] = patchValue(m0 + e / ${TILE_K}, kBase + e % ${TILE_K}, mEnd);
+          }
+          for (var e = flat; e < ${TILE_M * tileCo}; e += 256) {
+            gradTile[e / ${tileCo}][e % ${tileCo}] = gradValue(m0 + e / ${tileCo}, coBase + e % ${tileCo}, mEnd);
+          }
+          workgroupBarrier();
+          for (var r = 0; r < ${TILE_M}; r++) {
+            var a : array<f32, 4>;
+            var b : array<f32, ${columns}>;
+            for (var i = 0; i < 4; i++) { a[i] = patchTile[r][ty * 4 + i]; }
+            for (var j = 0; j < ${columns}; j++) { b[j] = gradTile[r][tx * ${columns} + j]; }
+            for (var i = 0; i < 4; i++) {
+              for (var j = 0; j < ${columns}; j++) {
+                acc[i][j] = fma(a[i], b[j], acc[i][j]);
+              }
+            }
+          }
+          workgroupBarrier();
+        }
+
+        for (var i = 0; i < 4; i++) {
+          let k = kBase + ty * 4 + i;
+          for (var j = 0; j < ${columns}; j++) {
+            let co = coBase + tx * ${columns} + j;
+            if (k < uniforms.kSize && co < uniforms.coSize) {
+              setOutputAtIndex((split * uniforms.kSize + k) * uniforms.coSize + co, acc[i][j]);
+            }
+          }
+        }
+      }
+    `;
+  }
+}
+
+/** Sums [splits, ...] partials over the first axis into the output shape (any shape, same size). */
+class SumOfPartials implements WebGpuProgram {
+  shaderKey = 'pneumoganSumOfPartials';
+  variableNames = ['partials'];
+  uniforms = 'splits : i32,';
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  size = true;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+
+  constructor(public outputShape: number[]) {
+    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
+    this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / 64), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var total = 0.0;
+          for (var s = 0; s < uniforms.splits; s++) {
+            total += partials[s * uniforms.size + index];
+          }
+          setOutputAtIndex(index, total);
+        }
+      }
+    `;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * This project's WebGPU kernels (lib/compute/webgpu-kernels.ts) against tfjs's CPU backend, on
+ * the shapes the models use and on awkward ones: every stride and padding the models have,
+ * channel counts that are not multiples of the 64-wide tiles, one channel, and reductions long
+ * enough to be split across workgroups.
+ *
+ * Needs a WebGPU adapter (lavapipe without a GPU: `npm run setup:lavapipe`); skips and says so
+ * without one.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initComputeBackend } from '../../lib/compute/backend.js';
+import { filterGradientSplits } from '../../lib/compute/webgpu-kernels.js';
+import { pneumoganCacheDir } from '../../lib/infra/temporal-cli.js';
+
+let unavailable = '';
+
+before(async () => {
+  const lavapipe = path.join(pneumoganCacheDir(), 'lavapipe', 'lvp_icd.json');
+  if (!process.env.VK_DRIVER_FILES && existsSync(lavapipe)) process.env.VK_DRIVER_FILES = lavapipe;
+  process.env.PNEUMOGAN_BACKEND = 'webgpu';
+  try {
+    await initComputeBackend(() => {});
+  } catch (err) {
+    unavailable = `no WebGPU adapter here (${(err as Error).message}); \`npm run setup:lavapipe\` installs a CPU one on Debian 12`;
+  }
+});
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 31 - 1;
+  });
+}
+
+interface ConvCase {
+  what: string;
+  x: [number, number, number, number];
+  filter: [number, number, number, number];
+  strides: number;
+  pad: 'same' | 'valid' | number;
+}
+
+const cases: ConvCase[] = [
+  { what: 'AlexNet conv1: 11x11, stride 4, 3 channels', x: [2, 63, 63, 3], filter: [11, 11, 3, 8], strides: 4, pad: 2 },
+  { what: 'ResNet18 3x3, same', x: [4, 16, 16, 16], filter: [3, 3, 16, 16], strides: 1, pad: 'same' },
+  { what: 'ResNet18 downsampling 1x1, stride 2', x: [4, 16, 16, 16], filter: [1, 1, 16, 32], strides: 2, pad: 'valid' },
+  { what: 'ResNet18 stem 7x7, stride 2', x: [2, 32, 32, 3], filter: [7, 7, 3, 8], strides: 2, pad: 3 },
+  {
+    what: 'DCGAN discriminator 4x4, stride 2, 1 channel in',
+    x: [8, 32, 32, 1],
+    filter: [4, 4, 1, 8],
+    strides: 2,
+    pad: 1,
+  },
+  { what: 'DCGAN last layer: 1 channel out, valid', x: [8, 4, 4, 64], filter: [4, 4, 64, 1], strides: 1, pad: 'valid' },
+  {
+    what: 'tiles not filled: 70 channels in, 70 out',
+    x: [2, 9, 9, 70],
+    filter: [3, 3, 70, 70],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    what: 'long reduction, split across workgroups',
+    x: [16, 40, 40, 4],
+    filter: [3, 3, 4, 4],
+    strides: 1,
+    pad: 'same',
+  },
+];
+
+for (const c of cases) {
+  test(`Conv2DBackpropFilter on WebGPU matches the CPU backend: ${c.what}`, async (t) => {
+    if (unavailable) return t.skip(unavailable);
+    const [n, h, w, ci] = c.x;
+    const x = values(n * h * w * ci, 1);
+    const filter = values(
+      c.filter.reduce((a, b) => a * b, 1),
+      2,
+    );
+    const gradient = async (backend: string) => {
+      assert.ok(await tf.setBackend(backend));
+      return tf.tidy(() => {
+        const xs = tf.tensor4d(x, c.x);
+        const f = tf.tensor4d(filter, c.filter);
+        const y = tf.conv2d(xs, f, c.strides, c.pad);
+        // A weight per output element, so every element of dy differs.
+        const weights = tf.tensor(values(y.size, 3), y.shape);
+        return tf.grad((fw) => tf.sum(tf.mul(tf.conv2d(xs, fw as tf.Tensor4D, c.strides, c.pad), weights)))(f);
+      });
+    };
+    const expected = await gradient('cpu');
+    const actual = await gradient('webgpu');
+    assert.deepEqual(actual.shape, c.filter);
+    const [e, a] = [(await expected.data()) as Float32Array, (await actual.data()) as Float32Array];
+    const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    let worst = 0;
+    for (let i = 0; i < e.length; i++) worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
+    tf.dispose([expected, actual]);
+    assert.ok(worst / scale < 1e-5, `max |webgpu - cpu| = ${worst} against max |cpu| = ${scale}`);
+    const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
+    t.diagnostic(
+      `relative error ${(worst / scale).toExponential(1)}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
+    );
+  });
+}
+
+test('the reduction is split so that small layers fill a large GPU, and never below 256 rows a split', () => {
+  // ResNet18's 3x3x64x64 layer at batch 32 and 56 px: 9 blocks of 64 x 64, 100,352 rows.
+  assert.equal(filterGradientSplits(32 * 56 * 56, 576, 64), 114);
+  // Its 3x3x512x512 layer: 576 blocks already fill the GPU.
+  assert.equal(filterGradientSplits(32 * 7 * 7, 4608, 512), 2);
+  assert.equal(filterGradientSplits(100, 16, 8), 1);
+});
