@@ -12,16 +12,14 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createCpuActivities } from '../activities/cpu.js';
-import type { createGpuActivities } from '../activities/gpu.js';
 import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from '../activities/types.js';
 import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
-import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
+import { cpuActivities, gpuActivities } from './activity-proxies.js';
+import { evaluateStage, fineTuneStage } from './model-stages.js';
 import { GPU_TASK_QUEUE } from './queues.js';
 import { publishRun } from './search-attributes.js';
 import { ANALYSIS_PATCH, analysisStageNames, runTrialAnalysis } from './trial-analysis.js';
@@ -110,37 +108,6 @@ class StageTracker {
         .map(([name, s]) => [name, s.endedAt! - s.startedAt!]),
     );
   }
-}
-
-function cpuActivities(taskQueue: string) {
-  return proxyActivities<ReturnType<typeof createCpuActivities>>({
-    taskQueue,
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '2 minutes',
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: 8,
-      nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
-    },
-  });
-}
-
-function gpuActivities(taskQueue: string, options: RunOptions | undefined) {
-  return proxyActivities<ReturnType<typeof createGpuActivities>>({
-    taskQueue,
-    // Paper-size GAN training takes hours; the heartbeat, not this bound, detects dead workers.
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout: `${options?.heartbeatTimeoutSeconds ?? 60} seconds`,
-    retry: {
-      initialInterval: '5 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '2 minutes',
-      maximumAttempts: 10,
-      nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
-    },
-  });
 }
 
 export async function reproducePaper(input: ReproducePaperInput): Promise<ReproductionResult> {
@@ -239,7 +206,7 @@ async function runReproduction(input: ReproducePaperInput): Promise<Reproduction
 export async function trial(input: TrialInput): Promise<TrialResult> {
   const { config, seed } = input;
   const cpu = cpuActivities(workflowInfo().taskQueue);
-  const gpu = gpuActivities(input.gpuTaskQueue, input.options);
+  const gpu = gpuActivities(input.gpuTaskQueue, input.options?.heartbeatTimeoutSeconds);
   const reuse = input.options?.reuse ?? true;
   const labels = ['NORMAL', 'PNEUMONIA'] as const;
   const backbones = config.classifier.backbones;
@@ -330,27 +297,23 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     suffix: string,
     tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>,
   ) => {
-    const tuned = await stages.run(
-      `fine-tune${suffix}:${backbone}`,
-      () =>
-        gpu.fineTune({
-          split: split.split,
-          backbone,
-          classifier: config.classifier,
-          seed,
-          pretrained: input.pretrained[backbone],
-          reuse,
-        }),
-      (t) =>
-        `final loss ${t.finalLoss.toFixed(3)}` + (t.resumedFromBatch ? `, resumed at batch ${t.resumedFromBatch}` : ''),
-    );
+    const tuned = await fineTuneStage(stages, gpu, `fine-tune${suffix}:${backbone}`, {
+      split: split.split,
+      backbone,
+      classifier: config.classifier,
+      seed,
+      pretrained: input.pretrained[backbone],
+      reuse,
+    });
     return Promise.all(
       tests.map(async ({ protocol, stage, test }) => {
-        const evaluated = await stages.run(
-          `${stage}:${backbone}`,
-          () => gpu.evaluate({ test, checkpoint: tuned.checkpoint, backbone, classifier: config.classifier, reuse }),
-          (e) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`,
-        );
+        const evaluated = await evaluateStage(stages, gpu, `${stage}:${backbone}`, {
+          test,
+          checkpoint: tuned.checkpoint,
+          backbone,
+          classifier: config.classifier,
+          reuse,
+        });
         return {
           protocol,
           backbone,

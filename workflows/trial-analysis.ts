@@ -9,22 +9,13 @@
  * Deterministic orchestration only; index.ts runs it behind `patched()` so runs recorded before
  * it existed replay unchanged.
  */
-import { proxyActivities } from '@temporalio/workflow';
-import type { createAnalysisActivities } from '../activities/analysis.js';
-import type { createCpuActivities } from '../activities/cpu.js';
-import type { createGpuActivities } from '../activities/gpu.js';
-import type { createResolutionActivities } from '../activities/resolution.js';
 import type { EvaluationKind, SplitPoolOutput, TrialResult } from '../activities/types.js';
 import type { Backbone, PipelineConfig } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
-import { NON_RETRYABLE_TYPES } from '../lib/errors.js';
+import { cpuActivities, gpuActivities } from './activity-proxies.js';
+import { evaluateStage, fineTuneStage, type StageRunner } from './model-stages.js';
 
 export const ANALYSIS_PATCH = 'issue-11-analysis';
-
-/** What the trial's stage tracker offers (index.ts's StageTracker). */
-export interface StageRunner {
-  run<T>(name: string, body: () => Promise<T>, describe?: (result: T) => string): Promise<T>;
-}
 
 export interface TrialAnalysisInput {
   config: PipelineConfig;
@@ -64,31 +55,13 @@ export function analysisStageNames(
   ];
 }
 
-function proxies(input: TrialAnalysisInput) {
-  // The same timeouts and retry policy as index.ts's activity proxies.
-  const retry = { backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE_TYPES };
-  const cpu = proxyActivities<ReturnType<typeof createCpuActivities> & ReturnType<typeof createResolutionActivities>>({
-    taskQueue: input.orchestrationTaskQueue,
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '2 minutes',
-    retry: { ...retry, initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
-  });
-  const gpu = proxyActivities<ReturnType<typeof createGpuActivities> & ReturnType<typeof createAnalysisActivities>>({
-    taskQueue: input.gpuTaskQueue,
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? 60} seconds`,
-    retry: { ...retry, initialInterval: '5 seconds', maximumInterval: '2 minutes', maximumAttempts: 10 },
-  });
-  return { cpu, gpu };
-}
-
 export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageRunner): Promise<TrialAnalysis> {
   const { config, seed, reuse } = input;
-  const { cpu, gpu } = proxies(input);
+  const cpu = cpuActivities(input.orchestrationTaskQueue);
+  const gpu = gpuActivities(input.gpuTaskQueue, input.heartbeatTimeoutSeconds);
   const analysis = config.analysis;
   const synthetic = input.gans.map((g) => g.synthetic);
   const matchedBackbones = synthetic.length ? (analysis?.matchedResolution ?? []) : [];
-  const accuracy = (e: { metrics: { accuracy: number } }) => `accuracy ${(e.metrics.accuracy * 100).toFixed(1)}%`;
 
   const evaluate = async (
     kind: EvaluationKind,
@@ -96,18 +69,13 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     model: { backbone: Backbone; checkpoint: ArtifactRef; history: ArtifactRef },
     test: ArtifactRef,
   ) => {
-    const evaluated = await stages.run(
-      `${stage}:${model.backbone}`,
-      () =>
-        gpu.evaluate({
-          test,
-          checkpoint: model.checkpoint,
-          backbone: model.backbone,
-          classifier: config.classifier,
-          reuse,
-        }),
-      accuracy,
-    );
+    const evaluated = await evaluateStage(stages, gpu, `${stage}:${model.backbone}`, {
+      test,
+      checkpoint: model.checkpoint,
+      backbone: model.backbone,
+      classifier: config.classifier,
+      reuse,
+    });
     return { protocol: kind, ...model, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
   };
 
@@ -151,19 +119,14 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     if (analysis?.detectability) detectMatched = detect('detectability:matched', split.split, 'matched');
     matchedEvaluations = await Promise.all(
       matchedBackbones.map(async (backbone) => {
-        const tuned = await stages.run(
-          `fine-tune-matched:${backbone}`,
-          () =>
-            gpu.fineTune({
-              split: split.split,
-              backbone,
-              classifier: config.classifier,
-              seed,
-              pretrained: input.pretrained[backbone],
-              reuse,
-            }),
-          (t) => `final loss ${t.finalLoss.toFixed(3)}`,
-        );
+        const tuned = await fineTuneStage(stages, gpu, `fine-tune-matched:${backbone}`, {
+          split: split.split,
+          backbone,
+          classifier: config.classifier,
+          seed,
+          pretrained: input.pretrained[backbone],
+          reuse,
+        });
         return evaluate(
           'matched',
           'evaluate-matched',
