@@ -105,10 +105,12 @@ export const SynthesizeInputSchema = z.object({
   reuse: Reuse,
 });
 export type SynthesizeInput = z.input<typeof SynthesizeInputSchema>;
-export interface SynthesizeOutput {
+/** A stored image set (ImageSetSchema) and how many images it holds. */
+export interface ImageSetOutput {
   images: z.infer<typeof ArtifactRefSchema>;
   count: number;
 }
+export type SynthesizeOutput = ImageSetOutput;
 
 export const SplitPoolInputSchema = z.object({
   subset: ArtifactRefSchema,
@@ -162,10 +164,7 @@ export const MatchResolutionInputSchema = z.object({
   reuse: Reuse,
 });
 export type MatchResolutionInput = z.input<typeof MatchResolutionInputSchema>;
-export interface MatchResolutionOutput {
-  images: z.infer<typeof ArtifactRefSchema>;
-  count: number;
-}
+export type MatchResolutionOutput = ImageSetOutput;
 
 export const DetectabilityInputSchema = z.object({
   split: ArtifactRefSchema,
