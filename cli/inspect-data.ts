@@ -5,7 +5,13 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { InputError } from '../lib/errors.js';
-import { RunArtifactSchema, traceLineage, type LineageNode } from '../lib/lineage.js';
+import {
+  LineageReader,
+  RunArtifactSchema,
+  traceLineage,
+  type LineageNode,
+  type LineageRecord,
+} from '../lib/lineage.js';
 import { reproductionWorkflowId, runNameFromWorkflowId } from '../lib/run-names.js';
 import { SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 import type { ArtifactRef, ArtifactStore } from '../lib/storage.js';
@@ -151,7 +157,17 @@ export async function runArtifacts(store: ArtifactStore, runName: string): Promi
   return artifacts.sort((a, b) => a.kind.localeCompare(b.kind) || a.key.localeCompare(b.key));
 }
 
-/** An artifact's lineage tree, back to its sources. */
-export function artifactLineage(store: ArtifactStore, artifact: string | ArtifactRef): Promise<LineageNode> {
-  return traceLineage(store, artifact);
+/**
+ * An artifact's lineage tree, back to its sources; for a generated image also what its trial's
+ * memorization audit found nearest to it among the real training images (`nearestNeighbours`).
+ */
+export async function artifactLineage(
+  store: ArtifactStore,
+  artifact: string | ArtifactRef,
+): Promise<LineageNode & { nearestNeighbours?: LineageRecord[] }> {
+  const reader = new LineageReader(store);
+  const node = await traceLineage(store, artifact, { reader });
+  const generation = node.records.find((r) => r.generated);
+  const nearestNeighbours = generation ? await reader.nearestNeighbours(generation) : [];
+  return nearestNeighbours.length ? { ...node, nearestNeighbours } : node;
 }

@@ -12,6 +12,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { lineageReport } from '../../cli/inspect.js';
+import { artifactLineage } from '../../cli/inspect-data.js';
 import { launchReproduction } from '../../cli/launch.js';
 import { InputError } from '../../lib/errors.js';
 import { LineageReader, readLineage } from '../../lib/lineage.js';
@@ -211,6 +212,9 @@ test(
       lines.some((l) => l.startsWith('Nearest real training images')),
       lines.join('\n'),
     );
+    // `lineage --json` carries the same record.
+    const json = await artifactLineage(store, synthetic.images[0]!.image);
+    assert.deepEqual(json.nearestNeighbours, [neighbour]);
 
     // GPU steps were spread over both GPU worker processes by the shared task queue.
     const identities = new Set<string>();
