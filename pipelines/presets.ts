@@ -145,8 +145,9 @@ const paperCpu: PipelineConfig = {
     discriminatorWidth: 32,
     batchSize: 32,
     // 800 steps are about 55 passes over a 463-image PNEUMONIA subset and 160 over 161 NORMAL
-    // images. A step takes 0.42 s on two cores (measured), so 5.6 minutes per GAN and 34 of the
-    // run's 90 minutes for its 6 GANs; the rest goes to 24 fine-tunings and the analyses.
+    // images. A step takes 0.42 s alone on two cores and 0.7 s beside the other class's GAN, as
+    // the demo runs them (measured on kermany-train: 546 and 588 s per GAN), so the 6 GANs take
+    // 29 of the run's 45 minutes; the rest goes to 24 fine-tunings and the analyses.
     steps: 800,
     learningRate: 2e-4,
     beta1: 0.5,
