@@ -19,7 +19,7 @@ import type { AggregateOutput, IngestOutput, SplitPoolOutput, TrialResult } from
 import type { Backbone, PipelineConfig, Protocol } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import { cpuActivities, gpuActivities } from './activity-proxies.js';
-import { evaluateStage, fineTuneStage } from './model-stages.js';
+import { modelStages } from './model-stages.js';
 import { GPU_TASK_QUEUE } from './queues.js';
 import { publishRun } from './search-attributes.js';
 import { ANALYSIS_PATCH, analysisStageNames, runTrialAnalysis } from './trial-analysis.js';
@@ -228,6 +228,7 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     ]),
     ...(analyse ? analysisStageNames(config, { withGan, heldout: heldout !== undefined, noGan }) : []),
   ]);
+  const models = modelStages(stages, gpu, { classifier: config.classifier, seed, reuse, pretrained: input.pretrained });
   const splitDetail = (s: SplitPoolOutput) =>
     `train ${s.train.images.NORMAL}+${s.train.images.PNEUMONIA} images (${s.train.patients.PNEUMONIA} PNEUMONIA patients), ` +
     `test ${s.test.images.NORMAL}+${s.test.images.PNEUMONIA} (${s.test.patients.PNEUMONIA} patients)`;
@@ -297,23 +298,10 @@ export async function trial(input: TrialInput): Promise<TrialResult> {
     suffix: string,
     tests: Array<{ protocol: Protocol; stage: string; test: ArtifactRef }>,
   ) => {
-    const tuned = await fineTuneStage(stages, gpu, `fine-tune${suffix}:${backbone}`, {
-      split: split.split,
-      backbone,
-      classifier: config.classifier,
-      seed,
-      pretrained: input.pretrained[backbone],
-      reuse,
-    });
+    const tuned = await models.fineTune(`fine-tune${suffix}:${backbone}`, split.split, backbone);
     return Promise.all(
       tests.map(async ({ protocol, stage, test }) => {
-        const evaluated = await evaluateStage(stages, gpu, `${stage}:${backbone}`, {
-          test,
-          checkpoint: tuned.checkpoint,
-          backbone,
-          classifier: config.classifier,
-          reuse,
-        });
+        const evaluated = await models.evaluate(`${stage}:${backbone}`, test, backbone, tuned.checkpoint);
         return {
           protocol,
           backbone,

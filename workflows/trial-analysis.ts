@@ -13,7 +13,7 @@ import type { EvaluationKind, SplitPoolOutput, TrialResult } from '../activities
 import type { Backbone, PipelineConfig } from '../pipelines/schema.js';
 import type { ArtifactRef } from '../lib/storage.js';
 import { cpuActivities, gpuActivities } from './activity-proxies.js';
-import { evaluateStage, fineTuneStage, type StageRunner } from './model-stages.js';
+import { modelStages, type StageRunner } from './model-stages.js';
 
 export const ANALYSIS_PATCH = 'issue-11-analysis';
 
@@ -59,6 +59,7 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
   const { config, seed, reuse } = input;
   const cpu = cpuActivities(input.orchestrationTaskQueue);
   const gpu = gpuActivities(input.gpuTaskQueue, input.heartbeatTimeoutSeconds);
+  const models = modelStages(stages, gpu, { classifier: config.classifier, seed, reuse, pretrained: input.pretrained });
   const analysis = config.analysis;
   const synthetic = input.gans.map((g) => g.synthetic);
   const matchedBackbones = synthetic.length ? (analysis?.matchedResolution ?? []) : [];
@@ -69,13 +70,7 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     model: { backbone: Backbone; checkpoint: ArtifactRef; history: ArtifactRef },
     test: ArtifactRef,
   ) => {
-    const evaluated = await evaluateStage(stages, gpu, `${stage}:${model.backbone}`, {
-      test,
-      checkpoint: model.checkpoint,
-      backbone: model.backbone,
-      classifier: config.classifier,
-      reuse,
-    });
+    const evaluated = await models.evaluate(`${stage}:${model.backbone}`, test, model.backbone, model.checkpoint);
     return { protocol: kind, ...model, evaluation: evaluated.evaluation, metrics: evaluated.metrics };
   };
 
@@ -119,14 +114,7 @@ export async function runTrialAnalysis(input: TrialAnalysisInput, stages: StageR
     if (analysis?.detectability) detectMatched = detect('detectability:matched', split.split, 'matched');
     matchedEvaluations = await Promise.all(
       matchedBackbones.map(async (backbone) => {
-        const tuned = await fineTuneStage(stages, gpu, `fine-tune-matched:${backbone}`, {
-          split: split.split,
-          backbone,
-          classifier: config.classifier,
-          seed,
-          pretrained: input.pretrained[backbone],
-          reuse,
-        });
+        const tuned = await models.fineTune(`fine-tune-matched:${backbone}`, split.split, backbone);
         return evaluate(
           'matched',
           'evaluate-matched',

@@ -9,15 +9,13 @@
  * uses when VK_DRIVER_FILES is unset. Without an adapter the tests skip and say so.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { before, test, type TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initComputeBackend, type ComputeBackend } from '../../lib/compute/backend.js';
-import { pneumoganCacheDir } from '../../lib/infra/temporal-cli.js';
+import type { ComputeBackend } from '../../lib/compute/backend.js';
 import { buildBackbone, type BackboneName } from '../../lib/models/backbones/index.js';
 import { buildDiscriminator, buildGenerator } from '../../lib/models/dcgan.js';
 import { withSeededMathRandom } from '../../lib/training/determinism.js';
+import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 /**
  * Largest |webgpu - cpu| of a weight's gradient over the largest |cpu| of it (or a thousandth of
@@ -32,31 +30,15 @@ let webgpu: ComputeBackend | undefined;
 let unavailable = '';
 
 before(async () => {
-  const lavapipe = path.join(pneumoganCacheDir(), 'lavapipe', 'lvp_icd.json');
-  if (!process.env.VK_DRIVER_FILES && existsSync(lavapipe)) process.env.VK_DRIVER_FILES = lavapipe;
-  process.env.PNEUMOGAN_BACKEND = 'webgpu';
-  try {
-    webgpu = await initComputeBackend(() => {});
-  } catch (err) {
-    unavailable =
-      `no WebGPU adapter here (${(err as Error).message}); ` +
-      '`npm run setup:lavapipe` installs a CPU one on Debian 12, or run on a machine with a GPU';
-  }
+  const started = await startWebGpuBackend();
+  if (typeof started === 'string') unavailable = started;
+  else webgpu = started;
 });
 
 function requireWebGpu(t: TestContext): boolean {
   if (webgpu) return true;
   t.skip(unavailable);
   return false;
-}
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  let state = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  });
 }
 
 /** Gradients of `loss` with respect to every trainable variable, computed on `backend`. */

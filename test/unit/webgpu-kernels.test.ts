@@ -8,35 +8,17 @@
  * without one.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initComputeBackend } from '../../lib/compute/backend.js';
 import { filterGradientSplits } from '../../lib/compute/webgpu-kernels.js';
-import { pneumoganCacheDir } from '../../lib/infra/temporal-cli.js';
+import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 let unavailable = '';
 
 before(async () => {
-  const lavapipe = path.join(pneumoganCacheDir(), 'lavapipe', 'lvp_icd.json');
-  if (!process.env.VK_DRIVER_FILES && existsSync(lavapipe)) process.env.VK_DRIVER_FILES = lavapipe;
-  process.env.PNEUMOGAN_BACKEND = 'webgpu';
-  try {
-    await initComputeBackend(() => {});
-  } catch (err) {
-    unavailable = `no WebGPU adapter here (${(err as Error).message}); \`npm run setup:lavapipe\` installs a CPU one on Debian 12`;
-  }
+  const started = await startWebGpuBackend();
+  if (typeof started === 'string') unavailable = started;
 });
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  let state = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  });
-}
 
 interface ConvCase {
   what: string;
