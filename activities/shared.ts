@@ -79,14 +79,34 @@ export const ProgressDetailsSchema = z.object({
   total: z.number(),
   checkpoint: ArtifactRefSchema.optional(),
   checkpointStep: z.number().int().optional(),
+  /** The attempt that sent these details. */
+  attempt: z.number().int().optional(),
+  /** The checkpoint step that attempt started from (0: from scratch). */
+  startedFromStep: z.number().int().optional(),
+  /** Attempts in a row before that one that ended without a new checkpoint. */
+  stalledAttempts: z.number().int().optional(),
 });
 export type ProgressDetails = z.infer<typeof ProgressDetailsSchema>;
 
-/** The checkpoint the previous attempt reported, if any (corrupt details are ignored). */
-export function previousCheckpoint(): { ref: ArtifactRef; step: number } | undefined {
-  const parsed = ProgressDetailsSchema.safeParse(Context.current().info.heartbeatDetails);
-  if (!parsed.success || !parsed.data.checkpoint) return undefined;
-  return { ref: parsed.data.checkpoint, step: parsed.data.checkpointStep ?? 0 };
+/**
+ * Attempts in a row that may end without a new checkpoint before a step gives up. An attempt that
+ * checkpoints resets the count, so a long step survives any number of failures while it moves
+ * forward (GPU workers may be killed many times during hours of GAN training); one that fails
+ * the same way every time stops after this many.
+ */
+export const MAX_STALLED_ATTEMPTS = 10;
+
+/**
+ * How many attempts before `attempt` ended in a row without a new checkpoint, from the last
+ * heartbeat details any of them sent. Attempts after the sender that sent none (they died
+ * before reporting) count as stalled too.
+ */
+export function stalledAttemptsBefore(attempt: number, previous: ProgressDetails | undefined): number {
+  if (!previous) return attempt - 1;
+  const sender = previous.attempt ?? attempt - 1;
+  const senderProgressed = (previous.checkpointStep ?? 0) > (previous.startedFromStep ?? 0);
+  const upToSender = senderProgressed ? 0 : (previous.stalledAttempts ?? 0) + 1;
+  return upToSender + Math.max(0, attempt - 1 - sender);
 }
 
 /**
@@ -95,7 +115,10 @@ export function previousCheckpoint(): { ref: ArtifactRef; step: number } | undef
  *
  * Every heartbeat carries the newest checkpoint known to this attempt, starting with the one the
  * previous attempt reported: an attempt that dies before writing its own first checkpoint must
- * not erase the resume point (its last heartbeat is what the next attempt reads).
+ * not erase the resume point (its last heartbeat is what the next attempt reads). It also
+ * carries the count of stalled attempts, and an attempt that follows {@link MAX_STALLED_ATTEMPTS}
+ * of them fails for good (the workflow's retry policy allows many more attempts than that, so
+ * that attempts which move forward are never cut off).
  */
 export class ProgressReporter {
   private details: ProgressDetails;
@@ -103,12 +126,29 @@ export class ProgressReporter {
   readonly resumeFrom: { ref: ArtifactRef; step: number } | undefined;
 
   constructor(stage: string, total: number) {
-    this.resumeFrom = previousCheckpoint();
+    const { attempt } = Context.current().info;
+    // Corrupt details are ignored: the attempt starts over.
+    const parsed = ProgressDetailsSchema.safeParse(Context.current().info.heartbeatDetails as unknown);
+    const previous = parsed.success ? parsed.data : undefined;
+    const stalledAttempts = stalledAttemptsBefore(attempt, previous);
+    if (stalledAttempts >= MAX_STALLED_ATTEMPTS) {
+      throw ApplicationFailure.nonRetryable(
+        `${stage}: ${stalledAttempts} attempts in a row ended without a new checkpoint` +
+          (previous?.checkpointStep ? ` (the last is at step ${previous.checkpointStep})` : '') +
+          '; giving up instead of retrying the same failure. The GPU worker logs say why the attempts died ' +
+          '(out of memory, a lost GPU, a crash); fix that and relaunch the run, which resumes from the last checkpoint.',
+        'StalledStepError',
+      );
+    }
+    this.resumeFrom = previous?.checkpoint && { ref: previous.checkpoint, step: previous.checkpointStep ?? 0 };
     this.details = {
       stage,
       done: 0,
       total,
       ...(this.resumeFrom ? { checkpoint: this.resumeFrom.ref, checkpointStep: this.resumeFrom.step } : {}),
+      attempt,
+      startedFromStep: this.resumeFrom?.step ?? 0,
+      stalledAttempts,
     };
     Context.current().heartbeat(this.details);
   }

@@ -37,7 +37,10 @@ export function gpuActivities(taskQueue: string, heartbeatTimeoutSeconds: number
       initialInterval: '5 seconds',
       backoffCoefficient: 2,
       maximumInterval: '2 minutes',
-      maximumAttempts: 10,
+      // A backstop only: a step gives up by itself after 10 attempts in a row without a new
+      // checkpoint (activities/shared.ts, MAX_STALLED_ATTEMPTS), while one that moves forward
+      // goes on through worker deaths (a day of GAN training may outlive many of them).
+      maximumAttempts: 200,
       nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
     },
   });

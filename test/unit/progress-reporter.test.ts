@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
-import { ProgressReporter, type ProgressDetails } from '../../activities/shared.js';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  MAX_STALLED_ATTEMPTS,
+  ProgressReporter,
+  stalledAttemptsBefore,
+  type ProgressDetails,
+} from '../../activities/shared.js';
 import type { ArtifactRef } from '../../lib/storage.js';
 
 const ref = (n: number): ArtifactRef => ({
@@ -11,9 +17,13 @@ const ref = (n: number): ArtifactRef => ({
 });
 
 /** Runs `body` as one activity attempt that starts with `previous` heartbeat details; returns its heartbeats. */
-function attempt(previous: ProgressDetails | undefined, body: (progress: ProgressReporter) => void): ProgressDetails[] {
+function attempt(
+  previous: ProgressDetails | undefined,
+  body: (progress: ProgressReporter) => void,
+  number = (previous?.attempt ?? 0) + 1,
+): ProgressDetails[] {
   const beats: ProgressDetails[] = [];
-  const info = { heartbeatDetails: previous, activityType: 'trainGan', attempt: 1 } as unknown as Info;
+  const info = { heartbeatDetails: previous, activityType: 'trainGan', attempt: number } as unknown as Info;
   const context = new Context(
     info,
     new Promise<never>(() => {}),
@@ -52,4 +62,48 @@ test('every heartbeat of every attempt carries the latest checkpoint, even of at
   assert.deepEqual([third.at(-1)!.checkpoint, third.at(-1)!.checkpointStep], [ref(2), 40]);
   // The first attempt starts without a checkpoint and says so.
   assert.equal(first[0]!.checkpoint, undefined);
+});
+
+test('a step gives up after 10 attempts in a row without a new checkpoint, never while it moves forward', () => {
+  // 30 attempts, each killed after one more checkpoint: every one of them runs.
+  let details: ProgressDetails | undefined;
+  for (let n = 1; n <= 30; n++) {
+    details = attempt(details, (p) => p.checkpoint(ref(n % 9), n * 10)).at(-1);
+  }
+  assert.equal(details!.attempt, 30);
+  assert.equal(details!.stalledAttempts, 0);
+  // Then attempts die before checkpointing: the 10th such attempt still runs, the 11th refuses.
+  for (let n = 31; n <= 30 + MAX_STALLED_ATTEMPTS; n++) {
+    details = attempt(details, (p) => p.progress(1)).at(-1);
+  }
+  assert.equal(details!.stalledAttempts, MAX_STALLED_ATTEMPTS - 1);
+  assert.throws(
+    () => attempt(details, () => assert.fail('the attempt must not start')),
+    (err: unknown) =>
+      err instanceof ApplicationFailure &&
+      err.nonRetryable &&
+      err.type === 'StalledStepError' &&
+      /train NORMAL GAN: 10 attempts in a row ended without a new checkpoint \(the last is at step 300\)/.test(
+        err.message,
+      ),
+  );
+});
+
+test('stalled attempts count those that died before reporting anything', () => {
+  // No details at all: every earlier attempt stalled.
+  assert.equal(stalledAttemptsBefore(1, undefined), 0);
+  assert.equal(stalledAttemptsBefore(4, undefined), 3);
+  const base = { stage: 's', done: 0, total: 1 };
+  // Attempt 3 checkpointed (step 40 from 20); attempts 4 and 5 left no details.
+  assert.equal(
+    stalledAttemptsBefore(6, { ...base, attempt: 3, startedFromStep: 20, checkpointStep: 40, stalledAttempts: 2 }),
+    2,
+  );
+  // Attempt 3 did not move on from step 20, after 2 stalled ones.
+  assert.equal(
+    stalledAttemptsBefore(4, { ...base, attempt: 3, startedFromStep: 20, checkpointStep: 20, stalledAttempts: 2 }),
+    3,
+  );
+  // Details from before this field existed: the sender is taken to be the previous attempt.
+  assert.equal(stalledAttemptsBefore(2, { ...base, checkpointStep: 20 }), 0);
 });
