@@ -33,7 +33,18 @@ let failed = 0;
 for (let round = 1; Date.now() - started < opts.minutes * 60_000; round++) {
   const shape = round % 2 ? 'demo' : 'workers';
   const soak = shape === 'demo' ? chaosOnDemo : chaosOnWorkers;
-  const outcome = await soak({ config, calm, killEverySeconds: opts.killEvery, seed: round, log });
+  const roundStarted = Date.now();
+  // A round whose run fails is a finding, not a crash of the soak: record it and stop there.
+  const outcome = await soak({ config, calm, killEverySeconds: opts.killEvery, seed: round, log }).catch(
+    (err: unknown) => ({ error: err as Error }),
+  );
+  if ('error' in outcome) {
+    failed++;
+    log(
+      `[chaos] round ${round} (${shape}) FAILED after ${((Date.now() - roundStarted) / 1000).toFixed(0)} s: ${outcome.error.message.split('\n')[0]}`,
+    );
+    break;
+  }
   for (const k of Object.keys(total) as Array<keyof Faults>) total[k] += outcome.faults[k];
   if (outcome.problems.length) failed++;
   log(
