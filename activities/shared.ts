@@ -85,16 +85,21 @@ export const ProgressDetailsSchema = z.object({
   startedFromStep: z.number().int().optional(),
   /** Attempts in a row before that one that ended without a new checkpoint. */
   stalledAttempts: z.number().int().optional(),
+  /** When the newest checkpoint was written (epoch ms; before the first, when the step was scheduled). */
+  progressAt: z.number().optional(),
 });
 export type ProgressDetails = z.infer<typeof ProgressDetailsSchema>;
 
 /**
- * Attempts in a row that may end without a new checkpoint before a step gives up. An attempt that
- * checkpoints resets the count, so a long step survives any number of failures while it moves
- * forward (GPU workers may be killed many times during hours of GAN training); one that fails
- * the same way every time stops after this many.
+ * A step gives up when it has gone this many attempts in a row, and this long, without a new
+ * checkpoint. A checkpoint resets both, so a long step survives any number of failures while it
+ * moves forward (GPU workers may be killed many times during hours of GAN training); one that
+ * fails the same way every time stops. Both, not either: the chaos soak kills workers faster than
+ * a smoke GAN checkpoints, so 10 short-lived attempts in a row happen to a step that still
+ * advances every few minutes; and a step that fails at once is retried 10 times in a few minutes.
  */
 export const MAX_STALLED_ATTEMPTS = 10;
+export const STALL_WINDOW_MS = 30 * 60_000;
 
 /**
  * How many attempts before `attempt` ended in a row without a new checkpoint, from the last
@@ -116,9 +121,10 @@ export function stalledAttemptsBefore(attempt: number, previous: ProgressDetails
  * Every heartbeat carries the newest checkpoint known to this attempt, starting with the one the
  * previous attempt reported: an attempt that dies before writing its own first checkpoint must
  * not erase the resume point (its last heartbeat is what the next attempt reads). It also
- * carries the count of stalled attempts, and an attempt that follows {@link MAX_STALLED_ATTEMPTS}
- * of them fails for good (the workflow's retry policy allows many more attempts than that, so
- * that attempts which move forward are never cut off).
+ * carries the count of stalled attempts and the time of the last checkpoint, and an attempt that
+ * follows {@link MAX_STALLED_ATTEMPTS} of them over {@link STALL_WINDOW_MS} fails for good (the
+ * workflow's retry policy allows many more attempts than that, so that attempts which move
+ * forward are never cut off).
  */
 export class ProgressReporter {
   private details: ProgressDetails;
@@ -126,16 +132,18 @@ export class ProgressReporter {
   readonly resumeFrom: { ref: ArtifactRef; step: number } | undefined;
 
   constructor(stage: string, total: number) {
-    const { attempt } = Context.current().info;
+    const { attempt, scheduledTimestampMs } = Context.current().info;
     // Corrupt details are ignored: the attempt starts over.
     const parsed = ProgressDetailsSchema.safeParse(Context.current().info.heartbeatDetails as unknown);
     const previous = parsed.success ? parsed.data : undefined;
     const stalledAttempts = stalledAttemptsBefore(attempt, previous);
-    if (stalledAttempts >= MAX_STALLED_ATTEMPTS) {
+    const progressAt = previous?.progressAt ?? scheduledTimestampMs;
+    const stalledMinutes = (Date.now() - progressAt) / 60_000;
+    if (stalledAttempts >= MAX_STALLED_ATTEMPTS && stalledMinutes >= STALL_WINDOW_MS / 60_000) {
       throw ApplicationFailure.nonRetryable(
-        `${stage}: ${stalledAttempts} attempts in a row ended without a new checkpoint` +
+        `${stage}: no new checkpoint in ${stalledMinutes.toFixed(0)} minutes and ${stalledAttempts} attempts in a row` +
           (previous?.checkpointStep ? ` (the last is at step ${previous.checkpointStep})` : '') +
-          '; giving up instead of retrying the same failure. The GPU worker logs say why the attempts died ' +
+          '; giving up instead of retrying the same failure. The worker logs say why the attempts died ' +
           '(out of memory, a lost GPU, a crash); fix that and relaunch the run, which resumes from the last checkpoint.',
         'StalledStepError',
       );
@@ -149,6 +157,7 @@ export class ProgressReporter {
       attempt,
       startedFromStep: this.resumeFrom?.step ?? 0,
       stalledAttempts,
+      progressAt,
     };
     Context.current().heartbeat(this.details);
   }
@@ -169,7 +178,7 @@ export class ProgressReporter {
   }
 
   checkpoint(ref: ArtifactRef, step: number): void {
-    this.details = { ...this.details, checkpoint: ref, checkpointStep: step };
+    this.details = { ...this.details, checkpoint: ref, checkpointStep: step, progressAt: Date.now() };
     Context.current().heartbeat(this.details);
   }
 

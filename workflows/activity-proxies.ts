@@ -36,10 +36,12 @@ export function gpuActivities(taskQueue: string, heartbeatTimeoutSeconds: number
     retry: {
       initialInterval: '5 seconds',
       backoffCoefficient: 2,
-      maximumInterval: '2 minutes',
-      // A backstop only: a step gives up by itself after 10 attempts in a row without a new
-      // checkpoint (activities/shared.ts, MAX_STALLED_ATTEMPTS), while one that moves forward
-      // goes on through worker deaths (a day of GAN training may outlive many of them).
+      // A worker death already cost a heartbeat timeout; a step killed often should not also wait
+      // minutes for each retry (the backoff grows with attempts, not with consecutive failures).
+      maximumInterval: '30 seconds',
+      // A backstop only: a step gives up by itself after 10 attempts and 30 minutes without a new
+      // checkpoint (activities/shared.ts), while one that moves forward goes on through worker
+      // deaths (a day of GAN training may outlive many of them).
       maximumAttempts: 200,
       nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
     },

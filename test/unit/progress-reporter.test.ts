@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   MAX_STALLED_ATTEMPTS,
   ProgressReporter,
+  STALL_WINDOW_MS,
   stalledAttemptsBefore,
   type ProgressDetails,
 } from '../../activities/shared.js';
@@ -21,9 +22,15 @@ function attempt(
   previous: ProgressDetails | undefined,
   body: (progress: ProgressReporter) => void,
   number = (previous?.attempt ?? 0) + 1,
+  scheduledTimestampMs = Date.now(),
 ): ProgressDetails[] {
   const beats: ProgressDetails[] = [];
-  const info = { heartbeatDetails: previous, activityType: 'trainGan', attempt: number } as unknown as Info;
+  const info = {
+    heartbeatDetails: previous,
+    activityType: 'trainGan',
+    attempt: number,
+    scheduledTimestampMs,
+  } as unknown as Info;
   const context = new Context(
     info,
     new Promise<never>(() => {}),
@@ -64,7 +71,7 @@ test('every heartbeat of every attempt carries the latest checkpoint, even of at
   assert.equal(first[0]!.checkpoint, undefined);
 });
 
-test('a step gives up after 10 attempts in a row without a new checkpoint, never while it moves forward', () => {
+test('a step gives up after 10 attempts and 30 minutes without a new checkpoint, never while it moves forward', () => {
   // 30 attempts, each killed after one more checkpoint: every one of them runs.
   let details: ProgressDetails | undefined;
   for (let n = 1; n <= 30; n++) {
@@ -72,20 +79,28 @@ test('a step gives up after 10 attempts in a row without a new checkpoint, never
   }
   assert.equal(details!.attempt, 30);
   assert.equal(details!.stalledAttempts, 0);
-  // Then attempts die before checkpointing: the 10th such attempt still runs, the 11th refuses.
-  for (let n = 31; n <= 30 + MAX_STALLED_ATTEMPTS; n++) {
-    details = attempt(details, (p) => p.progress(1)).at(-1);
-  }
-  assert.equal(details!.stalledAttempts, MAX_STALLED_ATTEMPTS - 1);
+  // Then 12 attempts die before checkpointing, within minutes: all of them still run.
+  for (let n = 31; n <= 42; n++) details = attempt(details, (p) => p.progress(1)).at(-1);
+  assert.equal(details!.stalledAttempts, 11);
+  // Once the last checkpoint is older than the window, the next attempt refuses to start.
+  const stale = { ...details!, progressAt: Date.now() - STALL_WINDOW_MS - 60_000 };
   assert.throws(
-    () => attempt(details, () => assert.fail('the attempt must not start')),
+    () => attempt(stale, () => assert.fail('the attempt must not start')),
     (err: unknown) =>
       err instanceof ApplicationFailure &&
       err.nonRetryable &&
       err.type === 'StalledStepError' &&
-      /train NORMAL GAN: 10 attempts in a row ended without a new checkpoint \(the last is at step 300\)/.test(
+      /train NORMAL GAN: no new checkpoint in 31 minutes and 12 attempts in a row \(the last is at step 300\)/.test(
         err.message,
       ),
+  );
+  // An old checkpoint alone is not enough: a slow step that checkpoints rarely is not stalled.
+  const slow = { ...stale, stalledAttempts: MAX_STALLED_ATTEMPTS - 2 };
+  assert.doesNotThrow(() => attempt(slow, (p) => p.progress(1)));
+  // Without any details, the window counts from when the step was first scheduled.
+  assert.throws(
+    () => attempt(undefined, () => {}, MAX_STALLED_ATTEMPTS + 1, Date.now() - STALL_WINDOW_MS - 1),
+    /no new checkpoint in 30 minutes and 10 attempts in a row; giving up/,
   );
 });
 
