@@ -5,7 +5,7 @@
  *
  * Backoff and limit: a process that got as far as polling its task queue ("ready") and then
  * died is restarted after 1 s, however often that happens (each death is one failed activity
- * attempt; a step gives up after 10 of those in a row without a new checkpoint, see
+ * attempt; a step gives up after 10 of those in a row and 30 minutes without a new checkpoint, see
  * activities/shared.ts). A process that dies before it is ready is
  * failing to start (bad settings, a broken install); those restarts back off (2, 4, 8... s,
  * at most 30 s), and after `startFailureLimit` in a row the supervisor gives up: `done` rejects
