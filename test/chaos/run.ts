@@ -1,7 +1,8 @@
 /**
- * The long chaos soak (`npm run chaos -- --minutes N [--preset smoke] [--kill-every S]`): a calm
- * run of the config, then chaos rounds alternating `pneumogan demo` and separately started
- * workers (test/chaos/soak.ts) until N minutes have passed. Prints each round's faults and
+ * The long chaos soak (`npm run chaos -- --minutes N [--preset smoke] [--kill-every S] [--shape
+ * both|demo|workers]`): a calm run of the config, then chaos rounds alternating `pneumogan demo`
+ * and separately started workers (test/chaos/soak.ts), or only one of them, until N minutes have
+ * passed. Prints each round's faults and
  * problems, and the totals; exits 1 if any round lost or changed anything.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -19,8 +20,13 @@ const opts = new Command('chaos')
   .addOption(
     new Option('--kill-every <seconds>', 'mean seconds between GPU worker kills').argParser(positive).default(8),
   )
+  .addOption(
+    new Option('--shape <shape>', 'rounds through `demo`, through separately started workers, or alternating')
+      .choices(['both', 'demo', 'workers'])
+      .default('both'),
+  )
   .parse()
-  .opts<{ minutes: number; preset?: string; killEvery: number }>();
+  .opts<{ minutes: number; preset?: string; killEvery: number; shape: 'both' | 'demo' | 'workers' }>();
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const config = opts.preset ? resolvePreset(opts.preset) : shortChaosConfig();
@@ -31,7 +37,7 @@ log(`[chaos] calm run done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 const total: Faults = { gpuWorkerKills: 0, temporalRestarts: 0, s3Outages: 0 };
 let failed = 0;
 for (let round = 1; Date.now() - started < opts.minutes * 60_000; round++) {
-  const shape = round % 2 ? 'demo' : 'workers';
+  const shape = opts.shape === 'both' ? (round % 2 ? 'demo' : 'workers') : opts.shape;
   const soak = shape === 'demo' ? chaosOnDemo : chaosOnWorkers;
   const roundStarted = Date.now();
   // A round whose run fails is a finding, not a crash of the soak: record it and stop there.
