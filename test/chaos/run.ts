@@ -2,8 +2,8 @@
  * The long chaos soak (`npm run chaos -- --minutes N [--preset smoke] [--kill-every S] [--shape
  * both|demo|workers]`): a calm run of the config, then chaos rounds alternating `pneumogan demo`
  * and separately started workers (test/chaos/soak.ts), or only one of them, until N minutes have
- * passed. Prints each round's faults and
- * problems, and the totals; exits 1 if any round lost or changed anything.
+ * passed. Prints each round's faults and problems, and the totals; exits 1 if any round lost or
+ * changed anything.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { presetNames, resolvePreset } from '../../pipelines/presets.js';
