@@ -6,6 +6,10 @@
 import sharp from 'sharp';
 import { InputError } from './errors.js';
 
+// libvips' operation cache (100 operations, 50 MB) only pays when the same image is processed
+// again; here every image passes once, and the bookkeeping cost ingest 4% (215 to 225 images/s).
+sharp.cache(false);
+
 /** An 8-bit grayscale square image, row-major. */
 export interface GrayImage {
   size: number;
