@@ -32,6 +32,7 @@ export const SETTINGS_VARIABLES = {
   PNEUMOGAN_S3_REGION: 'S3 region (default us-east-1)',
   PNEUMOGAN_GPU_CONCURRENCY: 'GPU activities at once per GPU worker (default 1)',
   PNEUMOGAN_GPU_PROCESSES: 'GPU worker processes of the all-in-one worker (default 2)',
+  PNEUMOGAN_START_WAIT_SECONDS: 'how long a starting worker waits for S3 and Temporal to answer (default 300)',
   PNEUMOGAN_LOG_LEVEL: 'Temporal SDK log level: TRACE, DEBUG, INFO, WARN, ERROR (default WARN)',
   PNEUMOGAN_TEMPORAL_ADDRESS: 'fallback for TEMPORAL_ADDRESS',
   PNEUMOGAN_TEMPORAL_NAMESPACE: 'fallback for TEMPORAL_NAMESPACE',
@@ -100,6 +101,7 @@ const LogLevelSchema = z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
 export const WorkerSettingsSchema = z.object({
   gpuConcurrency: z.coerce.number().int().min(1).default(1),
   gpuProcesses: z.coerce.number().int().min(1).default(2),
+  startWaitSeconds: z.coerce.number().min(0).default(300),
   logLevel: z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), LogLevelSchema.default('WARN')),
 });
 export type WorkerSettings = z.infer<typeof WorkerSettingsSchema>;
@@ -110,11 +112,13 @@ export function workerSettings(env: Env = process.env): WorkerSettings {
     {
       gpuConcurrency: env.PNEUMOGAN_GPU_CONCURRENCY || undefined,
       gpuProcesses: env.PNEUMOGAN_GPU_PROCESSES || undefined,
+      startWaitSeconds: env.PNEUMOGAN_START_WAIT_SECONDS || undefined,
       logLevel: env.PNEUMOGAN_LOG_LEVEL || undefined,
     },
     {
       gpuConcurrency: 'PNEUMOGAN_GPU_CONCURRENCY',
       gpuProcesses: 'PNEUMOGAN_GPU_PROCESSES',
+      startWaitSeconds: 'PNEUMOGAN_START_WAIT_SECONDS',
       logLevel: 'PNEUMOGAN_LOG_LEVEL',
     },
   );

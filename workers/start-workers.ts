@@ -20,6 +20,8 @@ import { createAnalysisActivities } from '../activities/analysis.js';
 import { createResolutionActivities } from '../activities/resolution.js';
 import type { ActivityDeps } from '../activities/shared.js';
 import { computeLabel, initComputeBackend } from '../lib/compute/backend.js';
+import { StorageConfigError } from '../lib/errors.js';
+import { untilReachable } from '../lib/infra/until-reachable.js';
 import { connectionOptions, environmentFor, type TemporalSettings } from '../lib/settings.js';
 import { ArtifactStore, type S3Settings } from '../lib/storage.js';
 import { stageProfileInterceptors } from './stage-profile.js';
@@ -43,6 +45,10 @@ export interface StartWorkersOptions {
   /** A pre-built workflow bundle (tests bundle once and start several workers). */
   workflowBundle?: WorkflowBundleWithSourceMap;
   log?: (line: string) => void;
+  /** How long to wait at start for S3 and Temporal to answer (default 5 minutes). */
+  startWaitMs?: number;
+  /** Aborts the wait for S3 and Temporal (a SIGTERM during start). */
+  signal?: AbortSignal;
   /** all-in-one only: a GPU worker process started (its pid), polls ('ready') or ended (undefined). */
   onGpuProcess?: (name: string, event: number | 'ready' | undefined) => void;
 }
@@ -85,7 +91,15 @@ const silentBundlerLogger = {
 export async function startWorkers(options: StartWorkersOptions): Promise<RunningWorkers> {
   const log = options.log ?? ((line: string) => console.log(line));
   const store = new ArtifactStore(options.s3);
-  await store.ensureBucket();
+  const waiting = {
+    maxWaitMs: options.startWaitMs ?? 5 * 60_000,
+    log,
+    signal: options.signal,
+  };
+  await untilReachable('S3', () => store.ensureBucket(), {
+    ...waiting,
+    isPermanent: (err) => err instanceof StorageConfigError,
+  });
   const inProcessGpu = options.role === 'gpu';
   // Lineage records the device that ran a step (GPU model or CPU threads and model), not a package.
   const backend = inProcessGpu ? computeLabel(await initComputeBackend(log)) : 'none';
@@ -95,7 +109,11 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     codeVersion: codeVersion(),
     workerIdentity: `${os.hostname()}/${process.pid}/${options.role}`,
   };
-  const connection = await NativeConnection.connect(connectionOptions(options.temporal));
+  const connection = await untilReachable(
+    `Temporal at ${options.temporal.address}`,
+    () => NativeConnection.connect(connectionOptions(options.temporal)),
+    waiting,
+  );
   const interceptors =
     process.env.PNEUMOGAN_PROFILE === '1' ? { activity: [stageProfileInterceptors(log)] } : undefined;
   const workers: Worker[] = [];

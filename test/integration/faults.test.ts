@@ -4,6 +4,8 @@
  * one run. Real Temporal dev server, real S3 server, real worker processes.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -38,6 +40,7 @@ let connection: Connection;
 let client: Client;
 let store: ArtifactStore;
 const gpuWorkers: GpuWorkerProcess[] = [];
+const projectRoot = path.resolve(import.meta.dirname, '..', '..');
 const timings: Record<string, string> = {};
 
 /** One trial, two backbones: every stage of the paper, small enough to run several times. */
@@ -541,5 +544,41 @@ test(
     );
     assert.ok(recomputed.includes('pneumogan-memo-forced/trial-1'), 'reuse: false trained the GAN again');
     await stopGpuWorkers();
+  },
+);
+
+test(
+  'a GPU worker started while S3 is down waits for it (saying so) and then serves; one with bad settings exits at once',
+  { timeout: 4 * 60_000 },
+  async () => {
+    await s3.stop();
+    const lines: string[] = [];
+    let sawWait = () => {};
+    const waiting = new Promise<void>((resolve) => (sawWait = resolve));
+    const worker = spawnGpuWorkerProcess(
+      { temporal: { address: temporal.address, namespace: temporal.namespace }, s3: s3Settings, gpuConcurrency: 1 },
+      'gpu-early',
+      (line) => {
+        lines.push(line);
+        if (line.includes('S3 is not reachable')) sawWait();
+      },
+    );
+    gpuWorkers.push(worker);
+    // Before this change the worker logged its failure and then hung, neither ready nor exited.
+    await Promise.race([waiting, worker.exited.then(() => assert.fail(`it exited: ${lines.join('\n')}`))]);
+    s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3'), port: s3.port });
+    await Promise.race([worker.ready, worker.exited.then(() => assert.fail(`it exited: ${lines.join('\n')}`))]);
+    await stopGpuWorkers();
+
+    const misconfigured = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'workers', 'gpu.ts')], {
+      env: { PATH: process.env.PATH, PNEUMOGAN_ALLOW_CPU: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    for (const stream of [misconfigured.stdout, misconfigured.stderr])
+      stream.on('data', (c: Buffer) => (output += c.toString()));
+    const [code] = (await once(misconfigured, 'exit')) as [number | null];
+    assert.equal(code, 1, output);
+    assert.match(output, /PNEUMOGAN_S3_ENDPOINT/);
   },
 );

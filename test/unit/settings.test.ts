@@ -95,6 +95,8 @@ test('incomplete S3 and worker settings name each variable to fix', () => {
   );
   assert.throws(() => workerSettings({ PNEUMOGAN_GPU_CONCURRENCY: '0' }), /PNEUMOGAN_GPU_CONCURRENCY/);
   assert.throws(() => workerSettings({ PNEUMOGAN_LOG_LEVEL: 'loud' }), /PNEUMOGAN_LOG_LEVEL/);
+  assert.throws(() => workerSettings({ PNEUMOGAN_START_WAIT_SECONDS: 'soon' }), /PNEUMOGAN_START_WAIT_SECONDS/);
+  assert.equal(workerSettings({}).startWaitSeconds, 300);
 });
 
 test("a child worker's environment loads the parent's settings back, whatever the parent's own environment says", () => {
