@@ -110,6 +110,7 @@ export function createGpuActivities(deps: ActivityDeps) {
             resume,
             onProgress: (step) => progress.progress(step),
             onCheckpoint: checkpointer<GanMeta>(progress, (m) => m.step),
+            checkpointIntervalMs: progress.checkpointIntervalMs,
             signal: progress.signal,
           });
           try {
@@ -245,6 +246,7 @@ export function createGpuActivities(deps: ActivityDeps) {
             train: await labelledPixels(train, classifier.inputSize),
             onProgress: (done, total) => progress.progress(done, total),
             onCheckpoint: checkpointer<ClassifierMeta>(progress, (m) => m.batchesDone),
+            checkpointIntervalMs: progress.checkpointIntervalMs,
             signal: progress.signal,
           });
           model.dispose();

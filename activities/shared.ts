@@ -87,6 +87,8 @@ export const ProgressDetailsSchema = z.object({
   stalledAttempts: z.number().int().optional(),
   /** When the newest checkpoint was written (epoch ms; before the first, when the step was scheduled). */
   progressAt: z.number().optional(),
+  /** The time-based checkpoint interval that attempt used (see {@link checkpointIntervalAfter}). */
+  checkpointIntervalMs: z.number().optional(),
 });
 export type ProgressDetails = z.infer<typeof ProgressDetailsSchema>;
 
@@ -100,6 +102,21 @@ export type ProgressDetails = z.infer<typeof ProgressDetailsSchema>;
  */
 export const MAX_STALLED_ATTEMPTS = 10;
 export const STALL_WINDOW_MS = 30 * 60_000;
+
+/**
+ * Time-based checkpoints (on top of every `checkpointEvery` steps): at first every 2 minutes,
+ * which costs little even for paper-size checkpoints of hundreds of MB. An attempt that follows
+ * attempts which died without a new checkpoint (workers killed faster than they checkpoint)
+ * checkpoints four times as often, down to every second, and the step keeps that pace for the
+ * rest of its attempts: the interval adapts to how long attempts live.
+ */
+export const CHECKPOINT_INTERVAL_MS = 2 * 60_000;
+export const MIN_CHECKPOINT_INTERVAL_MS = 1000;
+
+export function checkpointIntervalAfter(previous: ProgressDetails | undefined, stalledAttempts: number): number {
+  const interval = previous?.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
+  return stalledAttempts > 0 ? Math.max(MIN_CHECKPOINT_INTERVAL_MS, interval / 4) : interval;
+}
 
 /**
  * How many attempts before `attempt` ended in a row without a new checkpoint, from the last
@@ -130,6 +147,8 @@ export class ProgressReporter {
   private details: ProgressDetails;
   /** The checkpoint this attempt starts from (the previous attempt's latest), if any. */
   readonly resumeFrom: { ref: ArtifactRef; step: number } | undefined;
+  /** How often this attempt checkpoints by time (see {@link checkpointIntervalAfter}). */
+  readonly checkpointIntervalMs: number;
 
   constructor(stage: string, total: number) {
     const { attempt, scheduledTimestampMs } = Context.current().info;
@@ -149,6 +168,7 @@ export class ProgressReporter {
       );
     }
     this.resumeFrom = previous?.checkpoint && { ref: previous.checkpoint, step: previous.checkpointStep ?? 0 };
+    this.checkpointIntervalMs = checkpointIntervalAfter(previous, stalledAttempts);
     this.details = {
       stage,
       done: 0,
@@ -158,6 +178,7 @@ export class ProgressReporter {
       startedFromStep: this.resumeFrom?.step ?? 0,
       stalledAttempts,
       progressAt,
+      checkpointIntervalMs: this.checkpointIntervalMs,
     };
     Context.current().heartbeat(this.details);
   }

@@ -81,6 +81,8 @@ export interface FineTuneOptions {
   resume?: TrainingState<ClassifierMeta>;
   onProgress?: (batchesDone: number, totalBatches: number) => void;
   onCheckpoint?: (state: TrainingState<ClassifierMeta>) => Promise<void>;
+  /** See {@link StepLoop.checkpointIntervalMs}. */
+  checkpointIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -167,6 +169,7 @@ export async function fineTune(
       total: totalBatches,
       done: options.resume?.meta.batchesDone ?? 0,
       checkpointEvery: classifier.checkpointEvery,
+      checkpointIntervalMs: options.checkpointIntervalMs,
       step,
       snapshot,
       onProgress: options.onProgress,

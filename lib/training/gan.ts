@@ -30,8 +30,10 @@ export interface TrainGanOptions {
   seed: number;
   resume?: TrainingState<GanMeta>;
   onProgress?: (step: number, total: number) => void;
-  /** Called every `gan.checkpointEvery` steps and at the end with the full state. */
+  /** Called every `gan.checkpointEvery` steps (or sooner, see `checkpointIntervalMs`) and at the end with the full state. */
   onCheckpoint?: (state: TrainingState<GanMeta>) => Promise<void>;
+  /** See {@link StepLoop.checkpointIntervalMs}. */
+  checkpointIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -124,6 +126,7 @@ export async function trainGan(
       total: gan.steps,
       done: options.resume?.meta.step ?? 0,
       checkpointEvery: gan.checkpointEvery,
+      checkpointIntervalMs: options.checkpointIntervalMs,
       step,
       // A snapshot owns copies of the histories: training goes on appending to the live ones.
       snapshot: (done) =>

@@ -1,7 +1,7 @@
 /**
  * What GAN and classifier training share: a set of models and optimisers whose weights make up a
  * checkpoint, and the step loop around them (resume from a step counter, one seeded step at a
- * time, progress after each, a checkpoint every `checkpointEvery` steps and at the end,
+ * time, progress after each, a checkpoint every `checkpointEvery` steps (or sooner, by time) and at the end,
  * cancellation between steps, the event loop let through so heartbeats and I/O keep flowing).
  * The loss maths of each kind of training stays in its own module.
  */
@@ -65,6 +65,13 @@ export interface StepLoop<Meta> {
   /** Steps already done (a resumed checkpoint's counter). */
   done: number;
   checkpointEvery: number;
+  /**
+   * Also checkpoint once this long has passed since the last checkpoint (or the start), so an
+   * attempt that lives less than `checkpointEvery` steps still leaves progress behind. Never more
+   * often than ten times the last checkpoint's cost, which keeps checkpoints under a tenth of
+   * the time. Resumes are exact whatever the step, so this changes no result.
+   */
+  checkpointIntervalMs?: number;
   /** Runs step number `index` (0-based; seeds derive from it so a resumed run repeats it exactly). */
   step(index: number): Promise<void>;
   /** The full state after `done` steps. */
@@ -77,13 +84,22 @@ export interface StepLoop<Meta> {
 /** Runs the remaining steps; returns the final state. */
 export async function runStepLoop<Meta>(loop: StepLoop<Meta>): Promise<TrainingState<Meta>> {
   let done = loop.done;
+  let lastCheckpointAt = performance.now();
+  let lastCheckpointCost = 0;
+  const timeDue = () =>
+    loop.checkpointIntervalMs !== undefined &&
+    performance.now() - lastCheckpointAt >= Math.max(loop.checkpointIntervalMs, 10 * lastCheckpointCost);
   while (done < loop.total) {
     loop.signal?.throwIfAborted();
     await loop.step(done);
     done += 1;
     loop.onProgress?.(done, loop.total);
-    if (loop.onCheckpoint && (done % loop.checkpointEvery === 0 || done === loop.total))
+    if (loop.onCheckpoint && (done % loop.checkpointEvery === 0 || done === loop.total || timeDue())) {
+      const started = performance.now();
       await loop.onCheckpoint(await loop.snapshot(done));
+      lastCheckpointAt = performance.now();
+      lastCheckpointCost = lastCheckpointAt - started;
+    }
     await yieldToEventLoop();
   }
   return loop.snapshot(done);

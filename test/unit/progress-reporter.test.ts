@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import { asyncLocalStorage, Context, type Info } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  CHECKPOINT_INTERVAL_MS,
+  checkpointIntervalAfter,
   MAX_STALLED_ATTEMPTS,
+  MIN_CHECKPOINT_INTERVAL_MS,
   ProgressReporter,
   STALL_WINDOW_MS,
   stalledAttemptsBefore,
@@ -121,4 +124,29 @@ test('stalled attempts count those that died before reporting anything', () => {
   );
   // Details from before this field existed: the sender is taken to be the previous attempt.
   assert.equal(stalledAttemptsBefore(2, { ...base, checkpointStep: 20 }), 0);
+});
+
+test('attempts that die before checkpointing make the step checkpoint by time more often, and it keeps that pace', () => {
+  let details: ProgressDetails | undefined;
+  const intervals: number[] = [];
+  // Six attempts die before their first checkpoint: each checkpoints four times as often, down to 1 s.
+  for (let n = 1; n <= 6; n++)
+    details = attempt(details, (p) => {
+      intervals.push(p.checkpointIntervalMs);
+      p.progress(1);
+    }).at(-1);
+  assert.deepEqual(intervals, [
+    CHECKPOINT_INTERVAL_MS,
+    CHECKPOINT_INTERVAL_MS / 4,
+    CHECKPOINT_INTERVAL_MS / 16,
+    CHECKPOINT_INTERVAL_MS / 64,
+    MIN_CHECKPOINT_INTERVAL_MS,
+    MIN_CHECKPOINT_INTERVAL_MS,
+  ]);
+  // One that moves forward does not reset it: its successors die as quickly.
+  details = attempt(details, (p) => p.checkpoint(ref(1), 10)).at(-1);
+  assert.equal(attempt(details, () => {})[0]!.checkpointIntervalMs, MIN_CHECKPOINT_INTERVAL_MS);
+  // Details from before this field existed: the default, shortened after a stall.
+  assert.equal(checkpointIntervalAfter({ stage: 's', done: 0, total: 1 }, 0), CHECKPOINT_INTERVAL_MS);
+  assert.equal(checkpointIntervalAfter({ stage: 's', done: 0, total: 1 }, 3), CHECKPOINT_INTERVAL_MS / 4);
 });
