@@ -5,7 +5,7 @@
  * `--quick` divides the batch by 8 (to check the path on lavapipe, a CPU).
  */
 import * as tf from '@tensorflow/tfjs';
-import { useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 
 interface FilterGradientCase {
   layer: string;
@@ -90,27 +90,42 @@ export async function benchWebGpuKernels(options: {
   log: (line: string) => void;
 }): Promise<KernelRow[]> {
   const rows: KernelRow[] = [];
-  for (const c of CASES) {
-    const x = c.x.slice() as FilterGradientCase['x'];
-    if (options.quick) x[0] = Math.max(1, x[0] / 8);
-    const [inputs, dy] = tf.tidy(() => {
-      const xs = tf.randomNormal<tf.Rank.R4>(x);
-      const y = tf.conv2d(xs, tf.zeros(c.filter), c.strides, c.pad);
-      return [xs, tf.randomNormal(y.shape)] as const;
-    });
+  // The bench switches kernels to time both; the rest of the run keeps what was chosen at start
+  // (PNEUMOGAN_WEBGPU_KERNELS=stock included).
+  const chosen = fastWebGpuKernelsInUse();
+  try {
+    for (const c of CASES) rows.push(await benchCase(c, options));
+  } finally {
+    useFastWebGpuKernels(chosen);
+  }
+  return rows;
+}
+
+async function benchCase(
+  c: FilterGradientCase,
+  options: { quick: boolean; log: (line: string) => void },
+): Promise<KernelRow> {
+  const x = c.x.slice() as FilterGradientCase['x'];
+  if (options.quick) x[0] = Math.max(1, x[0] / 8);
+  const [inputs, dy] = tf.tidy(() => {
+    const xs = tf.randomNormal<tf.Rank.R4>(x);
+    const y = tf.conv2d(xs, tf.zeros(c.filter), c.strides, c.pad);
+    return [xs, tf.randomNormal(y.shape)] as const;
+  });
+  try {
     const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter };
     const run = () => tf.engine().runKernel<tf.Tensor>(tf.Conv2DBackpropFilter, { x: inputs, dy }, attrs);
     useFastWebGpuKernels(false);
     const stockMs = await timeIt(run, options.quick ? 0.5 : 1);
     useFastWebGpuKernels(true);
     const fastMs = await timeIt(run, options.quick ? 0.5 : 1);
-    tf.dispose([inputs, dy]);
-    rows.push({ layer: c.layer, batch: x[0], stockMs, fastMs });
     options.log(
       `filter gradient, ${c.layer}, batch ${x[0]}: tfjs ${stockMs.toFixed(1)} ms, ours ${fastMs.toFixed(1)} ms`,
     );
+    return { layer: c.layer, batch: x[0], stockMs, fastMs };
+  } finally {
+    tf.dispose([inputs, dy]);
   }
-  return rows;
 }
 
 export function kernelTable(rows: KernelRow[], device: string): string {

@@ -38,6 +38,12 @@ const TARGET_WORKGROUPS = 1024;
 const MIN_ROWS_PER_SPLIT = 256;
 
 let stock: tf.KernelConfig | undefined;
+let fastInUse = false;
+
+/** Whether the 'webgpu' backend runs this module's kernels now (false: tfjs's own). */
+export function fastWebGpuKernelsInUse(): boolean {
+  return fastInUse;
+}
 
 /**
  * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
@@ -57,6 +63,7 @@ export function useFastWebGpuKernels(fast = true): void {
         }
       : stock,
   );
+  fastInUse = fast;
 }
 
 /** How the reduction over m = N x Ho x Wo is split for one filter gradient. */

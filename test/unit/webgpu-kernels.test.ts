@@ -10,7 +10,11 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { filterGradientSplits } from '../../lib/compute/webgpu-kernels.js';
+import {
+  fastWebGpuKernelsInUse,
+  filterGradientSplits,
+  useFastWebGpuKernels,
+} from '../../lib/compute/webgpu-kernels.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 let unavailable = '';
@@ -99,4 +103,16 @@ test('the reduction is split so that small layers fill a large GPU, and never be
   // Its 3x3x512x512 layer: 576 blocks already fill the GPU.
   assert.equal(filterGradientSplits(32 * 7 * 7, 4608, 512), 2);
   assert.equal(filterGradientSplits(100, 16, 8), 1);
+});
+
+test("switching between tfjs's kernel and ours is reported, so the bench can put back what was chosen", (t) => {
+  if (unavailable) return t.skip(unavailable);
+  const kernel = () => tf.getKernel(tf.Conv2DBackpropFilter, 'webgpu')?.kernelFunc;
+  assert.equal(fastWebGpuKernelsInUse(), true, 'the backend ladder turned ours on');
+  const ours = kernel();
+  useFastWebGpuKernels(false);
+  assert.equal(fastWebGpuKernelsInUse(), false);
+  assert.notEqual(kernel(), ours);
+  useFastWebGpuKernels(true);
+  assert.equal(fastWebGpuKernelsInUse(), true);
 });
