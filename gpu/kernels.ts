@@ -1,13 +1,21 @@
 /**
- * This project's WebGPU kernels (lib/compute/webgpu-kernels.ts) against tfjs's own, timed on
- * filter gradients of the paper-size models' layers: the same call, the stock kernel first, then
- * ours, in one process on one adapter. Part of the GPU bench (gpu/run.ts) when it runs on WebGPU;
- * `--quick` divides the batch by 8 (to check the path on lavapipe, a CPU).
+ * Kernel choices for WebGPU, timed on the convolution gradients of the paper-size models' layers:
+ * the same call under each choice, in one process on one adapter. Part of the GPU bench
+ * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
+ * lavapipe, a CPU).
+ * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-kernels.ts);
+ * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
+ *   default, one thread per input element, against tfjs's own tiled matrix-product version, which
+ *   it ships behind WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Both match the CPU backend on every
+ *   shape the models have (test/unit/webgpu-kernels.test.ts). On lavapipe the matrix product
+ *   was up to 1.5x faster on unstrided layers and 3x to 20x slower on strided ones (it reads
+ *   every position of the dilated gradient, most of them zeros), so tfjs's default stays until a
+ *   GPU's numbers say otherwise.
  */
 import * as tf from '@tensorflow/tfjs';
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 
-interface FilterGradientCase {
+interface GradientCase {
   layer: string;
   x: [number, number, number, number];
   filter: [number, number, number, number];
@@ -16,7 +24,7 @@ interface FilterGradientCase {
 }
 
 /** One layer per model, at the `paper` preset's batch (DCGAN 64, backbones 32) and sizes. */
-const CASES: FilterGradientCase[] = [
+const CASES: GradientCase[] = [
   {
     layer: 'DCGAN discriminator conv 2 (4x4/2, 64 to 128, 32 px)',
     x: [64, 32, 32, 64],
@@ -61,11 +69,44 @@ const CASES: FilterGradientCase[] = [
   },
 ];
 
+/** Two ways to run one kernel, and how to switch between them. */
+interface KernelChoice {
+  kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput';
+  what: string;
+  baseline: string;
+  alternative: string;
+  /** Whether the alternative runs now. */
+  inUse(): boolean;
+  use(alternative: boolean): void;
+}
+
+const NAIVE_INPUT_GRADIENT = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
+
+const CHOICES: KernelChoice[] = [
+  {
+    kernel: 'Conv2DBackpropFilter',
+    what: 'Filter gradients',
+    baseline: 'tfjs kernel',
+    alternative: 'ours',
+    inUse: fastWebGpuKernelsInUse,
+    use: useFastWebGpuKernels,
+  },
+  {
+    kernel: 'Conv2DBackpropInput',
+    what: 'Input gradients (and transposed convolutions)',
+    baseline: 'tfjs default (naive)',
+    alternative: 'tfjs matrix product',
+    inUse: () => !tf.env().getBool(NAIVE_INPUT_GRADIENT),
+    use: (alternative) => tf.env().set(NAIVE_INPUT_GRADIENT, !alternative),
+  },
+];
+
 export interface KernelRow {
+  kernel: KernelChoice['kernel'];
   layer: string;
   batch: number;
-  stockMs: number;
-  fastMs: number;
+  baselineMs: number;
+  alternativeMs: number;
 }
 
 /** Mean wall time of `run` (its result read back), after one untimed call compiles the shaders. */
@@ -90,54 +131,72 @@ export async function benchWebGpuKernels(options: {
   log: (line: string) => void;
 }): Promise<KernelRow[]> {
   const rows: KernelRow[] = [];
-  // The bench switches kernels to time both; the rest of the run keeps what was chosen at start
-  // (PNEUMOGAN_WEBGPU_KERNELS=stock included).
-  const chosen = fastWebGpuKernelsInUse();
-  try {
-    for (const c of CASES) rows.push(await benchCase(c, options));
-  } finally {
-    useFastWebGpuKernels(chosen);
+  for (const choice of CHOICES) {
+    // The bench switches kernels to time both; the rest of the run keeps what was chosen at
+    // start (PNEUMOGAN_WEBGPU_KERNELS=stock included).
+    const chosen = choice.inUse();
+    try {
+      for (const c of CASES) rows.push(await benchCase(choice, c, options));
+    } finally {
+      choice.use(chosen);
+    }
   }
   return rows;
 }
 
 async function benchCase(
-  c: FilterGradientCase,
+  choice: KernelChoice,
+  c: GradientCase,
   options: { quick: boolean; log: (line: string) => void },
 ): Promise<KernelRow> {
-  const x = c.x.slice() as FilterGradientCase['x'];
+  const x = c.x.slice() as GradientCase['x'];
   if (options.quick) x[0] = Math.max(1, x[0] / 8);
-  const [inputs, dy] = tf.tidy(() => {
+  const [inputs, filter, dy] = tf.tidy(() => {
     const xs = tf.randomNormal<tf.Rank.R4>(x);
-    const y = tf.conv2d(xs, tf.zeros(c.filter), c.strides, c.pad);
-    return [xs, tf.randomNormal(y.shape)] as const;
+    const f = tf.randomNormal<tf.Rank.R4>(c.filter);
+    return [xs, f, tf.randomNormal(tf.conv2d(xs, f, c.strides, c.pad).shape)] as const;
   });
   try {
-    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter };
-    const run = () => tf.engine().runKernel<tf.Tensor>(tf.Conv2DBackpropFilter, { x: inputs, dy }, attrs);
-    useFastWebGpuKernels(false);
-    const stockMs = await timeIt(run, options.quick ? 0.5 : 1);
-    useFastWebGpuKernels(true);
-    const fastMs = await timeIt(run, options.quick ? 0.5 : 1);
+    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' };
+    const run =
+      choice.kernel === 'Conv2DBackpropFilter'
+        ? () =>
+            tf.engine().runKernel<tf.Tensor>(
+              tf.Conv2DBackpropFilter,
+              { x: inputs, dy },
+              {
+                ...attrs,
+                filterShape: c.filter,
+              },
+            )
+        : () => tf.engine().runKernel<tf.Tensor>(tf.Conv2DBackpropInput, { dy, filter }, { ...attrs, inputShape: x });
+    choice.use(false);
+    const baselineMs = await timeIt(run, options.quick ? 0.5 : 1);
+    choice.use(true);
+    const alternativeMs = await timeIt(run, options.quick ? 0.5 : 1);
     options.log(
-      `filter gradient, ${c.layer}, batch ${x[0]}: tfjs ${stockMs.toFixed(1)} ms, ours ${fastMs.toFixed(1)} ms`,
+      `${choice.kernel}, ${c.layer}, batch ${x[0]}: ${choice.baseline} ${baselineMs.toFixed(1)} ms, ${choice.alternative} ${alternativeMs.toFixed(1)} ms`,
     );
-    return { layer: c.layer, batch: x[0], stockMs, fastMs };
+    return { kernel: choice.kernel, layer: c.layer, batch: x[0], baselineMs, alternativeMs };
   } finally {
-    tf.dispose([inputs, dy]);
+    tf.dispose([inputs, filter, dy]);
   }
 }
 
 export function kernelTable(rows: KernelRow[], device: string): string {
-  return [
-    `Filter gradients (the Conv2DBackpropFilter kernel alone) on ${device}:`,
-    '',
-    '| layer | batch | tfjs kernel ms | ours ms | speed-up |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows.map(
-      (r) =>
-        `| ${r.layer} | ${r.batch} | ${r.stockMs.toFixed(1)} | ${r.fastMs.toFixed(1)} | ${(r.stockMs / r.fastMs).toFixed(1)}x |`,
-    ),
-    '',
-  ].join('\n');
+  return CHOICES.flatMap((choice) => {
+    const mine = rows.filter((r) => r.kernel === choice.kernel);
+    if (!mine.length) return [];
+    return [
+      `${choice.what} (the ${choice.kernel} kernel alone) on ${device}:`,
+      '',
+      `| layer | batch | ${choice.baseline} ms | ${choice.alternative} ms | speed-up |`,
+      '| --- | --- | --- | --- | --- |',
+      ...mine.map(
+        (r) =>
+          `| ${r.layer} | ${r.batch} | ${r.baselineMs.toFixed(1)} | ${r.alternativeMs.toFixed(1)} | ${(r.baselineMs / r.alternativeMs).toFixed(1)}x |`,
+      ),
+      '',
+    ];
+  }).join('\n');
 }

@@ -97,6 +97,51 @@ for (const c of cases) {
   });
 }
 
+for (const c of cases) {
+  test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels, match the CPU backend: ${c.what}`, async (t) => {
+    if (unavailable) return t.skip(unavailable);
+    const [n, h, w, ci] = c.x;
+    const x = values(n * h * w * ci, 1);
+    const filter = values(
+      c.filter.reduce((a, b) => a * b, 1),
+      2,
+    );
+    const gradient = async (backend: string) => {
+      assert.ok(await tf.setBackend(backend));
+      const result = tf.tidy(() => {
+        const xs = tf.tensor4d(x, c.x);
+        const f = tf.tensor4d(filter, c.filter);
+        const y = tf.conv2d(xs, f, c.strides, c.pad);
+        const weights = tf.tensor(values(y.size, 3), y.shape);
+        return tf.grad((xv) => tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, f, c.strides, c.pad), weights)))(xs);
+      });
+      try {
+        return (await result.data()) as Float32Array;
+      } finally {
+        result.dispose();
+      }
+    };
+    const expected = await gradient('cpu');
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const flag = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
+    const chosen = tf.env().getBool(flag);
+    try {
+      for (const naive of [true, false]) {
+        tf.env().set(flag, naive);
+        const actual = await gradient('webgpu');
+        let worst = 0;
+        for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+        assert.ok(
+          worst / scale < 1e-5,
+          `${naive ? 'naive' : 'matrix product'}: max |webgpu - cpu| = ${worst} against ${scale}`,
+        );
+      }
+    } finally {
+      tf.env().set(flag, chosen);
+    }
+  });
+}
+
 test('the reduction is split so that small layers fill a large GPU, and never below 256 rows a split', () => {
   // ResNet18's 3x3x64x64 layer at batch 32 and 56 px: 9 blocks of 64 x 64, 100,352 rows.
   assert.equal(filterGradientSplits(32 * 56 * 56, 576, 64), 114);
