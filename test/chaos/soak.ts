@@ -72,25 +72,43 @@ export interface ChaosOutcome {
   retried: string[];
 }
 
-/** Pids of the workers running a step of the run (from the pending activities of its workflows). */
-async function busyPids(client: Client, runName: string): Promise<Set<number>> {
-  const pids = new Set<number>();
+type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo;
+
+/** The pending activities of a run's workflows (the run and its trials). */
+async function pendingActivities(client: Client, runName: string): Promise<PendingActivity[]> {
   const ids = [reproductionWorkflowId(runName)];
   for await (const e of client.workflow.list({ query: `WorkflowType = 'trial' AND ExecutionStatus = 'Running'` }))
     if (e.workflowId.startsWith(`${ids[0]}/`)) ids.push(e.workflowId);
+  const pending: PendingActivity[] = [];
   for (const id of ids) {
     const { raw } = await client.workflow
       .getHandle(id)
       .describe()
       .catch(() => ({ raw: { pendingActivities: [] } }));
-    for (const a of raw.pendingActivities ?? []) {
-      // Worker identities are host/pid/role (workers/start-workers.ts).
-      const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
-      if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
-        pids.add(pid);
-    }
+    pending.push(...(raw.pendingActivities ?? []));
+  }
+  return pending;
+}
+
+/** Pids of the workers running a step of the run (from the pending activities of its workflows). */
+async function busyPids(client: Client, runName: string): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (const a of await pendingActivities(client, runName)) {
+    // Worker identities are host/pid/role (workers/start-workers.ts).
+    const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
+    if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
+      pids.add(pid);
   }
   return pids;
+}
+
+/** Whether an attempt of one of the run's steps failed for want of S3 after `since` (epoch ms). */
+async function failedForS3(client: Client, runName: string, since: number): Promise<boolean> {
+  return (await pendingActivities(client, runName)).some(
+    (a) =>
+      /ECONNREFUSED|S3/.test(a.lastFailure?.message ?? '') &&
+      Number(a.lastAttemptCompleteTime?.seconds ?? 0) * 1000 >= since - 1000,
+  );
 }
 
 /** The steps of a run's trials that completed on a retry. */
@@ -284,18 +302,18 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
         if (kills === 2) {
           await cluster.s3.stop();
           const downAt = Date.now();
-          // Down until a step fails for it and is retried (or at most 30 s).
-          while (!finished && Date.now() - downAt < 30_000) {
-            const { raw } = await cluster.client.workflow
-              .getHandle(`${handle.workflowId}/trial-1`)
-              .describe()
-              .catch(() => ({ raw: { pendingActivities: [] } }));
-            if ((raw.pendingActivities ?? []).some((a) => (a.attempt ?? 1) >= 2)) break;
-            await sleep(250);
+          // Down until an attempt of a step has failed for it (or at most 60 s).
+          let stepFailed = false;
+          while (!finished && !stepFailed && Date.now() - downAt < 60_000) {
+            stepFailed = await failedForS3(cluster.client, runName, downAt).catch(() => false);
+            if (!stepFailed) await sleep(250);
           }
           cluster.s3 = await startLocalS3Server({ directory: path.join(stateDir, 's3'), port: cluster.s3.port });
           faults.s3Outages++;
-          log(`[chaos] S3 was down for ${((Date.now() - downAt) / 1000).toFixed(1)} s`);
+          log(
+            `[chaos] S3 was down for ${((Date.now() - downAt) / 1000).toFixed(1)} s ` +
+              (stepFailed ? '(until a step failed for it)' : '(no step failed for it)'),
+          );
         }
       }
     })();
