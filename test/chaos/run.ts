@@ -16,6 +16,11 @@ const positive = (v: string) => {
 };
 const opts = new Command('chaos')
   .addOption(new Option('--minutes <n>', 'how long to keep starting chaos rounds').argParser(positive).default(30))
+  .addOption(
+    new Option('--rounds <n>', 'stop after this many rounds (default: as many as --minutes allows)').argParser(
+      positive,
+    ),
+  )
   .addOption(new Option('--preset <name>', 'pipeline preset (default: the short CI config)').choices(presetNames()))
   .addOption(
     new Option('--kill-every <seconds>', 'mean seconds between GPU worker kills').argParser(positive).default(8),
@@ -26,7 +31,7 @@ const opts = new Command('chaos')
       .default('both'),
   )
   .parse()
-  .opts<{ minutes: number; preset?: string; killEvery: number; shape: 'both' | 'demo' | 'workers' }>();
+  .opts<{ minutes: number; rounds?: number; preset?: string; killEvery: number; shape: 'both' | 'demo' | 'workers' }>();
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 const config = opts.preset ? resolvePreset(opts.preset) : shortChaosConfig();
@@ -36,7 +41,7 @@ const calm = await calmRun(config, log);
 log(`[chaos] calm run done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 const total: Faults = { gpuWorkerKills: 0, temporalRestarts: 0, s3Outages: 0 };
 let failed = 0;
-for (let round = 1; Date.now() - started < opts.minutes * 60_000; round++) {
+for (let round = 1; Date.now() - started < opts.minutes * 60_000 && round <= (opts.rounds ?? Infinity); round++) {
   const shape = opts.shape === 'both' ? (round % 2 ? 'demo' : 'workers') : opts.shape;
   const soak = shape === 'demo' ? chaosOnDemo : chaosOnWorkers;
   const roundStarted = Date.now();
