@@ -13,6 +13,7 @@ import {
 } from '../lib/lineage.js';
 import { assertSafeKey, type ArtifactRef, type ArtifactStore } from '../lib/storage.js';
 import { reproductionWorkflowId } from '../lib/run-names.js';
+import { describePendingStep } from './pending-step.js';
 import { progressQuery, type ProgressView, type reproducePaper } from '../workflows/index.js';
 
 const short = (sha: string) => sha.slice(0, 16);
@@ -175,11 +176,7 @@ export async function statusReport(client: Client, runName: string): Promise<str
     if (!trialView) continue;
     lines.push(`  trial ${i + 1} (${trialId})`, ...stageLines(trialView, '    '));
     const { raw } = await trial.describe();
-    for (const activity of raw.pendingActivities ?? []) {
-      lines.push(
-        `    ... ${activity.activityType?.name} attempt ${activity.attempt}${activity.lastFailure?.message ? `, last failure: ${activity.lastFailure.message}` : ''}`,
-      );
-    }
+    for (const activity of raw.pendingActivities ?? []) lines.push(`    ... ${describePendingStep(activity)}`);
   }
   return lines;
 }
