@@ -6,6 +6,7 @@
  * generated images instead of pneumonia.
  */
 import * as tf from '@tensorflow/tfjs';
+import { adam } from '../compute/webgpu-adam.js';
 import type { GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
 import { withSeededMathRandom, yieldToEventLoop } from '../training/determinism.js';
@@ -63,7 +64,7 @@ export async function originProbabilities(
   const batchSize = options.batchSize ?? 32;
   if (train.length === 0 || test.length === 0) throw new Error('origin classifier needs training and test images');
   const model = buildOriginClassifier(train[0]!.image.size, seed);
-  const optimizer = tf.train.adam(options.learningRate ?? 1e-3);
+  const optimizer = adam(options.learningRate ?? 1e-3);
   const synthetic = train.filter((e) => e.synthetic).length;
   const weightOf = (e: OriginExample) =>
     train.length / (2 * Math.max(1, e.synthetic ? synthetic : train.length - synthetic));

@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { useFusedAdam } from './webgpu-adam.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
 type Uniform = { type: 'int32'; data: number[] };
@@ -47,7 +48,8 @@ export function fastWebGpuKernelsInUse(): boolean {
 
 /**
  * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
- * puts tfjs's own back (the GPU bench times both). Safe to call more than once.
+ * puts tfjs's own back (the GPU bench times both): the filter gradient below and the fused Adam
+ * update (./webgpu-adam.ts). Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
   stock ??= tf.getKernel(tf.Conv2DBackpropFilter, 'webgpu');
@@ -63,6 +65,7 @@ export function useFastWebGpuKernels(fast = true): void {
         }
       : stock,
   );
+  useFusedAdam(fast);
   fastInUse = fast;
 }
 

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../../pipelines/schema.js';
+import { adam } from '../compute/webgpu-adam.js';
 import { InputError } from '../errors.js';
 import { buildBackbone } from '../models/backbones/index.js';
 import { loadTorchvisionWeights, TORCHVISION_HEADS } from '../models/pretrained.js';
@@ -91,7 +92,7 @@ export async function fineTune(
 ): Promise<{ model: tf.LayersModel; state: TrainingState<ClassifierMeta> }> {
   const { classifier, seed, backbone } = options;
   const model = buildClassifier(backbone, classifier, seed);
-  const optimizer = tf.train.adam(classifier.learningRate);
+  const optimizer = adam(classifier.learningRate);
   try {
     if (options.pretrained) {
       // A file that does not fit the architecture is bad input: retrying cannot fix it.

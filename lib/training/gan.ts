@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PipelineConfig } from '../../pipelines/schema.js';
+import { adam } from '../compute/webgpu-adam.js';
 import { buildDiscriminator, buildGenerator, type DcganOptions } from '../models/dcgan.js';
 import { pixelsFromUnitRange, type GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
@@ -66,8 +67,8 @@ export async function trainGan(
   const modelOptions = dcganOptions(gan);
   const generator = withSeededMathRandom(deriveSeed(seed, 'generator'), () => buildGenerator(modelOptions));
   const discriminator = withSeededMathRandom(deriveSeed(seed, 'discriminator'), () => buildDiscriminator(modelOptions));
-  const generatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
-  const discriminatorOptimizer = tf.train.adam(gan.learningRate, gan.beta1);
+  const generatorOptimizer = adam(gan.learningRate, gan.beta1);
+  const discriminatorOptimizer = adam(gan.learningRate, gan.beta1);
   const trainables: Trainables = {
     models: { generator, discriminator },
     optimizers: { 'optimizer.generator': generatorOptimizer, 'optimizer.discriminator': discriminatorOptimizer },
