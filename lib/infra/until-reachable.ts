@@ -14,8 +14,6 @@ export interface UntilReachableOptions {
   /** Errors that mean the settings are wrong, not that the service is down. */
   isPermanent?: (err: unknown) => boolean;
   signal?: AbortSignal;
-  /** First retry delay (default 1 s); later ones double, up to 15 s. */
-  firstDelayMs?: number;
 }
 
 export async function untilReachable<T>(
@@ -34,8 +32,9 @@ export async function untilReachable<T>(
         }
       },
       {
+        // 1 s, then doubling up to 15 s.
         retries: Infinity,
-        minTimeout: options.firstDelayMs ?? 1000,
+        minTimeout: 1000,
         maxTimeout: 15_000,
         maxRetryTime: options.maxWaitMs,
         signal: options.signal,
