@@ -25,7 +25,7 @@ test('nothing set: the local dev server, the default namespace and the default q
   await writeFile(path.join(dir, 'none.toml'), '');
   assert.deepEqual(temporalSettings(isolated({})), { address: '127.0.0.1:7233', namespace: 'default' });
   assert.deepEqual(taskQueueSettings({}), { orchestration: 'pneumogan', gpu: 'pneumogan-gpu' });
-  assert.deepEqual(workerSettings({}), { gpuConcurrency: 1, gpuProcesses: 2, logLevel: 'WARN' });
+  assert.deepEqual(workerSettings({}), { gpuConcurrency: 1, gpuProcesses: 2, startWaitSeconds: 300, logLevel: 'WARN' });
   assert.equal(clusterConfigured({}), false);
 });
 
@@ -96,7 +96,6 @@ test('incomplete S3 and worker settings name each variable to fix', () => {
   assert.throws(() => workerSettings({ PNEUMOGAN_GPU_CONCURRENCY: '0' }), /PNEUMOGAN_GPU_CONCURRENCY/);
   assert.throws(() => workerSettings({ PNEUMOGAN_LOG_LEVEL: 'loud' }), /PNEUMOGAN_LOG_LEVEL/);
   assert.throws(() => workerSettings({ PNEUMOGAN_START_WAIT_SECONDS: 'soon' }), /PNEUMOGAN_START_WAIT_SECONDS/);
-  assert.equal(workerSettings({}).startWaitSeconds, 300);
 });
 
 test("a child worker's environment loads the parent's settings back, whatever the parent's own environment says", () => {
