@@ -61,38 +61,47 @@ const cases: ConvCase[] = [
   },
 ];
 
+/**
+ * The gradient of sum(conv2d(x, filter) * weights) with respect to the filter or to x, on one
+ * backend, from the same deterministic x, filter and weights (a weight per output element, so
+ * every element of dy differs).
+ */
+async function convGradient(c: ConvCase, wrt: 'filter' | 'x', backend: string): Promise<Float32Array> {
+  assert.ok(await tf.setBackend(backend));
+  const result = tf.tidy(() => {
+    const xs = tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x);
+    const f = tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter);
+    const y = tf.conv2d(xs, f, c.strides, c.pad);
+    const weights = tf.tensor(values(y.size, 3), y.shape);
+    return wrt === 'filter'
+      ? tf.grad((fw) => tf.sum(tf.mul(tf.conv2d(xs, fw as tf.Tensor4D, c.strides, c.pad), weights)))(f)
+      : tf.grad((xv) => tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, f, c.strides, c.pad), weights)))(xs);
+  });
+  try {
+    assert.deepEqual(result.shape, wrt === 'filter' ? c.filter : c.x);
+    return (await result.data()) as Float32Array;
+  } finally {
+    result.dispose();
+  }
+}
+
+/** The largest difference relative to the largest expected magnitude. */
+function relativeError(expected: Float32Array, actual: Float32Array): number {
+  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  return worst / scale;
+}
+
 for (const c of cases) {
   test(`Conv2DBackpropFilter on WebGPU matches the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
-    const [n, h, w, ci] = c.x;
-    const x = values(n * h * w * ci, 1);
-    const filter = values(
-      c.filter.reduce((a, b) => a * b, 1),
-      2,
-    );
-    const gradient = async (backend: string) => {
-      assert.ok(await tf.setBackend(backend));
-      return tf.tidy(() => {
-        const xs = tf.tensor4d(x, c.x);
-        const f = tf.tensor4d(filter, c.filter);
-        const y = tf.conv2d(xs, f, c.strides, c.pad);
-        // A weight per output element, so every element of dy differs.
-        const weights = tf.tensor(values(y.size, 3), y.shape);
-        return tf.grad((fw) => tf.sum(tf.mul(tf.conv2d(xs, fw as tf.Tensor4D, c.strides, c.pad), weights)))(f);
-      });
-    };
-    const expected = await gradient('cpu');
-    const actual = await gradient('webgpu');
-    assert.deepEqual(actual.shape, c.filter);
-    const [e, a] = [(await expected.data()) as Float32Array, (await actual.data()) as Float32Array];
-    const scale = e.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    let worst = 0;
-    for (let i = 0; i < e.length; i++) worst = Math.max(worst, Math.abs(a[i]! - e[i]!));
-    tf.dispose([expected, actual]);
-    assert.ok(worst / scale < 1e-5, `max |webgpu - cpu| = ${worst} against max |cpu| = ${scale}`);
+    const error = relativeError(await convGradient(c, 'filter', 'cpu'), await convGradient(c, 'filter', 'webgpu'));
+    assert.ok(error < 1e-5, `max |webgpu - cpu| / max |cpu| = ${error}`);
+    const [n, h, w] = c.x;
     const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
     t.diagnostic(
-      `relative error ${(worst / scale).toExponential(1)}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
+      `relative error ${error.toExponential(1)}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
     );
   });
 }
@@ -100,41 +109,14 @@ for (const c of cases) {
 for (const c of cases) {
   test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels, match the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
-    const [n, h, w, ci] = c.x;
-    const x = values(n * h * w * ci, 1);
-    const filter = values(
-      c.filter.reduce((a, b) => a * b, 1),
-      2,
-    );
-    const gradient = async (backend: string) => {
-      assert.ok(await tf.setBackend(backend));
-      const result = tf.tidy(() => {
-        const xs = tf.tensor4d(x, c.x);
-        const f = tf.tensor4d(filter, c.filter);
-        const y = tf.conv2d(xs, f, c.strides, c.pad);
-        const weights = tf.tensor(values(y.size, 3), y.shape);
-        return tf.grad((xv) => tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, f, c.strides, c.pad), weights)))(xs);
-      });
-      try {
-        return (await result.data()) as Float32Array;
-      } finally {
-        result.dispose();
-      }
-    };
-    const expected = await gradient('cpu');
-    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const expected = await convGradient(c, 'x', 'cpu');
     const flag = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
     const chosen = tf.env().getBool(flag);
     try {
       for (const naive of [true, false]) {
         tf.env().set(flag, naive);
-        const actual = await gradient('webgpu');
-        let worst = 0;
-        for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-        assert.ok(
-          worst / scale < 1e-5,
-          `${naive ? 'naive' : 'matrix product'}: max |webgpu - cpu| = ${worst} against ${scale}`,
-        );
+        const error = relativeError(expected, await convGradient(c, 'x', 'webgpu'));
+        assert.ok(error < 1e-5, `${naive ? 'naive' : 'matrix product'}: max |webgpu - cpu| / max |cpu| = ${error}`);
       }
     } finally {
       tf.env().set(flag, chosen);
