@@ -15,7 +15,7 @@ import { deriveSeed, SeededRandom } from '../random.js';
 import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { recalibrateBatchNorm } from './batchnorm.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
-import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
+import { captureState, restoreState, runStepLoop, takeData, type StepMetrics, type Trainables } from './loop.js';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -116,7 +116,7 @@ export async function fineTune(
     }
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
 
-    const step = async (index: number): Promise<void> => {
+    const step = (index: number): StepMetrics => {
       const epoch = Math.floor(index / batchesPerEpoch);
       const order = new SeededRandom(deriveSeed(seed, backbone, 'epoch', epoch)).shuffle([...options.train.keys()]);
       const batchIndex = index % batchesPerEpoch;
@@ -151,9 +151,13 @@ export async function fineTune(
           return [cost, correct!];
         }),
       );
-      const [loss, correct] = await readScalars(scalars);
-      history.loss.push(loss!);
-      history.accuracy.push(correct! / members.length);
+      return {
+        scalars,
+        record: ([loss, correct]) => {
+          history.loss.push(loss!);
+          history.accuracy.push(correct! / members.length);
+        },
+      };
     };
     const snapshot = (batchesDone: number) =>
       captureState(trainables, {

@@ -11,7 +11,7 @@ import { pixelsFromUnitRange, type GrayImage } from '../images.js';
 import { deriveSeed, SeededRandom } from '../random.js';
 import { restoreModelWeights, type TrainingState } from './checkpoint.js';
 import { withSeededMathRandom, yieldToEventLoop } from './determinism.js';
-import { captureState, readScalars, restoreState, runStepLoop, takeData, type Trainables } from './loop.js';
+import { captureState, restoreState, runStepLoop, takeData, type StepMetrics, type Trainables } from './loop.js';
 
 export interface GanHistory {
   discriminatorLoss: number[];
@@ -87,7 +87,7 @@ export async function trainGan(
     const discriminatorVars = discriminator.trainableWeights.map((w) => w.read() as tf.Variable);
     const batchSize = Math.min(gan.batchSize, options.images.length);
 
-    const step = async (index: number): Promise<void> => {
+    const step = (index: number): StepMetrics => {
       const batchRng = new SeededRandom(deriveSeed(seed, 'batch', index));
       const indices = batchRng.shuffle([...Array(options.images.length).keys()]).slice(0, batchSize);
       const losses = tf.tidy(() => {
@@ -119,9 +119,13 @@ export async function trainGan(
         )!;
         return [d, g];
       });
-      const [dLoss, gLoss] = await readScalars(losses);
-      history.discriminatorLoss.push(dLoss!);
-      history.generatorLoss.push(gLoss!);
+      return {
+        scalars: losses,
+        record: ([dLoss, gLoss]) => {
+          history.discriminatorLoss.push(dLoss!);
+          history.generatorLoss.push(gLoss!);
+        },
+      };
     };
     const state = await runStepLoop<GanMeta>({
       total: gan.steps,

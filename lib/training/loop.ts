@@ -50,12 +50,33 @@ export async function takeData<R extends tf.Rank>(tensor: tf.Tensor<R>): Promise
   }
 }
 
-/** The values of scalar tensors (one per step metric), disposing them. */
-export async function readScalars(scalars: readonly tf.Tensor[]): Promise<number[]> {
+/** What a step leaves behind: its metrics as scalar tensors, and where their values go once read. */
+export interface StepMetrics {
+  scalars: tf.Tensor[];
+  record(values: number[]): void;
+}
+
+/**
+ * Steps whose metrics are read back together. A readback waits for the device to finish all it
+ * was given, so reading every step's losses on a GPU stops the pipeline once a step; ten steps
+ * per readback (and one before each checkpoint) keep the histories exact and the queue full.
+ */
+export const METRICS_READ_EVERY = 10;
+
+/** Reads the metrics of `pending` steps in one readback, records them in step order and disposes them. */
+async function readMetrics(pending: StepMetrics[]): Promise<void> {
+  const scalars = pending.flatMap((p) => p.scalars);
   try {
-    return await Promise.all(scalars.map(async (s) => (await s.data())[0]!));
+    if (scalars.length === 0) return;
+    const values = await takeData(tf.tidy(() => tf.concat(scalars.map((s) => tf.reshape(tf.cast(s, 'float32'), [1])))));
+    let offset = 0;
+    for (const p of pending) {
+      p.record(Array.from(values.subarray(offset, offset + p.scalars.length)));
+      offset += p.scalars.length;
+    }
   } finally {
-    tf.dispose([...scalars]);
+    tf.dispose(scalars);
+    pending.length = 0;
   }
 }
 
@@ -72,8 +93,11 @@ export interface StepLoop<Meta> {
    * the time. Resumes are exact whatever the step, so this changes no result.
    */
   checkpointIntervalMs?: number;
-  /** Runs step number `index` (0-based; seeds derive from it so a resumed run repeats it exactly). */
-  step(index: number): Promise<void>;
+  /**
+   * Runs step number `index` (0-based; seeds derive from it so a resumed run repeats it exactly)
+   * and returns its metrics unread; the loop reads them in batches ({@link METRICS_READ_EVERY}).
+   */
+  step(index: number): StepMetrics;
   /** The full state after `done` steps. */
   snapshot(done: number): Promise<TrainingState<Meta>>;
   onProgress?: (done: number, total: number) => void;
@@ -89,18 +113,28 @@ export async function runStepLoop<Meta>(loop: StepLoop<Meta>): Promise<TrainingS
   const timeDue = () =>
     loop.checkpointIntervalMs !== undefined &&
     performance.now() - lastCheckpointAt >= Math.max(loop.checkpointIntervalMs, 10 * lastCheckpointCost);
-  while (done < loop.total) {
-    loop.signal?.throwIfAborted();
-    await loop.step(done);
-    done += 1;
-    loop.onProgress?.(done, loop.total);
-    if (loop.onCheckpoint && (done % loop.checkpointEvery === 0 || done === loop.total || timeDue())) {
-      const started = performance.now();
-      await loop.onCheckpoint(await loop.snapshot(done));
-      lastCheckpointAt = performance.now();
-      lastCheckpointCost = lastCheckpointAt - started;
+  const pending: StepMetrics[] = [];
+  try {
+    while (done < loop.total) {
+      loop.signal?.throwIfAborted();
+      pending.push(loop.step(done));
+      done += 1;
+      loop.onProgress?.(done, loop.total);
+      const onCheckpoint =
+        done % loop.checkpointEvery === 0 || done === loop.total || timeDue() ? loop.onCheckpoint : undefined;
+      // A checkpoint's snapshot holds the histories: every step before it is read first.
+      if (onCheckpoint || pending.length >= METRICS_READ_EVERY) await readMetrics(pending);
+      if (onCheckpoint) {
+        const started = performance.now();
+        await onCheckpoint(await loop.snapshot(done));
+        lastCheckpointAt = performance.now();
+        lastCheckpointCost = lastCheckpointAt - started;
+      }
+      await yieldToEventLoop();
     }
-    await yieldToEventLoop();
+    await readMetrics(pending);
+  } finally {
+    tf.dispose(pending.flatMap((p) => p.scalars));
   }
   return loop.snapshot(done);
 }
