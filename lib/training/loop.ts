@@ -1,9 +1,10 @@
 /**
  * What GAN and classifier training share: a set of models and optimisers whose weights make up a
  * checkpoint, and the step loop around them (resume from a step counter, one seeded step at a
- * time, progress after each, a checkpoint every `checkpointEvery` steps (or sooner, by time) and at the end,
- * cancellation between steps, the event loop let through so heartbeats and I/O keep flowing).
- * The loss maths of each kind of training stays in its own module.
+ * time, progress after each, metrics read back in batches, a checkpoint every `checkpointEvery`
+ * steps or sooner by time and at the end, cancellation between steps, the event loop let through
+ * so heartbeats and I/O keep flowing). The loss maths of each kind of training stays in its own
+ * module.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
