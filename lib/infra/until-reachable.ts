@@ -16,6 +16,10 @@ export interface UntilReachableOptions {
   signal?: AbortSignal;
 }
 
+/** Waits between tries: 1 s, doubling up to 15 s (p-retry's exponential backoff, factor 2). */
+const FIRST_DELAY_MS = 1000;
+const MAX_DELAY_MS = 15_000;
+
 export async function untilReachable<T>(
   what: string,
   connect: () => Promise<T>,
@@ -32,18 +36,20 @@ export async function untilReachable<T>(
         }
       },
       {
-        // 1 s, then doubling up to 15 s.
         retries: Infinity,
-        minTimeout: 1000,
-        maxTimeout: 15_000,
+        minTimeout: FIRST_DELAY_MS,
+        maxTimeout: MAX_DELAY_MS,
         maxRetryTime: options.maxWaitMs,
         signal: options.signal,
-        onFailedAttempt: ({ error, retryDelay }) => {
-          if (retryDelay > 0)
-            options.log(
-              `[worker] ${what} is not reachable (${firstLine(error)}); trying again in ${(retryDelay / 1000).toFixed(0)} s ` +
-                `(waited ${seconds(Date.now() - started)} of at most ${seconds(options.maxWaitMs)})`,
-            );
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          // p-retry shortens the last wait to the time left, and tries no more once it is spent.
+          const left = options.maxWaitMs - (Date.now() - started);
+          if (left <= 0) return;
+          const delay = Math.min(FIRST_DELAY_MS * 2 ** (attemptNumber - 1), MAX_DELAY_MS, left);
+          options.log(
+            `[worker] ${what} is not reachable (${firstLine(error)}); trying again in ${seconds(delay)} ` +
+              `(waited ${seconds(Date.now() - started)} of at most ${seconds(options.maxWaitMs)})`,
+          );
         },
       },
     );
