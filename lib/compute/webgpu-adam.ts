@@ -3,8 +3,8 @@
  *
  * tfjs's AdamOptimizer updates each variable with 14 elementwise kernels (each one a GPU
  * dispatch with its own bind group and output buffer) and uploads six scalar constants per
- * variable. A DCGAN step updates 36 variables in two optimizers: about 500 dispatches and 200
- * uploads of tiny work, which on a GPU cost more in dispatch overhead than in arithmetic. Here
+ * variable. A DCGAN step updates 24 variables in two optimizers: over 300 dispatches and 140
+ * uploads of little work each, which on a GPU cost more in dispatch overhead than in arithmetic. Here
  * each variable takes one kernel of three small programs (new first moment, new second moment,
  * new value; each recomputes the moments it needs, so none waits on another), with the
  * hyper-parameters as uniforms.
