@@ -60,13 +60,19 @@ export function decodeSafetensors<Meta>(bytes: Uint8Array, origin: string): Trai
   return { groups: ordered, meta: JSON.parse(metadata.meta ?? '{}') as Meta };
 }
 
-/** Snapshot of a model's weights (trainable and BN statistics), in the model's weight order. */
-export function modelWeights(model: tf.LayersModel): NamedArray[] {
-  return model.weights.map((w) => ({
-    name: w.originalName,
-    shape: w.shape as number[],
-    data: w.read().dataSync() as Float32Array,
-  }));
+/**
+ * Snapshot of a model's weights (trainable and BN statistics), in the model's weight order. Read
+ * asynchronously: the WebGPU backend cannot read synchronously in Node (its readSync draws through
+ * an OffscreenCanvas, which Node lacks), and an async read does not block the event loop.
+ */
+export async function modelWeights(model: tf.LayersModel): Promise<NamedArray[]> {
+  return Promise.all(
+    model.weights.map(async (w) => ({
+      name: w.originalName,
+      shape: w.shape as number[],
+      data: (await w.read().data()) as Float32Array,
+    })),
+  );
 }
 
 export function restoreModelWeights(model: tf.LayersModel, arrays: readonly NamedArray[], origin: string): void {

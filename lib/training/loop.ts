@@ -24,7 +24,7 @@ export interface Trainables {
 
 export async function captureState<Meta>(trainables: Trainables, meta: Meta): Promise<TrainingState<Meta>> {
   const groups: TrainingState<Meta>['groups'] = {};
-  for (const [group, model] of Object.entries(trainables.models)) groups[group] = modelWeights(model);
+  for (const [group, model] of Object.entries(trainables.models)) groups[group] = await modelWeights(model);
   for (const [group, optimizer] of Object.entries(trainables.optimizers))
     groups[group] = await optimizerWeights(optimizer);
   return { groups, meta };

@@ -44,7 +44,7 @@ test('copies of training images are found as near-copies; inverted images and he
   const options: DcganOptions = { imageSize: 32, latentDim: 8, generatorWidth: 4, discriminatorWidth: 4, channels: 1 };
   const discriminator = buildDiscriminator(options);
   const gan = {
-    groups: { discriminator: modelWeights(discriminator) },
+    groups: { discriminator: await modelWeights(discriminator) },
     meta: { kind: 'dcgan' as const, step: 0, options, history: { discriminatorLoss: [], generatorLoss: [] } },
   };
   discriminator.dispose();

@@ -14,7 +14,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { ComputeBackend } from '../../lib/compute/backend.js';
 import { buildBackbone, type BackboneName } from '../../lib/models/backbones/index.js';
 import { buildDiscriminator, buildGenerator } from '../../lib/models/dcgan.js';
+import type { TrainingState } from '../../lib/training/checkpoint.js';
 import { withSeededMathRandom } from '../../lib/training/determinism.js';
+import { trainGan, type GanMeta } from '../../lib/training/gan.js';
+import { PRESETS } from '../../pipelines/presets.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 /**
@@ -117,3 +120,32 @@ for (const b of backbones) {
     model.dispose();
   });
 }
+
+test('GAN training on WebGPU checkpoints, and a run resumed from its checkpoint ends where an uninterrupted one does', async (t) => {
+  if (!requireWebGpu(t)) return;
+  assert.ok(await tf.setBackend('webgpu'));
+  const gan = { ...PRESETS.smoke!.gan, steps: 4, checkpointEvery: 2 };
+  const images = Array.from({ length: 8 }, (_, i) => ({
+    size: gan.imageSize,
+    pixels: Uint8Array.from(values(gan.imageSize ** 2, 20 + i), (v) => Math.round((v + 1) * 127.5)),
+  }));
+  const checkpoints: Array<TrainingState<GanMeta>> = [];
+  const whole = await trainGan({
+    images,
+    gan,
+    seed: 3,
+    onCheckpoint: (s) => Promise.resolve(void checkpoints.push(s)),
+  });
+  whole.generator.dispose();
+  assert.deepEqual(
+    checkpoints.map((c) => c.meta.step),
+    [2, 4],
+  );
+  const resumed = await trainGan({ images, gan, seed: 3, resume: checkpoints[0] });
+  resumed.generator.dispose();
+  assert.deepEqual(resumed.state.meta.history, whole.state.meta.history);
+  for (const [group, arrays] of Object.entries(whole.state.groups))
+    arrays.forEach((a, i) =>
+      assert.deepEqual(resumed.state.groups[group]![i]!.data, a.data, `${group} ${a.name} after the resumed run`),
+    );
+});
