@@ -19,7 +19,8 @@ LIMIT_MIB=64
 NODE_VERSION=$(node -p 'process.versions.node')
 DEBS="libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2"
 mkdir -p "$CACHE"
-rm -rf "$DEST"/{app,debs,node.xz,run.sh,README.txt}
+# What an earlier run.sh unpacked or wrote there (node, results/) goes too: the pack starts clean.
+rm -rf "$DEST"/{app,debs,node.xz,node,results,run.sh,README.txt}
 mkdir -p "$DEST/app/node_modules/webgpu/dist/linux-x64" "$DEST/debs"
 t0=$(date +%s)
 
