@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import type { ProgressDetails } from '../activities/shared.js';
 import { InputError } from '../lib/errors.js';
 import { ArtifactStore, assertSafeKey, assertSafeRunName } from '../lib/storage.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
@@ -24,6 +25,7 @@ import { reproductionWorkflowId } from '../lib/run-names.js';
 import { SEARCH_ATTRIBUTE_TYPE, SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 import type { TaskQueues } from '../lib/settings.js';
 import { GPU_TASK_QUEUE, ORCHESTRATION_TASK_QUEUE } from '../lib/task-queues.js';
+import { progressDetails } from './pending-step.js';
 
 export interface LaunchOptions {
   client: Client;
@@ -108,21 +110,10 @@ async function requireSearchAttributes(client: Client): Promise<void> {
   );
 }
 
-interface PendingActivityProgress {
-  stage: string;
-  done: number;
-  total: number;
-}
-
-/** Heartbeat progress of a workflow's running activities, by activity type. */
-async function activityProgress(handle: WorkflowHandle): Promise<PendingActivityProgress[]> {
+/** Heartbeat progress of a workflow's running activities. */
+async function activityProgress(handle: WorkflowHandle): Promise<ProgressDetails[]> {
   const { raw } = await handle.describe();
-  return (raw.pendingActivities ?? []).flatMap((activity) => {
-    const payload = activity.heartbeatDetails?.payloads?.[0];
-    if (!payload) return [];
-    const details = defaultPayloadConverter.fromPayload<PendingActivityProgress>(payload);
-    return details && typeof details.done === 'number' ? [details] : [];
-  });
+  return (raw.pendingActivities ?? []).flatMap((activity) => progressDetails(activity) ?? []);
 }
 
 function describeStage(name: string, stage: StageState): string {

@@ -6,16 +6,21 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import type proto from '@temporalio/proto';
-import { ProgressDetailsSchema } from '../activities/shared.js';
+import { ProgressDetailsSchema, type ProgressDetails } from '../activities/shared.js';
 
 type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo;
 
-export function describePendingStep(activity: PendingActivity, now = Date.now()): string {
-  const parts = [`${activity.activityType?.name ?? 'step'} attempt ${activity.attempt ?? 1}`];
+/** A running step's last heartbeat details, when they are progress details (`follow` and `status` read them). */
+export function progressDetails(activity: PendingActivity): ProgressDetails | undefined {
   const payload = activity.heartbeatDetails?.payloads?.[0];
   const parsed = payload ? ProgressDetailsSchema.safeParse(defaultPayloadConverter.fromPayload(payload)) : undefined;
-  if (parsed?.success) {
-    const details = parsed.data;
+  return parsed?.success ? parsed.data : undefined;
+}
+
+export function describePendingStep(activity: PendingActivity, now = Date.now()): string {
+  const parts = [`${activity.activityType?.name ?? 'step'} attempt ${activity.attempt ?? 1}`];
+  const details = progressDetails(activity);
+  if (details) {
     if (details.total > 0) parts.push(`${details.stage} ${details.done}/${details.total}`);
     if (details.checkpointStep !== undefined)
       parts.push(
