@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
 
 export const ADAM_UPDATE = 'PneumoganAdamUpdate';
 
@@ -137,15 +138,15 @@ function adamUpdate(args: {
  * only the inputs it reads: Dawn derives the bind group layout from the shader and rejects
  * buffers the shader does not use.
  */
-class AdamUpdateProgram {
+class AdamUpdateProgram implements WebGpuProgram {
   shaderKey: string;
   variableNames: string[];
   uniforms =
     'beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, negLearningRate : f32, epsilon : f32,';
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
+  dispatchLayout: WebGpuProgram['dispatchLayout'];
+  dispatch: WebGpuProgram['dispatch'];
 
   constructor(
     public outputShape: number[],
@@ -157,11 +158,7 @@ class AdamUpdateProgram {
       secondMoment: ['secondMoment', 'gradient'],
       value: ['firstMoment', 'secondMoment', 'value', 'gradient', 'accBeta1', 'accBeta2'],
     }[output];
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    const size = outputShape.reduce((a, b) => a * b, 1);
-    // At most 65,535 workgroups a dimension: large variables wrap into y.
-    const groups = Math.ceil(size / 64);
-    this.dispatch = [Math.min(groups, 65_535), Math.ceil(groups / 65_535), 1];
+    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
   }
 
   getUserCode(): string {

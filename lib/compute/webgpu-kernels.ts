@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { useFusedAdam } from './webgpu-adam.js';
+import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
 type Uniform = { type: 'int32'; data: number[] };
@@ -122,23 +123,6 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
     args.backend.disposeData(partials.dataId);
     return dw;
   };
-}
-
-/**
- * The fields tfjs's shader generator reads (see WebGPUProgram in tfjs-backend-webgpu). The
- * generator prepends the uniforms struct, the buffer bindings and the `_start` entry point,
- * which calls `main()` (or `main(index)` for flat programs with `size`).
- */
-interface WebGpuProgram {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
-  dispatch: [number, number, number];
-  variableNames: string[];
-  uniforms: string;
-  workgroupSize: [number, number, number];
-  size: boolean;
-  getUserCode(): string;
 }
 
 /** Partial filter gradients, [splits, kh * kw * ci, co]: one split of the rows m per workgroup z. */
@@ -245,12 +229,11 @@ class SumOfPartials implements WebGpuProgram {
   uniforms = 'splits : i32,';
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
+  dispatchLayout: WebGpuProgram['dispatchLayout'];
+  dispatch: WebGpuProgram['dispatch'];
 
   constructor(public outputShape: number[]) {
-    this.dispatchLayout = { x: outputShape.map((_, i) => i) };
-    this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / 64), 1, 1];
+    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
   }
 
   getUserCode(): string {

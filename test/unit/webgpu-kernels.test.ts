@@ -15,6 +15,7 @@ import {
   filterGradientSplits,
   useFastWebGpuKernels,
 } from '../../lib/compute/webgpu-kernels.js';
+import { flatDispatch } from '../../lib/compute/webgpu-program.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 let unavailable = '';
@@ -142,4 +143,15 @@ test("switching between tfjs's kernel and ours is reported, so the bench can put
   assert.notEqual(kernel(), ours);
   useFastWebGpuKernels(true);
   assert.equal(fastWebGpuKernelsInUse(), true);
+});
+
+test('a flat program covers every output element, wrapping past 65,535 workgroups into y', () => {
+  assert.deepEqual(flatDispatch([10], 64).dispatch, [1, 1, 1]);
+  // SumOfPartials of ResNet18's 3x3x512x512 filter: 36,864 workgroups in x alone.
+  assert.deepEqual(flatDispatch([3, 3, 512, 512], 64).dispatch, [36_864, 1, 1]);
+  // Adam on AlexNet's 9216 x 4096 dense kernel: 589,824 workgroups, just over 9 rows of 65,535.
+  const { dispatch, dispatchLayout } = flatDispatch([9216, 4096], 64);
+  assert.deepEqual(dispatch, [65_535, 10, 1]);
+  assert.ok(dispatch[0] * dispatch[1] * 64 >= 9216 * 4096);
+  assert.deepEqual(dispatchLayout, { x: [0, 1] });
 });

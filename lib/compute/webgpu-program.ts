@@ -1,0 +1,40 @@
+/**
+ * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), and
+ * the dispatch of flat (one thread per output element) programs.
+ */
+
+/**
+ * The fields tfjs's shader generator reads (see WebGPUProgram in tfjs-backend-webgpu). The
+ * generator prepends the uniforms struct, the buffer bindings and the `_start` entry point,
+ * which calls `main()` (or `main(index)` for flat programs with `size`).
+ */
+export interface WebGpuProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  uniforms: string;
+  workgroupSize: [number, number, number];
+  size: boolean;
+  getUserCode(): string;
+}
+
+/** Workgroups a dispatch may have along one dimension (WebGPU's default limit). */
+const MAX_WORKGROUPS_PER_DIMENSION = 65_535;
+
+/**
+ * Layout and dispatch of a flat program of `workgroupSize` threads a workgroup: enough workgroups
+ * for every output element, wrapped into y past the per-dimension limit (tfjs's global index
+ * then counts workgroupId.y * numWorkgroups.x; threads past the end see index >= uniforms.size).
+ */
+export function flatDispatch(
+  outputShape: readonly number[],
+  workgroupSize: number,
+): Pick<WebGpuProgram, 'dispatchLayout' | 'dispatch'> {
+  const groups = Math.ceil(outputShape.reduce((a, b) => a * b, 1) / workgroupSize);
+  return {
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION), Math.ceil(groups / MAX_WORKGROUPS_PER_DIMENSION), 1],
+  };
+}
