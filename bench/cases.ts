@@ -131,6 +131,8 @@ export interface CaseResult {
   imagesPerSecond?: number;
   /** Mean seconds per timed step. */
   secondsPerStep?: number;
+  /** Time to queue a step on the host (equal to secondsPerStep on synchronous backends). */
+  hostSecondsPerStep?: number;
   steps?: number;
   batch?: number;
   warmupSeconds?: number;

@@ -10,6 +10,7 @@ import { countParams } from '../lib/models/backbones/index.js';
 import { trainGan, dcganOptions } from '../lib/training/gan.js';
 import { buildClassifier, evaluateClassifier, fineTune, type LabelledPixels } from '../lib/training/classifier.js';
 import { PRESETS } from '../pipelines/presets.js';
+import { syncDevice } from '../lib/compute/device-sync.js';
 import type { PipelineConfig } from '../pipelines/schema.js';
 import type { CaseResult, ClassifierCase, GanCase, ModelCase } from './cases.js';
 
@@ -26,44 +27,71 @@ export function noiseImages(count: number, size: number, seed: number): GrayImag
   });
 }
 
+/** Called as the warm-up steps end and as the timed steps end (the device synchronised at both). */
+export interface CaseHooks {
+  onWarm?: () => void;
+  onTimed?: () => void;
+}
+
 /**
  * Runs `body` (a training loop that calls `tick()` after every step and checks `signal`) and
  * turns the tick times into a result: warm-up steps first, then timed steps until both
- * `minSteps` and `targetSeconds` are reached, or `maxSteps`.
+ * `minSteps` and `targetSeconds` are reached, or `maxSteps`. The device is synchronised at both
+ * ends of the timed steps, so asynchronous backends (WebGPU) are timed by what they finished, not
+ * by what the host queued; `hostSecondsPerStep` is the host's share, the time to queue the steps.
  */
 async function timeSteps(
   c: ModelCase,
-  body: (tick: () => void, signal: AbortSignal) => Promise<unknown>,
-  onWarm: () => void,
-): Promise<Pick<CaseResult, 'imagesPerSecond' | 'secondsPerStep' | 'steps' | 'warmupSeconds'>> {
+  body: (tick: () => Promise<void>, signal: AbortSignal) => Promise<unknown>,
+  hooks: CaseHooks,
+): Promise<Pick<CaseResult, 'imagesPerSecond' | 'secondsPerStep' | 'hostSecondsPerStep' | 'steps' | 'warmupSeconds'>> {
   const controller = new AbortController();
   const started = performance.now();
-  const ticks: number[] = [];
-  const tick = () => {
-    ticks.push(performance.now());
-    if (ticks.length === c.warmup) onWarm();
-    const timed = ticks.length - c.warmup;
-    if (timed <= 0) return;
-    const elapsed = (ticks.at(-1)! - ticks[c.warmup - 1]!) / 1000;
-    if (timed >= c.maxSteps || (timed >= c.minSteps && elapsed >= c.targetSeconds)) controller.abort();
+  let count = 0;
+  let warmAt = 0;
+  let queuedAt = 0;
+  let finishedAt = 0;
+  const tick = async () => {
+    count++;
+    if (count === c.warmup) {
+      await syncDevice();
+      warmAt = performance.now();
+      hooks.onWarm?.();
+    }
+    const timed = count - c.warmup;
+    if (timed <= 0 || controller.signal.aborted) return;
+    queuedAt = performance.now();
+    if (timed >= c.maxSteps || (timed >= c.minSteps && (queuedAt - warmAt) / 1000 >= c.targetSeconds)) {
+      await syncDevice();
+      finishedAt = performance.now();
+      hooks.onTimed?.();
+      controller.abort();
+    }
   };
   try {
     await body(tick, controller.signal);
   } catch (err) {
     if (!controller.signal.aborted) throw err;
   }
-  const steps = ticks.length - c.warmup;
-  if (steps < 1) throw new Error(`only ${ticks.length} steps ran`);
-  const seconds = (ticks.at(-1)! - ticks[c.warmup - 1]!) / 1000;
+  const steps = count - c.warmup;
+  if (steps < 1) throw new Error(`only ${count} steps ran`);
+  // A loop that ended on its own (fewer steps than maxSteps) finished its last step unsynchronised.
+  if (!finishedAt) {
+    await syncDevice();
+    finishedAt = performance.now();
+    hooks.onTimed?.();
+  }
+  const seconds = (finishedAt - warmAt) / 1000;
   return {
     imagesPerSecond: (steps * c.batch) / seconds,
     secondsPerStep: seconds / steps,
+    hostSecondsPerStep: (queuedAt - warmAt) / 1000 / steps,
     steps,
-    warmupSeconds: (ticks[c.warmup - 1]! - started) / 1000,
+    warmupSeconds: (warmAt - started) / 1000,
   };
 }
 
-async function ganCase(c: GanCase, onWarm: () => void): Promise<CaseResult> {
+async function ganCase(c: GanCase, hooks: CaseHooks): Promise<CaseResult> {
   const gan: PipelineConfig['gan'] = {
     ...structuredClone(PRESETS[c.size]!.gan),
     imageSize: c.imageSize,
@@ -88,7 +116,7 @@ async function ganCase(c: GanCase, onWarm: () => void): Promise<CaseResult> {
   const timed = await timeSteps(
     c,
     (tick, signal) => trainGan({ images, gan, seed: 1, signal, onProgress: tick }),
-    onWarm,
+    hooks,
   );
   return { id: c.id, status: 'ok', batch: c.batch, params, ...timed };
 }
@@ -112,18 +140,18 @@ function labelled(images: GrayImage[]): LabelledPixels[] {
   return images.map((image, i) => ({ image, label: i % 2 ? 'PNEUMONIA' : 'NORMAL' }));
 }
 
-async function trainCase(c: ClassifierCase, onWarm: () => void): Promise<CaseResult> {
+async function trainCase(c: ClassifierCase, hooks: CaseHooks): Promise<CaseResult> {
   const train = labelled(noiseImages(c.batch * (c.warmup + c.maxSteps), c.inputSize, 2));
   const timed = await timeSteps(
     c,
     (tick, signal) =>
       fineTune({ backbone: c.backbone, train, classifier: classifierConfig(c, 1), seed: 1, signal, onProgress: tick }),
-    onWarm,
+    hooks,
   );
   return { id: c.id, status: 'ok', batch: c.batch, ...timed };
 }
 
-async function inferCase(c: ClassifierCase, onWarm: () => void): Promise<CaseResult> {
+async function inferCase(c: ClassifierCase, hooks: CaseHooks): Promise<CaseResult> {
   const model = buildClassifier(c.backbone, classifierConfig(c, 1), 1);
   const params = countParams(model);
   const test = labelled(noiseImages(c.batch, c.inputSize, 3));
@@ -133,10 +161,10 @@ async function inferCase(c: ClassifierCase, onWarm: () => void): Promise<CaseRes
       async (tick, signal) => {
         while (!signal.aborted) {
           await evaluateClassifier(model, test, c.inputSize, c.batch);
-          tick();
+          await tick();
         }
       },
-      onWarm,
+      hooks,
     );
     return { id: c.id, status: 'ok', batch: c.batch, params, ...timed };
   } finally {
@@ -145,16 +173,16 @@ async function inferCase(c: ClassifierCase, onWarm: () => void): Promise<CaseRes
 }
 
 /**
- * Runs one case and returns its result (a failure is a result too); `onWarm` is called when the
+ * Runs one case and returns its result (a failure is a result too); `hooks` are called when the
  * warm-up steps are done. Whatever the case leaves behind (an aborted loop's variables) is freed.
  */
-export async function runModelCase(c: ModelCase, onWarm: () => void = () => {}): Promise<CaseResult> {
+export async function runModelCase(c: ModelCase, hooks: CaseHooks = {}): Promise<CaseResult> {
   try {
     return c.kind === 'gan-train'
-      ? await ganCase(c, onWarm)
+      ? await ganCase(c, hooks)
       : c.kind === 'cls-train'
-        ? await trainCase(c, onWarm)
-        : await inferCase(c, onWarm);
+        ? await trainCase(c, hooks)
+        : await inferCase(c, hooks);
   } catch (err) {
     return { id: c.id, status: 'failed', note: (err as Error).message.split('\n')[0] };
   } finally {

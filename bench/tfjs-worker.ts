@@ -28,7 +28,7 @@ try {
   });
   for (const c of cases) {
     emit({ type: 'start', id: c.id });
-    const result = await runModelCase(c, () => emit({ type: 'warm', id: c.id }));
+    const result = await runModelCase(c, { onWarm: () => emit({ type: 'warm', id: c.id }) });
     emit({ type: 'result', ...result });
   }
   emit({ type: 'done' });

@@ -1,15 +1,18 @@
 /**
  * Where a training step's time goes, per kernel: `tf.profile` around one more run of a bench case
- * (after its timed run, so shaders and kernels are compiled). On WebGPU with the adapter's
- * timestamp-query feature the kernel times are GPU times; elsewhere they are what the backend
- * reports (wall time per kernel on the CPU backends). The dispatch counts alone show how many
- * kernels a step launches, which is what bounds WebGPU at small sizes.
+ * (after its timed run, so shaders are compiled), keeping the kernels of its one timed step (model
+ * building, the warm-up step and what follows the step are cut off). On WebGPU with the
+ * adapter's timestamp-query feature the kernel times are GPU times (each program then runs in a
+ * pass of its own, so the profiled step is slower than a real one; only the kernel times count);
+ * elsewhere they are what the backend reports. The sum of GPU times beside the bench's measured
+ * step time says whether a step is bound by the GPU's work or by the host queueing it.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelCase } from '../bench/cases.js';
 import { runModelCase } from '../bench/tfjs-cases.js';
 
 export interface KernelSummary {
+  /** The kernel's name, or name and input shapes for {@link CaseProfile.calls}. */
   name: string;
   count: number;
   /** Summed kernel time; null where the backend could not time it. */
@@ -18,34 +21,63 @@ export interface KernelSummary {
 
 export interface CaseProfile {
   id: string;
-  /** Kernels launched by one warm-up step plus one timed step (and the model's initialisation). */
+  /** Kernels launched by the timed step. */
   dispatches: number;
-  wallMs: number;
+  /** Summed kernel times of the timed step (GPU time on WebGPU with timestamp queries). */
+  kernelMs: number | null;
+  /** Per kernel name, largest time first. */
   kernels: KernelSummary[];
+  /** Per kernel name and input shapes, the 25 largest: which layers the time goes to. */
+  calls: KernelSummary[];
+}
+
+type ProfiledKernel = Awaited<ReturnType<typeof tf.profile>>['kernels'][number];
+
+async function summarise(kernels: ProfiledKernel[], key: (k: ProfiledKernel) => string): Promise<KernelSummary[]> {
+  const byKey = new Map<string, KernelSummary>();
+  for (const kernel of kernels) {
+    const time = await kernel.kernelTimeMs;
+    const name = key(kernel);
+    const entry = byKey.get(name) ?? { name, count: 0, totalMs: 0 };
+    entry.count++;
+    entry.totalMs = typeof time === 'number' && entry.totalMs !== null ? entry.totalMs + time : null;
+    byKey.set(name, entry);
+  }
+  return [...byKey.values()].sort((a, b) => (b.totalMs ?? 0) - (a.totalMs ?? 0) || b.count - a.count);
 }
 
 export async function profileCase(c: ModelCase): Promise<CaseProfile> {
-  const started = performance.now();
+  // Kernels recorded so far, read where the warm-up step ends (tfjs keeps the running profile there).
+  const recorded = () => (tf.engine().state.activeProfile.kernels ?? []).length;
+  let warmEnd = 0;
+  let timedEnd = 0;
   const profile = await tf.profile(async () => {
-    await runModelCase({ ...c, warmup: 1, minSteps: 1, maxSteps: 1, targetSeconds: 0 });
+    await runModelCase(
+      { ...c, warmup: 1, minSteps: 1, maxSteps: 1, targetSeconds: 0 },
+      { onWarm: () => (warmEnd = recorded()), onTimed: () => (timedEnd = recorded()) },
+    );
   });
-  const wallMs = performance.now() - started;
-  const byName = new Map<string, KernelSummary>();
-  for (const kernel of profile.kernels) {
-    const time = await kernel.kernelTimeMs;
-    const entry = byName.get(kernel.name) ?? { name: kernel.name, count: 0, totalMs: 0 };
-    entry.count++;
-    entry.totalMs = typeof time === 'number' && entry.totalMs !== null ? entry.totalMs + time : null;
-    byName.set(kernel.name, entry);
-  }
-  const kernels = [...byName.values()].sort((a, b) => (b.totalMs ?? 0) - (a.totalMs ?? 0) || b.count - a.count);
-  return { id: c.id, dispatches: profile.kernels.length, wallMs, kernels };
+  // Registered kernels only: an op built from others (a custom gradient) is recorded around them too.
+  const step = profile.kernels
+    .slice(warmEnd, timedEnd)
+    .filter((k) => tf.getKernel(k.name, tf.getBackend()) !== undefined);
+  const kernels = await summarise(step, (k) => k.name);
+  const calls = await summarise(step, (k) => `${k.name} ${JSON.stringify(k.inputShapes)}`);
+  const timed = kernels.every((k) => k.totalMs !== null);
+  return {
+    id: c.id,
+    dispatches: step.length,
+    kernelMs: timed ? kernels.reduce((sum, k) => sum + k.totalMs!, 0) : null,
+    kernels,
+    calls: calls.slice(0, 25),
+  };
 }
 
-/** "conv2d 12 x 3.1 ms, ..." for the largest `n`. */
+/** "4,012 kernels, 310.2 ms of kernel time; Conv2DBackpropInput 24x 120.3 ms, ..." for the largest `n`. */
 export function describeProfile(p: CaseProfile, n = 6): string {
   const top = p.kernels
     .slice(0, n)
     .map((k) => `${k.name} ${k.count}x${k.totalMs === null ? '' : ` ${k.totalMs.toFixed(1)} ms`}`);
-  return `${p.dispatches} kernels in ${p.wallMs.toFixed(0)} ms; ${top.join(', ')}`;
+  const time = p.kernelMs === null ? 'untimed' : `${p.kernelMs.toFixed(1)} ms of kernel time`;
+  return `${p.dispatches.toLocaleString('en-US')} kernels in the step, ${time}; ${top.join(', ')}`;
 }

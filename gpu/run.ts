@@ -4,10 +4,14 @@
  * then one smoke trial's GPU steps. Writes gpu-bench.json/.md and trial.json to --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
- *                                [--no-pytorch] [--profile]
+ *                                [--no-pytorch] [--no-kernel-bench] [--profile] [--host-profile]
+ *                                [--cases gan,resnet18,...] [--variants stock,submit-60,...]
  *
  * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
- * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json. The GPU pack
+ * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json; --no-kernel-bench skips the
+ * table of kernel choices (gpu/kernels.ts); --host-profile writes a CPU profile of the host's side
+ * of each row's steps (gpu/host-profile.ts); --cases keeps the rows whose id contains one of the words;
+ * --variants times each row again under other settings (gpu/variants.ts). The GPU pack
  * (`npm run gpu:pack`, gpu/README.md) bundles this file; its run.sh starts it on the GPU machine.
  * Rows at paper size: DCGAN D+G at batch 64 and 64 px (widths 64), and the four backbones at
  * batch 32 and 224 px, as in `npm run bench`.
@@ -24,7 +28,9 @@ import { runModelCase } from '../bench/tfjs-cases.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
 import { estimatePaper } from './estimate.js';
 import { benchWebGpuKernels, kernelTable, type KernelRow } from './kernels.js';
+import { describeHostProfile, hostProfileCase } from './host-profile.js';
 import { describeProfile, profileCase, type CaseProfile } from './profile.js';
+import { parseVariants, underVariant } from './variants.js';
 import { runSmokeTrialGpuSteps } from './trial.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,6 +58,8 @@ interface Row {
   label: string;
   batch: number;
   tfjs?: CaseResult;
+  /** The same case under each --variants setting (gpu/variants.ts), by variant name. */
+  variants: Record<string, CaseResult>;
   pytorch?: CaseResult;
 }
 
@@ -114,17 +122,65 @@ function rate(r: CaseResult | undefined): string {
   return r.imagesPerSecond! >= 100 ? r.imagesPerSecond!.toFixed(0) : r.imagesPerSecond!.toPrecision(3);
 }
 
-function table(rows: Row[], tfjsName: string, torchName: string): string {
+const ms = (seconds: number | undefined) => (seconds === undefined ? '-' : (seconds * 1000).toFixed(1));
+
+/**
+ * The bench table. "step ms" is the device-synchronised time per training step; "host ms" is the
+ * host's time to queue one (on WebGPU, far below the step time means the GPU's work bounds the
+ * step; close to it means the host does); "kernel ms" is the profiled step's summed kernel time.
+ */
+function table(rows: Row[], tfjsName: string, torchName: string, profiles: CaseProfile[]): string {
+  const kernelMs = (r: Row) => profiles.find((p) => p.id === r.id)?.kernelMs;
   const lines = [
-    `| model | ${tfjsName} img/s | ${torchName} img/s | ratio |`,
-    '| --- | --- | --- | --- |',
+    `| model | ${tfjsName} img/s | step ms | host ms | kernel ms | ${torchName} img/s | ratio |`,
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => {
       const a = r.tfjs?.imagesPerSecond;
       const b = r.pytorch?.imagesPerSecond;
-      return `| ${r.label}, batch ${r.batch} | ${rate(r.tfjs)} | ${rate(r.pytorch)} | ${a && b ? `${(a / b).toPrecision(2)}x` : '-'} |`;
+      const k = kernelMs(r);
+      return `| ${r.label}, batch ${r.batch} | ${rate(r.tfjs)} | ${ms(r.tfjs?.secondsPerStep)} | ${ms(r.tfjs?.hostSecondsPerStep)} | ${k == null ? '-' : k.toFixed(1)} | ${rate(r.pytorch)} | ${a && b ? `${(a / b).toPrecision(2)}x` : '-'} |`;
     }),
   ];
   return lines.join('\n');
+}
+
+/** Each row under its default and under each variant, timed in this run, and the default's speed-up over each. */
+function variantTable(rows: Row[], names: string[]): string {
+  const cell = (r: CaseResult | undefined, base: CaseResult | undefined) =>
+    `${rate(r)} (${ms(r?.secondsPerStep)} ms)${
+      r?.imagesPerSecond && base?.imagesPerSecond
+        ? `, default ${(base.imagesPerSecond / r.imagesPerSecond).toFixed(2)}x`
+        : ''
+    }`;
+  return [
+    'The same rows under other settings (gpu/variants.ts), img/s (step ms), timed in this run:',
+    '',
+    `| model | default | ${names.join(' | ')} |`,
+    `| --- | --- |${names.map(() => ' --- |').join('')}`,
+    ...rows.map(
+      (r) =>
+        `| ${r.label}, batch ${r.batch} | ${cell(r.tfjs, undefined)} | ${names.map((n) => cell(r.variants[n], r.tfjs)).join(' | ')} |`,
+    ),
+    '',
+  ].join('\n');
+}
+
+/** Per profiled case, the kernels and the layers (input shapes) the step's time goes to. */
+function profileTables(profiles: CaseProfile[]): string {
+  return profiles
+    .flatMap((p) => [
+      `Profile of ${p.id}: ${describeProfile(p, 0)}`,
+      '',
+      '| kernel | calls | ms |',
+      '| --- | --- | --- |',
+      ...p.kernels.slice(0, 12).map((k) => `| ${k.name} | ${k.count} | ${k.totalMs?.toFixed(2) ?? '-'} |`),
+      '',
+      '| kernel and input shapes | calls | ms |',
+      '| --- | --- | --- |',
+      ...p.calls.slice(0, 12).map((k) => `| ${k.name} | ${k.count} | ${k.totalMs?.toFixed(2) ?? '-'} |`),
+      '',
+    ])
+    .join('\n');
 }
 
 /** The `paper` preset's training time per trial and in all, from each column's rates (gpu/estimate.ts). */
@@ -158,8 +214,12 @@ function paperEstimates(cases: ModelCase[], rows: Row[], tfjsName: string, torch
 
 async function bench(backendName: string): Promise<void> {
   const size = quick ? 'smoke' : 'paper';
+  const only = option('--cases')?.split(',');
   const cases = modelCases('tensorflow-gpu', { quick }).filter(
-    (c) => c.size === size && (c.kind === 'gan-train' || c.kind === 'cls-train'),
+    (c) =>
+      c.size === size &&
+      (c.kind === 'gan-train' || c.kind === 'cls-train') &&
+      (!only || only.some((part) => c.id.includes(part))),
   );
   const rows: Row[] = cases.map((c) => ({
     id: c.id,
@@ -168,9 +228,12 @@ async function bench(backendName: string): Promise<void> {
         ? `DCGAN D+G, ${c.imageSize} px, widths ${c.generatorWidth}`
         : `${c.backbone}, ${c.inputSize} px`,
     batch: c.batch,
+    variants: {},
   }));
+  const variants = parseVariants(option('--variants'));
   const benchDeadline = BUDGET_SHARES.tfjs * budgetSeconds;
-  const kernels: KernelRow[] = backend.name === 'webgpu' ? await benchWebGpuKernels({ quick, log }) : [];
+  const kernels: KernelRow[] =
+    backend.name === 'webgpu' && !flag('--no-kernel-bench') ? await benchWebGpuKernels({ quick, log }) : [];
   const profiles: CaseProfile[] = [];
   for (const [i, c] of cases.entries()) {
     if (elapsed() > benchDeadline) {
@@ -179,7 +242,19 @@ async function bench(backendName: string): Promise<void> {
     }
     log(`tfjs ${c.id} ...`);
     rows[i]!.tfjs = await runModelCase(c);
-    log(`tfjs ${c.id}: ${rate(rows[i]!.tfjs)} img/s (warm-up ${rows[i]!.tfjs?.warmupSeconds?.toFixed(1) ?? '-'} s)`);
+    const result = rows[i]!.tfjs;
+    log(
+      `tfjs ${c.id}: ${rate(result)} img/s, ${ms(result?.secondsPerStep)} ms a step (host ${ms(result?.hostSecondsPerStep)} ms), warm-up ${result?.warmupSeconds?.toFixed(1) ?? '-'} s`,
+    );
+    for (const v of variants) {
+      const timed = await underVariant(v, () => runModelCase(c));
+      rows[i]!.variants[v.name] = timed;
+      log(
+        `tfjs ${c.id} (${v.name}): ${rate(timed)} img/s, ${ms(timed.secondsPerStep)} ms a step (host ${ms(timed.hostSecondsPerStep)} ms)`,
+      );
+    }
+    if (flag('--host-profile') && rows[i]!.tfjs?.status === 'ok')
+      log(describeHostProfile(await hostProfileCase(c, out)));
     if (flag('--profile') && rows[i]!.tfjs?.status === 'ok') {
       const profile = await profileCase(c);
       profiles.push(profile);
@@ -190,15 +265,22 @@ async function bench(backendName: string): Promise<void> {
   for (const r of rows) r.pytorch = torch.results.find((x) => x.id === r.id);
   if (profiles.length) await writeFile(path.join(out, 'gpu-profile.json'), `${JSON.stringify(profiles, null, 2)}\n`);
   const markdown = [
-    table(rows, backendName, torch.engine),
+    table(rows, backendName, torch.engine, profiles),
     size === 'paper' ? paperEstimates(cases, rows, backendName, torch.engine) : '',
+    variants.length
+      ? variantTable(
+          rows,
+          variants.map((v) => v.name),
+        )
+      : '',
     kernels.length ? kernelTable(kernels, backend.device) : '',
+    profileTables(profiles),
   ].join('\n');
   console.log(`\n${markdown}`);
   await writeFile(path.join(out, 'gpu-bench.md'), markdown);
   await writeFile(
     path.join(out, 'gpu-bench.json'),
-    `${JSON.stringify({ size, tfjs: backendName, pytorch: torch.engine, rows, kernels }, null, 2)}\n`,
+    `${JSON.stringify({ size, tfjs: backendName, pytorch: torch.engine, rows, kernels, profiles }, null, 2)}\n`,
   );
 }
 

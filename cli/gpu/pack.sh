@@ -39,7 +39,7 @@ cp "$CACHE/node-$NODE_VERSION.xz" "$DEST/node.xz"
 # (it loads dawn.node next to it); the native tfjs packages are never loaded there (the backend
 # ladder finds no addon and moves on); sharp is replaced by a stub that says it is absent.
 echo "...  bundling gpu/run.ts (esbuild)"
-(cd "$PROJ" && npx esbuild gpu/run.ts --bundle --platform=node --format=esm --target=node20 --minify \
+(cd "$PROJ" && npx esbuild gpu/run.ts --bundle --platform=node --format=esm --target=node20 --minify-whitespace --minify-syntax \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --alias:sharp=./gpu/sharp-absent.ts --log-level=warning --legal-comments=none \
   --banner:js="import { createRequire as __pneumoganCreateRequire } from 'node:module'; const require = __pneumoganCreateRequire(import.meta.url);" \

@@ -19,8 +19,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { useDeviceSideGradients } from './device-gradients.js';
 import { useFusedAdam } from './webgpu-adam.js';
 import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { useWriteBufferUploads } from './webgpu-upload.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
 type Uniform = { type: 'int32'; data: number[] };
@@ -49,8 +51,10 @@ export function fastWebGpuKernelsInUse(): boolean {
 
 /**
  * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
- * puts tfjs's own back (the GPU bench times both): the filter gradient below and the fused Adam
- * update (./webgpu-adam.ts). Safe to call more than once.
+ * puts tfjs's own back (the GPU bench times both): the filter gradient below, the fused Adam
+ * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts) and
+ * uploads through the queue (./webgpu-upload.ts).
+ * Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
   stock ??= tf.getKernel(tf.Conv2DBackpropFilter, 'webgpu');
@@ -67,6 +71,8 @@ export function useFastWebGpuKernels(fast = true): void {
       : stock,
   );
   useFusedAdam(fast);
+  useDeviceSideGradients(fast);
+  useWriteBufferUploads(fast);
   fastInUse = fast;
 }
 

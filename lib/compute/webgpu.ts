@@ -40,7 +40,9 @@ export function installNavigatorGpu(): Promise<GpuLike> {
     // A dynamic import: `webgpu` is an optional dependency, and bundles keep it external.
     const dawn = (await import('webgpu')) as { create(flags: string[]): unknown; globals: object };
     Object.assign(globalThis, dawn.globals);
-    const gpu = dawn.create([]) as GpuLike;
+    // Dawn rounds timestamp-query results (a browser's guard against timing attacks); the GPU
+    // profile (gpu/profile.ts) needs kernel times finer than that, and a worker has no such threat.
+    const gpu = dawn.create(['disable-dawn-features=timestamp_quantization']) as GpuLike;
     const holder = globalThis as { navigator?: object };
     // Node 21+ has a navigator object of its own; Node 20 has none.
     if (holder.navigator) Object.defineProperty(holder.navigator, 'gpu', { value: gpu, configurable: true });

@@ -80,7 +80,7 @@ export interface FineTuneOptions {
   classifier: PipelineConfig['classifier'];
   seed: number;
   resume?: TrainingState<ClassifierMeta>;
-  onProgress?: (batchesDone: number, totalBatches: number) => void;
+  onProgress?: (batchesDone: number, totalBatches: number) => void | Promise<void>;
   onCheckpoint?: (state: TrainingState<ClassifierMeta>) => Promise<void>;
   /** See {@link StepLoop.checkpointIntervalMs}. */
   checkpointIntervalMs?: number;

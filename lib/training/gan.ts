@@ -30,7 +30,7 @@ export interface TrainGanOptions {
   gan: PipelineConfig['gan'];
   seed: number;
   resume?: TrainingState<GanMeta>;
-  onProgress?: (step: number, total: number) => void;
+  onProgress?: (step: number, total: number) => void | Promise<void>;
   /** Called every `gan.checkpointEvery` steps (or sooner, see `checkpointIntervalMs`) and at the end with the full state. */
   onCheckpoint?: (state: TrainingState<GanMeta>) => Promise<void>;
   /** See {@link StepLoop.checkpointIntervalMs}. */

@@ -101,7 +101,8 @@ export interface StepLoop<Meta> {
   step(index: number): StepMetrics;
   /** The full state after `done` steps. */
   snapshot(done: number): Promise<TrainingState<Meta>>;
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each step is issued; a returned promise is awaited before the next step. */
+  onProgress?: (done: number, total: number) => void | Promise<void>;
   onCheckpoint?: (state: TrainingState<Meta>) => Promise<void>;
   signal?: AbortSignal;
 }
@@ -120,7 +121,7 @@ export async function runStepLoop<Meta>(loop: StepLoop<Meta>): Promise<TrainingS
       loop.signal?.throwIfAborted();
       pending.push(loop.step(done));
       done += 1;
-      loop.onProgress?.(done, loop.total);
+      await loop.onProgress?.(done, loop.total);
       const onCheckpoint =
         done % loop.checkpointEvery === 0 || done === loop.total || timeDue() ? loop.onCheckpoint : undefined;
       // A checkpoint's snapshot holds the histories: every step before it is read first.

@@ -70,7 +70,12 @@ test('checkpoints by time take at most about a tenth of the time, however short 
 test('a cancelled loop disposes the metrics it had not read yet', async () => {
   const tensorsBefore = tf.memory().numTensors;
   const abort = new AbortController();
-  const { run } = loop(50, { onProgress: (done) => done === 5 && abort.abort(), signal: abort.signal });
+  const { run } = loop(50, {
+    onProgress: (done) => {
+      if (done === 5) abort.abort();
+    },
+    signal: abort.signal,
+  });
   await assert.rejects(run, { name: 'AbortError' });
   assert.equal(tf.memory().numTensors, tensorsBefore);
 });

@@ -101,7 +101,9 @@ test('GAN training that fails or is cancelled mid-way, and its resumed retry, le
       gan,
       seed: 1,
       resume: saved,
-      onProgress: (step) => step === 3 && controller.abort(new Error('cancelled')),
+      onProgress: (step) => {
+        if (step === 3) controller.abort(new Error('cancelled'));
+      },
       signal: controller.signal,
     }),
     /cancelled/,

@@ -1,0 +1,58 @@
+/**
+ * Settings a GPU run can time each bench row under, beside its default, in the same process on
+ * the same adapter (timings on a lent GPU vary by tens of percent between runs, so a choice is
+ * only judged within one run):
+ *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock)
+ *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
+ */
+import * as tf from '@tensorflow/tfjs';
+import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+
+export interface Variant {
+  name: string;
+  /** Puts the setting in place; returns what puts the previous one back. */
+  apply(): () => void;
+}
+
+const SUBMIT_BATCH = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
+
+function variant(name: string): Variant {
+  if (name === 'stock')
+    return {
+      name,
+      apply: () => {
+        const fast = fastWebGpuKernelsInUse();
+        useFastWebGpuKernels(false);
+        return () => useFastWebGpuKernels(fast);
+      },
+    };
+  const submit = /^submit-(\d+)$/.exec(name);
+  if (submit)
+    return {
+      name,
+      apply: () => {
+        const before = tf.env().getNumber(SUBMIT_BATCH);
+        tf.env().set(SUBMIT_BATCH, Number(submit[1]));
+        return () => tf.env().set(SUBMIT_BATCH, before);
+      },
+    };
+  throw new Error(`unknown variant "${name}": use stock or submit-N`);
+}
+
+/** "stock,submit-60" -> variants; an empty or missing list gives none. */
+export function parseVariants(list: string | undefined): Variant[] {
+  return (list ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((name) => variant(name.trim()));
+}
+
+/** Runs `body` under `v`, and puts the previous setting back whatever happens. */
+export async function underVariant<T>(v: Variant, body: () => Promise<T>): Promise<T> {
+  const restore = v.apply();
+  try {
+    return await body();
+  } finally {
+    restore();
+  }
+}
