@@ -42,7 +42,12 @@ export function installNavigatorGpu(): Promise<GpuLike> {
     Object.assign(globalThis, dawn.globals);
     // Dawn rounds timestamp-query results (a browser's guard against timing attacks); the GPU
     // profile (gpu/profile.ts) needs kernel times finer than that, and a worker has no such threat.
-    const gpu = dawn.create(['disable-dawn-features=timestamp_quantization']) as GpuLike;
+    // PNEUMOGAN_DAWN_TOGGLES enables more of Dawn's toggles (comma-separated, e.g. skip_validation).
+    const extra = process.env.PNEUMOGAN_DAWN_TOGGLES?.trim();
+    const gpu = dawn.create([
+      'disable-dawn-features=timestamp_quantization',
+      ...(extra ? [`enable-dawn-features=${extra}`] : []),
+    ]) as GpuLike;
     const holder = globalThis as { navigator?: object };
     // Node 21+ has a navigator object of its own; Node 20 has none.
     if (holder.navigator) Object.defineProperty(holder.navigator, 'gpu', { value: gpu, configurable: true });
