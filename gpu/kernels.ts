@@ -7,12 +7,13 @@
  * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
  *   default, one thread per input element, against tfjs's own tiled matrix-product version, which
  *   it ships behind WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Both match the CPU backend on every
- *   shape the models have (test/unit/webgpu-kernels.test.ts). On lavapipe the matrix product
- *   was up to 1.5x faster on unstrided layers and 3x to 20x slower on strided ones (it reads
- *   every position of the dilated gradient, most of them zeros), so tfjs's default stays until a
- *   GPU's numbers say otherwise.
+ *   shape the models have (test/unit/webgpu-kernels.test.ts). On an H100 the matrix product was
+ *   1.8x faster on unstrided 3x3 layers and slower on strided ones (it reads every position of
+ *   the dilated gradient, most of them zeros), which is how lib/compute/webgpu-input-gradient.ts
+ *   now chooses; that choice is off while these rows are timed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 
 interface GradientCase {
@@ -131,15 +132,23 @@ export async function benchWebGpuKernels(options: {
   log: (line: string) => void;
 }): Promise<KernelRow[]> {
   const rows: KernelRow[] = [];
-  for (const choice of CHOICES) {
-    // The bench switches kernels to time both; the rest of the run keeps what was chosen at
-    // start (PNEUMOGAN_WEBGPU_KERNELS=stock included).
-    const chosen = choice.inUse();
-    try {
-      for (const c of CASES) rows.push(await benchCase(choice, c, options));
-    } finally {
-      choice.use(chosen);
+  // The stride-based choice (lib/compute/webgpu-input-gradient.ts) would override the flag the
+  // input-gradient rows switch: off while timing, back as it was after.
+  const byStride = inputGradientByStrideInUse();
+  useInputGradientByStride(false);
+  try {
+    for (const choice of CHOICES) {
+      // The bench switches kernels to time both; the rest of the run keeps what was chosen at
+      // start (PNEUMOGAN_WEBGPU_KERNELS=stock included).
+      const chosen = choice.inUse();
+      try {
+        for (const c of CASES) rows.push(await benchCase(choice, c, options));
+      } finally {
+        choice.use(chosen);
+      }
     }
+  } finally {
+    useInputGradientByStride(byStride);
   }
   return rows;
 }

@@ -126,7 +126,11 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
       await tf.ready();
       // `stock` keeps tfjs's own kernels: for comparing timings, or ruling ours out of a problem.
       if (process.env.PNEUMOGAN_WEBGPU_KERNELS !== 'stock') useFastWebGpuKernels();
-      return { packageName: PACKAGES.webgpu, device: describeWebGpuAdapter(adapter), gpu: !adapter.software };
+      return {
+        packageName: PACKAGES.webgpu,
+        device: describeWebGpuAdapter(adapter, nvidiaGpuNames()),
+        gpu: !adapter.software,
+      };
     },
     tensorflow: async () => {
       const pkg = tensorflowOnCpu ?? PACKAGES.tensorflow;

@@ -22,6 +22,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { useDeviceSideGradients } from './device-gradients.js';
 import { useFusedAdam } from './webgpu-adam.js';
 import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
@@ -52,8 +53,9 @@ export function fastWebGpuKernelsInUse(): boolean {
 /**
  * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
  * puts tfjs's own back (the GPU bench times both): the filter gradient below, the fused Adam
- * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts) and
- * uploads through the queue (./webgpu-upload.ts).
+ * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts),
+ * uploads through the queue (./webgpu-upload.ts) and the input-gradient kernel chosen by stride
+ * (./webgpu-input-gradient.ts).
  * Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
@@ -73,6 +75,7 @@ export function useFastWebGpuKernels(fast = true): void {
   useFusedAdam(fast);
   useDeviceSideGradients(fast);
   useWriteBufferUploads(fast);
+  useInputGradientByStride(fast);
   fastInUse = fast;
 }
 

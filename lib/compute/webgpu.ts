@@ -75,9 +75,17 @@ export async function probeWebGpuAdapter(gpu: GpuLike): Promise<WebGpuAdapterSum
   return { ...summary, software };
 }
 
-/** "WebGPU adapter NVIDIA H100 80GB HBM3 (nvidia, hopper; Dawn/Vulkan)". */
-export function describeWebGpuAdapter(adapter: WebGpuAdapterSummary): string {
-  const name = adapter.description || adapter.device || 'unnamed adapter';
+/**
+ * "WebGPU adapter NVIDIA H100 80GB HBM3 (nvidia; Dawn/Vulkan)". NVIDIA's Vulkan driver gives Dawn
+ * only its version as the adapter's description ("NVIDIA: 580.159.04 580.159.4.0"), which would
+ * leave lineage without the GPU's model: then the model names the NVIDIA kernel driver reports
+ * (`nvidiaGpuNames`, /proc/driver/nvidia/gpus) are used, with the driver string kept beside them.
+ */
+export function describeWebGpuAdapter(adapter: WebGpuAdapterSummary, nvidiaGpuNames: readonly string[] = []): string {
+  let name = adapter.description || adapter.device || 'unnamed adapter';
+  const driverOnly = /^nvidia:?\s*[\d.\s]+$/i.test(name);
+  const models = [...new Set(nvidiaGpuNames)];
+  if (driverOnly && models.length) name = `${models.join(' or ')} (driver ${name.replace(/^nvidia:?\s*/i, '')})`;
   const details = [adapter.vendor, adapter.architecture].filter(Boolean).join(', ');
   const api = process.platform === 'linux' ? 'Dawn/Vulkan' : 'Dawn';
   return `WebGPU adapter ${name} (${details ? `${details}; ` : ''}${api}${adapter.software ? ', software: runs on the CPU' : ''})`;

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { inputGradientByStrideInUse, useInputGradientByStride } from '../../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
   filterGradientSplits,
@@ -108,19 +109,26 @@ for (const c of cases) {
 }
 
 for (const c of cases) {
-  test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels, match the CPU backend: ${c.what}`, async (t) => {
+  test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels and the choice by stride, match the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
     const expected = await convGradient(c, 'x', 'cpu');
     const flag = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
     const chosen = tf.env().getBool(flag);
+    const byStride = inputGradientByStrideInUse();
     try {
+      useInputGradientByStride(false);
       for (const naive of [true, false]) {
         tf.env().set(flag, naive);
         const error = relativeError(expected, await convGradient(c, 'x', 'webgpu'));
         assert.ok(error < 1e-5, `${naive ? 'naive' : 'matrix product'}: max |webgpu - cpu| / max |cpu| = ${error}`);
       }
+      tf.env().set(flag, chosen);
+      useInputGradientByStride(true);
+      const error = relativeError(expected, await convGradient(c, 'x', 'webgpu'));
+      assert.ok(error < 1e-5, `chosen by stride: max |webgpu - cpu| / max |cpu| = ${error}`);
     } finally {
       tf.env().set(flag, chosen);
+      useInputGradientByStride(byStride);
     }
   });
 }
