@@ -85,8 +85,12 @@ export async function hostProfileCase(c: ModelCase, out: string, steps = 2): Pro
     await runModelCase(
       { ...c, warmup: 1, minSteps: steps, maxSteps: steps, targetSeconds: 0 },
       {
-        onWarm: () => (started = post(session, 'Profiler.start')),
-        onTimed: () => (stopped = post(session, 'Profiler.stop')),
+        onWarm: () => {
+          started = post(session, 'Profiler.start');
+        },
+        onTimed: () => {
+          stopped = post(session, 'Profiler.stop');
+        },
       },
     );
     await started;

@@ -28,7 +28,7 @@ interface WebGpuBackendInternals {
   tensorMap: { get(dataId: object): TensorData };
   bufferManager: { acquireBuffer(size: number, usage: number): GPUBufferLike };
   queue: { writeBuffer(buffer: GPUBufferLike, offset: number, data: ArrayBufferView): void };
-  uploadToGPU(dataId: object): void;
+  uploadToGPU: (this: WebGpuBackendInternals, dataId: object) => void;
 }
 type GPUBufferLike = object;
 
