@@ -79,5 +79,5 @@ export function describeProfile(p: CaseProfile, n = 6): string {
     .slice(0, n)
     .map((k) => `${k.name} ${k.count}x${k.totalMs === null ? '' : ` ${k.totalMs.toFixed(1)} ms`}`);
   const time = p.kernelMs === null ? 'untimed' : `${p.kernelMs.toFixed(1)} ms of kernel time`;
-  return `${p.dispatches.toLocaleString('en-US')} kernels in the step, ${time}; ${top.join(', ')}`;
+  return `${p.dispatches.toLocaleString('en-US')} kernels in the step, ${time}${top.length ? `; ${top.join(', ')}` : ''}`;
 }
