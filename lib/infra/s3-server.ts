@@ -22,6 +22,8 @@
  *     source's metadata.
  *   - Three incompatibilities are patched here (see installMinioCompat): multipart/stream
  *     uploads, listings longer than 1000 keys, and `+`/`%` in listed keys.
+ *   - s3rver wrote objects in place, so overlapping PUTs of one key could mix and a cut-off upload
+ *     could truncate an object; writes are atomic here as on S3 (./s3rver-atomic-put.ts).
  *   - Objects are plain files under `directory`: `<bucket>/<key>._S3rver_object` plus
  *     `_metadata.json` and `.md5` sidecars. s3rver joins key segments into that path as they
  *     come, so a key with `..` segments would read or write outside the bucket's folder: keys
@@ -32,6 +34,7 @@ import fs from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import type { S3Settings } from '../storage.js';
+import { installAtomicPuts, type S3rverStore } from './s3rver-atomic-put.js';
 
 type Log = (line: string) => void;
 
@@ -78,6 +81,7 @@ export interface LocalS3Server {
 
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
+  store?: S3rverStore;
   close(): Promise<void>;
   httpServer?: Server;
   /** Koa's middleware stack (s3rver extends Koa). */
@@ -138,6 +142,8 @@ export async function startLocalS3Server(opts: LocalS3ServerOptions): Promise<Lo
   });
   rejectUnsafeKeys(server, log);
   installMinioCompat(server, log);
+  if (server.store) installAtomicPuts(server.store);
+  else log('[s3] s3rver internals changed: object writes are not atomic');
   const { port } = await server.run();
   if (server.httpServer) {
     // Idle keep-alive connections stay open longer than clients keep them (ArtifactStore: 15 s).

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,6 +84,86 @@ test('the local S3 server refuses a key with ../ instead of writing outside its 
   assert.ok(!existsSync(path.join(directory, 'escape.txt._S3rver_object')));
   assert.ok(!existsSync(path.join(directory, 'escape2.txt._S3rver_object')));
   assert.deepEqual((await readdir(directory)).sort(), ['s3']);
+});
+
+/** Starts a raw PUT of `length` bytes to `key` in the test bucket; the body is written by the caller. */
+function startPut(key: string, length: number): { request: http.ClientRequest; status: Promise<number> } {
+  const request = http.request({
+    host: server.host,
+    port: server.port,
+    method: 'PUT',
+    path: `/storage-test/${key}`,
+    headers: { 'content-length': length },
+  });
+  const status = new Promise<number>((resolve, reject) => {
+    request.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    request.on('error', reject);
+  });
+  return { request, status };
+}
+
+/** Resolves once `predicate` holds, checking as files change; rejects after `ms`. */
+async function until(predicate: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
+ * Whether the server has started writing an upload to `key`: a file of its own beside the object
+ * (atomic writes), or (a server that writes in place) an object file of another size than before.
+ */
+async function uploadBegun(key: string, sizeBefore: number): Promise<boolean> {
+  if ((await partialUploads(key)).length > 0) return true;
+  const object = path.join(directory, 's3', 'storage-test', `${key}._S3rver_object`);
+  const size = await stat(object).then(
+    (s) => s.size,
+    () => -1,
+  );
+  return size !== sizeBefore;
+}
+
+const partialUploads = async (key: string) => {
+  const folder = path.join(directory, 's3', 'storage-test', path.dirname(key));
+  const names = await readdir(folder).catch(() => [] as string[]);
+  return names.filter((name) => name.includes('.partial-'));
+};
+
+test('overlapping writes of one key leave one whole version, never a mix (the local S3 server writes atomically)', async () => {
+  await store.ensureBucket();
+  const key = 'runs/overlap/index/shard.json';
+  const long = Buffer.from(`${JSON.stringify({ entries: Array.from({ length: 4000 }, (_, i) => i) })}\n`);
+  const short = Buffer.from(`${JSON.stringify({ entries: [1, 2, 3] })}\n`);
+  // The long upload starts first and is still streaming when the short one completes.
+  const slow = startPut(key, long.length);
+  slow.request.write(long.subarray(0, 1000));
+  await until(() => uploadBegun(key, -1), 'the long upload to begin');
+  await store.putAt(key, short, 'json');
+  assert.deepEqual(await store.getAt(key), short, 'the completed write is readable at once');
+  slow.request.end(long.subarray(1000));
+  assert.equal(await slow.status, 200);
+  // Last to finish wins, as on S3; what matters is that the object is one version, whole.
+  assert.deepEqual(await store.getAt(key), long);
+  assert.deepEqual(await partialUploads(key), []);
+});
+
+test('an upload cut off mid-body leaves the previous version in place', async () => {
+  await store.ensureBucket();
+  const key = 'runs/cut/index/shard.json';
+  const before = Buffer.from('{"version":1}\n');
+  await store.putAt(key, before, 'json');
+  const cut = startPut(key, 100_000);
+  cut.status.catch(() => {}); // the socket is destroyed below: no response comes
+  cut.request.write(Buffer.alloc(50_000, 120));
+  await until(() => uploadBegun(key, before.length), 'the upload to begin');
+  cut.request.destroy();
+  await until(async () => (await partialUploads(key)).length === 0, 'the server to drop the cut upload');
+  assert.deepEqual(await store.getAt(key), before);
 });
 
 test('a write replaces a truncated or altered object, small (blind write) or large (stat first)', async () => {
