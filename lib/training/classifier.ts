@@ -66,10 +66,10 @@ export function toInputTensor(images: readonly GrayImage[], inputSize: number): 
     if (image.size !== inputSize) throw new Error(`classifier image ${i} is ${image.size}px, expected ${inputSize}px`);
     levels.set(image.pixels.subarray(0, plane), i * plane);
   });
-  const table = tf.tensor2d(NORMALISED_LEVELS, [256, 3]);
+  const table: tf.Tensor = tf.tensor2d(NORMALISED_LEVELS, [256, 3]);
   const indices = tf.tensor3d(levels, [images.length, inputSize, inputSize], 'int32');
   try {
-    return tf.gather(table as tf.Tensor, indices) as tf.Tensor4D;
+    return tf.gather(table, indices) as tf.Tensor4D;
   } finally {
     tf.dispose([table, indices]);
   }
