@@ -22,6 +22,7 @@
  * stock kernel saved at registration, so those cases keep the stock results and error messages.
  */
 import * as tf from '@tensorflow/tfjs';
+import { kernelSwap } from './kernel-swap.js';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 type Shape4 = [number, number, number, number];
@@ -57,13 +58,7 @@ export function registerFastCpuKernels(): void {
 }
 
 function replaceKernel<A>(kernelName: string, make: (stock: Kernel<A>) => Kernel<A>): void {
-  const stock = tf.getKernel(kernelName, 'cpu');
-  if (!stock) throw new Error(`cpu backend has no ${kernelName} kernel to replace; is @tensorflow/tfjs loaded?`);
-  tf.unregisterKernel(kernelName, 'cpu');
-  tf.registerKernel({
-    ...stock,
-    kernelFunc: make(stock.kernelFunc as unknown as Kernel<A>) as unknown as tf.KernelFunc,
-  });
+  kernelSwap(kernelName, 'cpu', (stock) => make(stock as unknown as Kernel<A>) as unknown as tf.KernelFunc).use(true);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,34 +10,29 @@
  * (test/unit/webgpu-kernels.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { kernelSwap } from './kernel-swap.js';
 
 const NAIVE = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
 
-let stock: tf.KernelConfig | undefined;
-let inUse = false;
-
-function byStride(args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> {
+/** Unstrided convolutions through tfjs's matrix product, strided ones through its default. */
+const inputGradient = kernelSwap(tf.Conv2DBackpropInput, 'webgpu', (stock) => (args) => {
   const { strides } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const unstrided = (Array.isArray(strides) ? strides : [strides]).every((s) => s === 1);
-  if (!unstrided) return stock!.kernelFunc(args);
+  if (!unstrided) return stock(args);
   const naive = tf.env().getBool(NAIVE);
   tf.env().set(NAIVE, false);
   try {
-    return stock!.kernelFunc(args);
+    return stock(args);
   } finally {
     tf.env().set(NAIVE, naive);
   }
-}
+});
 
 /** Chooses the kernel by stride (or with `false` leaves the choice to tfjs's flag again). */
 export function useInputGradientByStride(on = true): void {
-  stock ??= tf.getKernel(tf.Conv2DBackpropInput, 'webgpu');
-  if (!stock) throw new Error('the webgpu backend has no Conv2DBackpropInput kernel; is it loaded?');
-  tf.unregisterKernel(tf.Conv2DBackpropInput, 'webgpu');
-  tf.registerKernel(on ? { ...stock, kernelFunc: byStride } : stock);
-  inUse = on;
+  inputGradient.use(on);
 }
 
 export function inputGradientByStrideInUse(): boolean {
-  return inUse;
+  return inputGradient.inUse();
 }

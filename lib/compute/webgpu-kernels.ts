@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { useDeviceSideGradients } from './device-gradients.js';
+import { kernelSwap } from './kernel-swap.js';
 import { useFusedAdam } from './webgpu-adam.js';
 import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
@@ -42,12 +43,16 @@ const TARGET_WORKGROUPS = 1024;
 /** The fewest reduction rows a split gets, so that loading tiles does not dominate. */
 const MIN_ROWS_PER_SPLIT = 256;
 
-let stock: tf.KernelConfig | undefined;
-let fastInUse = false;
+const filterGradient = kernelSwap(
+  tf.Conv2DBackpropFilter,
+  'webgpu',
+  (stock) =>
+    fastConv2DBackpropFilter(stock as unknown as Kernel<tf.Conv2DBackpropFilterAttrs>) as unknown as tf.KernelFunc,
+);
 
 /** Whether the 'webgpu' backend runs this module's kernels now (false: tfjs's own). */
 export function fastWebGpuKernelsInUse(): boolean {
-  return fastInUse;
+  return filterGradient.inUse();
 }
 
 /**
@@ -59,24 +64,11 @@ export function fastWebGpuKernelsInUse(): boolean {
  * Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
-  stock ??= tf.getKernel(tf.Conv2DBackpropFilter, 'webgpu');
-  if (!stock) throw new Error('the webgpu backend has no Conv2DBackpropFilter kernel to replace; is it loaded?');
-  tf.unregisterKernel(tf.Conv2DBackpropFilter, 'webgpu');
-  tf.registerKernel(
-    fast
-      ? {
-          ...stock,
-          kernelFunc: fastConv2DBackpropFilter(
-            stock.kernelFunc as unknown as Kernel<tf.Conv2DBackpropFilterAttrs>,
-          ) as unknown as tf.KernelFunc,
-        }
-      : stock,
-  );
+  filterGradient.use(fast);
   useFusedAdam(fast);
   useDeviceSideGradients(fast);
   useWriteBufferUploads(fast);
   useInputGradientByStride(fast);
-  fastInUse = fast;
 }
 
 /** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
