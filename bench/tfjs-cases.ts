@@ -51,6 +51,11 @@ async function timeSteps(
   let warmAt = 0;
   let queuedAt = 0;
   let finishedAt = 0;
+  const finish = async () => {
+    await syncDevice();
+    finishedAt = performance.now();
+    hooks.onTimed?.();
+  };
   const tick = async () => {
     count++;
     if (count === c.warmup) {
@@ -62,9 +67,7 @@ async function timeSteps(
     if (timed <= 0 || controller.signal.aborted) return;
     queuedAt = performance.now();
     if (timed >= c.maxSteps || (timed >= c.minSteps && (queuedAt - warmAt) / 1000 >= c.targetSeconds)) {
-      await syncDevice();
-      finishedAt = performance.now();
-      hooks.onTimed?.();
+      await finish();
       controller.abort();
     }
   };
@@ -76,11 +79,7 @@ async function timeSteps(
   const steps = count - c.warmup;
   if (steps < 1) throw new Error(`only ${count} steps ran`);
   // A loop that ended on its own (fewer steps than maxSteps) finished its last step unsynchronised.
-  if (!finishedAt) {
-    await syncDevice();
-    finishedAt = performance.now();
-    hooks.onTimed?.();
-  }
+  if (!finishedAt) await finish();
   const seconds = (finishedAt - warmAt) / 1000;
   return {
     imagesPerSecond: (steps * c.batch) / seconds,
