@@ -2,11 +2,14 @@
  * Settings a GPU run can time each bench row under, beside its default, in the same process on
  * the same adapter (timings on a lent GPU vary by tens of percent between runs, so a choice is
  * only judged within one run):
- *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock)
+ *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock),
+ *              and tfjs-layers' batch-norm training step
+ *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
  */
 import * as tf from '@tensorflow/tfjs';
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+import { closedFormBatchNormInUse, useClosedFormBatchNorm } from '../lib/models/batch-norm.js';
 
 export interface Variant {
   name: string;
@@ -16,6 +19,12 @@ export interface Variant {
 
 const SUBMIT_BATCH = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
 
+function stockBatchNorm(): () => void {
+  const closedForm = closedFormBatchNormInUse();
+  useClosedFormBatchNorm(false);
+  return () => useClosedFormBatchNorm(closedForm);
+}
+
 function variant(name: string): Variant {
   if (name === 'stock')
     return {
@@ -23,9 +32,14 @@ function variant(name: string): Variant {
       apply: () => {
         const fast = fastWebGpuKernelsInUse();
         useFastWebGpuKernels(false);
-        return () => useFastWebGpuKernels(fast);
+        const restoreBatchNorm = stockBatchNorm();
+        return () => {
+          useFastWebGpuKernels(fast);
+          restoreBatchNorm();
+        };
       },
     };
+  if (name === 'stock-bn') return { name, apply: stockBatchNorm };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)
     return {
@@ -36,7 +50,7 @@ function variant(name: string): Variant {
         return () => tf.env().set(SUBMIT_BATCH, before);
       },
     };
-  throw new Error(`unknown variant "${name}": use stock or submit-N`);
+  throw new Error(`unknown variant "${name}": use stock, stock-bn or submit-N`);
 }
 
 /** "stock,submit-60" -> variants; an empty or missing list gives none. */

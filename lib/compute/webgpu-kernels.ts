@@ -22,7 +22,8 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { useDeviceSideGradients } from './device-gradients.js';
 import { kernelSwap } from './kernel-swap.js';
 import { useFusedAdam } from './webgpu-adam.js';
-import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
+import { SumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
 
@@ -59,8 +60,8 @@ export function fastWebGpuKernelsInUse(): boolean {
  * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
  * puts tfjs's own back (the GPU bench times both): the filter gradient below, the fused Adam
  * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts),
- * uploads through the queue (./webgpu-upload.ts) and the input-gradient kernel chosen by stride
- * (./webgpu-input-gradient.ts).
+ * uploads through the queue (./webgpu-upload.ts), the input-gradient kernel chosen by stride
+ * (./webgpu-input-gradient.ts) and batch norm's training step (./webgpu-batch-norm.ts).
  * Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
@@ -69,6 +70,7 @@ export function useFastWebGpuKernels(fast = true): void {
   useDeviceSideGradients(fast);
   useWriteBufferUploads(fast);
   useInputGradientByStride(fast);
+  useWebGpuBatchNorm(fast);
 }
 
 /** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
@@ -217,35 +219,6 @@ class FilterGradientPartials implements WebGpuProgram {
               setOutputAtIndex((split * uniforms.kSize + k) * uniforms.coSize + co, acc[i][j]);
             }
           }
-        }
-      }
-    `;
-  }
-}
-
-/** Sums [splits, ...] partials over the first axis into the output shape (any shape, same size). */
-class SumOfPartials implements WebGpuProgram {
-  shaderKey = 'pneumoganSumOfPartials';
-  variableNames = ['partials'];
-  uniforms = 'splits : i32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(public outputShape: number[]) {
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          var total = 0.0;
-          for (var s = 0; s < uniforms.splits; s++) {
-            total += partials[s * uniforms.size + index];
-          }
-          setOutputAtIndex(index, total);
         }
       }
     `;

@@ -1,6 +1,7 @@
 /**
- * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), and
- * the dispatch of flat (one thread per output element) programs.
+ * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), the
+ * dispatch of flat (one thread per output element) programs, and the second stage of split
+ * reductions.
  */
 
 /**
@@ -37,4 +38,33 @@ export function flatDispatch(
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: [Math.min(groups, MAX_WORKGROUPS_PER_DIMENSION), Math.ceil(groups / MAX_WORKGROUPS_PER_DIMENSION), 1],
   };
+}
+
+/** Sums [splits, ...] partials over the first axis into the output shape (any shape, same size). */
+export class SumOfPartials implements WebGpuProgram {
+  shaderKey = 'pneumoganSumOfPartials';
+  variableNames = ['partials'];
+  uniforms = 'splits : i32,';
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  size = true;
+  dispatchLayout: WebGpuProgram['dispatchLayout'];
+  dispatch: WebGpuProgram['dispatch'];
+
+  constructor(public outputShape: number[]) {
+    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var total = 0.0;
+          for (var s = 0; s < uniforms.splits; s++) {
+            total += partials[s * uniforms.size + index];
+          }
+          setOutputAtIndex(index, total);
+        }
+      }
+    `;
+  }
 }

@@ -40,6 +40,7 @@
  * both nets are combined into one model.
  */
 import * as tf from '@tensorflow/tfjs';
+import { BatchNorm } from './batch-norm.js';
 
 export interface DcganOptions {
   /** Output / input side in pixels. */
@@ -67,16 +68,13 @@ function convInit(): Init {
 }
 
 function bn(x: ST, name: string): ST {
-  return tf.layers
-    .batchNormalization({
-      name,
-      axis: -1,
-      epsilon: BN_EPSILON,
-      momentum: BN_MOMENTUM,
-      gammaInitializer: tf.initializers.randomNormal({ mean: 1, stddev: 0.02 }),
-      betaInitializer: tf.initializers.zeros(),
-    })
-    .apply(x) as ST;
+  return new BatchNorm({
+    name,
+    epsilon: BN_EPSILON,
+    momentum: BN_MOMENTUM,
+    gammaInitializer: tf.initializers.randomNormal({ mean: 1, stddev: 0.02 }),
+    betaInitializer: tf.initializers.zeros(),
+  }).apply(x) as ST;
 }
 
 function validate(o: DcganOptions): void {

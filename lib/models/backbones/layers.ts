@@ -9,6 +9,7 @@
  * outputs (>= 0), so the result is identical.
  */
 import * as tf from '@tensorflow/tfjs';
+import { BatchNorm } from '../batch-norm.js';
 
 export interface BackboneOptions {
   /** Square input side in pixels (224/227 for the paper; 32 or 64 for tests). */
@@ -163,7 +164,7 @@ export function maxPool(x: ST, name: string, k: number, s: number, p: number, ce
 }
 
 export function batchNorm(x: ST, name: string, epsilon: number): ST {
-  return ap(tf.layers.batchNormalization({ name, axis: -1, momentum: BN_MOMENTUM, epsilon }), x);
+  return ap(new BatchNorm({ name, momentum: BN_MOMENTUM, epsilon }), x);
 }
 
 export function relu(x: ST, name: string): ST {
