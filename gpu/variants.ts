@@ -3,7 +3,7 @@
  * the same adapter (timings on a lent GPU vary by tens of percent between runs, so a choice is
  * only judged within one run):
  *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock),
- *              and tfjs-layers' batch-norm training step
+ *              tfjs-layers' batch-norm training step, and dropout masks computed on the host
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
  */

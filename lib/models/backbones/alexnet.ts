@@ -6,6 +6,7 @@
  * torchvision's weights with only the plain transpose.
  */
 import * as tf from '@tensorflow/tfjs';
+import { Dropout } from '../dropout.js';
 import { AdaptiveAvgPool2d } from './adaptive-avg-pool.js';
 import {
   ap,
@@ -63,9 +64,9 @@ export function build(o: BackboneOptions): tf.LayersModel {
   x = ap(tf.layers.flatten({ name: 'flatten' }), x);
   const fc = (x: ST, name: string, units: number, relu: boolean): ST =>
     dense(x, name, units, relu, torchDefaultKernel(), torchDefaultBias(x.shape[1] ?? 1));
-  x = ap(tf.layers.dropout({ rate: o.dropout, name: 'classifier.0' }), x);
+  x = ap(new Dropout({ rate: o.dropout, name: 'classifier.0' }), x);
   x = fc(x, 'classifier.1', ch(4096), true); // + classifier.2 ReLU
-  x = ap(tf.layers.dropout({ rate: o.dropout, name: 'classifier.3' }), x);
+  x = ap(new Dropout({ rate: o.dropout, name: 'classifier.3' }), x);
   x = fc(x, 'classifier.4', ch(4096), true); // + classifier.5 ReLU
   x = fc(x, 'classifier.6', o.numClasses, false);
   return tf.model({ inputs: input, outputs: x, name: 'alexnet' });

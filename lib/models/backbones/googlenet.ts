@@ -6,6 +6,7 @@
  * re-normalisation); that belongs to the caller's preprocessing, not to this graph.
  */
 import * as tf from '@tensorflow/tfjs';
+import { Dropout } from '../dropout.js';
 import {
   ap,
   batchNorm,
@@ -79,7 +80,7 @@ export function build(o: BackboneOptions): tf.LayersModel {
   x = inception(x, 'inception5a', 256, 160, 320, 32, 128, 128);
   x = inception(x, 'inception5b', 384, 192, 384, 48, 128, 128);
   x = ap(tf.layers.globalAveragePooling2d({ name: 'avgpool' }), x); // AdaptiveAvgPool2d((1,1)) + flatten
-  x = ap(tf.layers.dropout({ rate: o.dropout, name: 'dropout' }), x);
+  x = ap(new Dropout({ rate: o.dropout, name: 'dropout' }), x);
   x = dense(x, 'fc', o.numClasses, false, init(), torchDefaultBias(x.shape[1] ?? 1)); // bias keeps nn.Linear's default
   return tf.model({ inputs: input, outputs: x, name: 'googlenet' });
 }

@@ -3,6 +3,7 @@
  * features.{3,4,6,7,9,10,11,12}.{squeeze,expand1x1,expand3x3}, classifier.1 (the 1x1 conv head).
  */
 import * as tf from '@tensorflow/tfjs';
+import { Dropout } from '../dropout.js';
 import {
   ap,
   conv,
@@ -45,7 +46,7 @@ export function build(o: BackboneOptions): tf.LayersModel {
   x = fire(x, 'features.10', 48, 192, 192);
   x = fire(x, 'features.11', 64, 256, 256);
   x = fire(x, 'features.12', 64, 256, 256);
-  x = ap(tf.layers.dropout({ rate: o.dropout, name: 'classifier.0' }), x);
+  x = ap(new Dropout({ rate: o.dropout, name: 'classifier.0' }), x);
   // final_conv + classifier.2 ReLU: torchvision's logits pass through a ReLU before pooling.
   x = conv(x, {
     name: 'classifier.1',
