@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelCase } from '../bench/cases.js';
 import { runModelCase } from '../bench/tfjs-cases.js';
+import { countWebGpuPrograms } from '../lib/compute/webgpu-program.js';
 
 export interface KernelSummary {
   /** The kernel's name, or name and input shapes for {@link CaseProfile.calls}. */
@@ -21,8 +22,13 @@ export interface KernelSummary {
 
 export interface CaseProfile {
   id: string;
-  /** Kernels launched by the timed step. */
+  /** tfjs kernels the timed step ran. */
   dispatches: number;
+  /**
+   * GPU programs the timed step dispatched on WebGPU (one of this project's kernels can run
+   * several: batch norm's forward runs three), null on other backends.
+   */
+  programs: number | null;
   /** Summed kernel times of the timed step (GPU time on WebGPU with timestamp queries). */
   kernelMs: number | null;
   /** Per kernel name, largest time first. */
@@ -51,12 +57,26 @@ export async function profileCase(c: ModelCase): Promise<CaseProfile> {
   const recorded = () => (tf.engine().state.activeProfile.kernels ?? []).length;
   let warmEnd = 0;
   let timedEnd = 0;
-  const profile = await tf.profile(async () => {
-    await runModelCase(
-      { ...c, warmup: 1, minSteps: 1, maxSteps: 1, targetSeconds: 0 },
-      { onWarm: () => (warmEnd = recorded()), onTimed: () => (timedEnd = recorded()) },
-    );
-  });
+  const programs = countWebGpuPrograms();
+  let programsAtWarm = 0;
+  let programsAtTimed = 0;
+  const profile = await tf
+    .profile(async () => {
+      await runModelCase(
+        { ...c, warmup: 1, minSteps: 1, maxSteps: 1, targetSeconds: 0 },
+        {
+          onWarm: () => {
+            warmEnd = recorded();
+            programsAtWarm = programs?.count() ?? 0;
+          },
+          onTimed: () => {
+            timedEnd = recorded();
+            programsAtTimed = programs?.count() ?? 0;
+          },
+        },
+      );
+    })
+    .finally(() => programs?.stop());
   // Registered kernels only: an op built from others (a custom gradient) is recorded around them too.
   const step = profile.kernels
     .slice(warmEnd, timedEnd)
@@ -67,6 +87,7 @@ export async function profileCase(c: ModelCase): Promise<CaseProfile> {
   return {
     id: c.id,
     dispatches: step.length,
+    programs: programs ? programsAtTimed - programsAtWarm : null,
     kernelMs: timed ? kernels.reduce((sum, k) => sum + k.totalMs!, 0) : null,
     kernels,
     calls: calls.slice(0, 25),
@@ -79,5 +100,6 @@ export function describeProfile(p: CaseProfile, n = 6): string {
     .slice(0, n)
     .map((k) => `${k.name} ${k.count}x${k.totalMs === null ? '' : ` ${k.totalMs.toFixed(1)} ms`}`);
   const time = p.kernelMs === null ? 'untimed' : `${p.kernelMs.toFixed(1)} ms of kernel time`;
-  return `${p.dispatches.toLocaleString('en-US')} kernels in the step, ${time}${top.length ? `; ${top.join(', ')}` : ''}`;
+  const programs = p.programs === null ? '' : ` (${p.programs.toLocaleString('en-US')} GPU programs)`;
+  return `${p.dispatches.toLocaleString('en-US')} kernels${programs} in the step, ${time}${top.length ? `; ${top.join(', ')}` : ''}`;
 }

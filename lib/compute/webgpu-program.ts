@@ -1,8 +1,10 @@
 /**
  * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), the
- * dispatch of flat (one thread per output element) programs, and the second stage of split
- * reductions.
+ * dispatch of flat (one thread per output element) programs, the second stage of split
+ * reductions, and a count of the programs dispatched.
  */
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 /**
  * The fields tfjs's shader generator reads (see WebGPUProgram in tfjs-backend-webgpu). The
@@ -67,4 +69,20 @@ export class SumOfPartials implements WebGpuProgram {
       }
     `;
   }
+}
+
+/**
+ * Counts the programs the WebGPU backend dispatches until `stop()` (every tfjs WebGPU kernel runs
+ * through runWebGPUProgram, and one kernel may run several); undefined on any other backend.
+ */
+export function countWebGpuPrograms(): { count: () => number; stop: () => void } | undefined {
+  if (tf.getBackend() !== 'webgpu') return undefined;
+  const backend = tf.backend() as WebGPUBackend;
+  const run = backend.runWebGPUProgram;
+  let count = 0;
+  backend.runWebGPUProgram = (...args) => {
+    count++;
+    return run.apply(backend, args);
+  };
+  return { count: () => count, stop: () => (backend.runWebGPUProgram = run) };
 }

@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { channelReductionSplits, webGpuBatchNormInUse } from '../../lib/compute/webgpu-batch-norm.js';
+import { countWebGpuPrograms } from '../../lib/compute/webgpu-program.js';
 import { BatchNorm } from '../../lib/models/batch-norm.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
@@ -102,24 +102,18 @@ test('the rows of a channel reduction are shared out without empty shares', () =
   }
 });
 
-/** WebGPU programs one training step of `layer` dispatches (every tfjs WebGPU kernel runs through runWebGPUProgram). */
+/** WebGPU programs one forward and backward pass through `layer` and a sum dispatches. */
 async function dispatchesPerStep(layer: tf.layers.Layer, x: tf.Variable): Promise<number> {
-  const backend = tf.backend() as WebGPUBackend;
-  const run = backend.runWebGPUProgram.bind(backend);
-  let count = 0;
-  backend.runWebGPUProgram = (...args) => {
-    count++;
-    return run(...args);
-  };
+  const programs = countWebGpuPrograms()!;
   try {
     const weights = [...layer.trainableWeights.map((v) => v.read() as tf.Variable), x];
     const { value, grads } = tf.variableGrads(() => tf.sum(layer.apply(x, { training: true }) as tf.Tensor), weights);
     await value.data();
     tf.dispose([value, ...Object.values(grads)]);
+    return programs.count();
   } finally {
-    backend.runWebGPUProgram = run;
+    programs.stop();
   }
-  return count;
 }
 
 test('a batch-norm training step dispatches at most a third of what tfjs-layers does on WebGPU', async (t) => {
