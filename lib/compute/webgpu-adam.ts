@@ -5,13 +5,14 @@
  * dispatch with its own bind group and output buffer) and uploads six scalar constants per
  * variable. A DCGAN step updates 24 variables in two optimizers: over 300 dispatches and 140
  * uploads of little work each, which on a GPU cost more in dispatch overhead than in arithmetic. Here
- * each variable takes one kernel of three small programs (new first moment, new second moment,
- * new value; each recomputes the moments it needs, so none waits on another), with the
- * hyper-parameters as uniforms.
+ * each variable takes one kernel of two small programs (its new moments, m and v packed in one
+ * tensor, and its new value, which recomputes the moments it needs, so neither waits on the
+ * other), with the hyper-parameters as uniforms.
  *
  * The arithmetic follows tfjs's order, so results agree with tf.train.adam to float rounding;
- * the optimizer state (moments, accumulated beta powers, iterations) is tfjs's own, so
- * checkpoints stay interchangeable. On any other backend, or with PNEUMOGAN_WEBGPU_KERNELS=stock,
+ * the optimizer state (moments, accumulated beta powers, iterations) is tfjs's own whenever it is
+ * read or written (`getWeights`, `setWeights`, another backend's step: the packed moments are
+ * unpacked into tfjs's slots first), so checkpoints stay interchangeable. On any other backend, or with PNEUMOGAN_WEBGPU_KERNELS=stock,
  * it is tf.train.adam unchanged. test/unit/webgpu-adam.test.ts compares it with the CPU backend.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -59,10 +60,25 @@ export function adam(learningRate: number, beta1 = 0.9, beta2 = 0.999): tf.AdamO
 }
 
 type VariableGradients = Parameters<tf.AdamOptimizer['applyGradients']>[0];
+type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
+
+/** One variable's moments on WebGPU: m and v, flattened, one after the other. */
+interface PackedMoments {
+  name: string;
+  shape: number[];
+  moments: tf.Variable;
+}
 
 export class FusedAdamOptimizer extends tf.AdamOptimizer {
+  /**
+   * Per variable (tfjs's slot index), its moments packed while on WebGPU, so that one program
+   * writes both; tfjs's slots hold them again whenever something else reads or runs them.
+   */
+  private packed: Array<PackedMoments | undefined> = [];
+
   override applyGradients(variableGradients: VariableGradients): void {
     if (tf.getBackend() !== 'webgpu' || tf.getKernel(ADAM_UPDATE, 'webgpu') === undefined) {
+      this.unpack();
       super.applyGradients(variableGradients);
       return;
     }
@@ -73,35 +89,88 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
     tf.tidy(() => {
       names.forEach((name, i) => {
         const value = tf.engine().registeredVariables[name]!;
-        // The same slots, names and order as tfjs's, so getWeights/setWeights are unchanged.
-        const zeros = () => tf.tidy(() => tf.zerosLike(value).variable(false));
-        self.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: zeros() };
-        self.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: zeros() };
         const gradient = Array.isArray(variableGradients) ? variableGradients[i]!.tensor : variableGradients[name];
         if (gradient == null) return;
-        const firstMoment = self.accumulatedFirstMoment[i].variable;
-        const secondMoment = self.accumulatedSecondMoment[i].variable;
+        const { moments } = (this.packed[i] ??= this.pack(i, name, value));
         const attrs: AdamUpdateAttrs = {
           beta1: self.beta1,
           beta2: self.beta2,
           learningRate: self.learningRate,
           epsilon: self.epsilon,
         };
-        const [m, v, w] = tf
+        const [updatedMoments, updatedValue] = tf
           .engine()
           .runKernel<tf.Tensor[]>(
             ADAM_UPDATE,
-            { firstMoment, secondMoment, value, gradient, accBeta1: self.accBeta1, accBeta2: self.accBeta2 },
+            { moments, value, gradient, accBeta1: self.accBeta1, accBeta2: self.accBeta2 },
             attrs as unknown as tf.NamedAttrMap,
           );
-        firstMoment.assign(m!);
-        secondMoment.assign(v!);
-        value.assign(w!);
+        moments.assign(updatedMoments!);
+        value.assign(updatedValue!);
       });
       self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));
       self.accBeta2.assign(tf.mul(self.accBeta2, self.beta2));
     });
     this.incrementIterations();
+  }
+
+  /** Packs slot i's moments (zeros for a variable without any yet) and empties the slot. */
+  private pack(i: number, name: string, value: tf.Variable): PackedMoments {
+    const self = this as unknown as AdamInternals;
+    const m = self.accumulatedFirstMoment[i]?.variable;
+    const v = self.accumulatedSecondMoment[i]?.variable;
+    const moments = tf.tidy(() =>
+      (m && v ? tf.concat([m.flatten(), v.flatten()]) : tf.zeros([2 * value.size])).variable(false),
+    );
+    tf.dispose([m, v].filter((t): t is tf.Variable => t !== undefined));
+    self.accumulatedFirstMoment[i] = undefined;
+    self.accumulatedSecondMoment[i] = undefined;
+    return { name, shape: value.shape, moments };
+  }
+
+  /** Puts every packed variable's moments back into tfjs's slots, under tfjs's names. */
+  private unpack(): void {
+    const self = this as unknown as AdamInternals;
+    this.packed.forEach((entry, i) => {
+      if (!entry) return;
+      const size = entry.moments.size / 2;
+      const slot = (begin: number, suffix: string) => ({
+        originalName: `${entry.name}/${suffix}`,
+        variable: tf.tidy(() => entry.moments.slice(begin, size).reshape(entry.shape).variable(false)),
+      });
+      self.accumulatedFirstMoment[i] = slot(0, 'm');
+      self.accumulatedSecondMoment[i] = slot(size, 'v');
+      entry.moments.dispose();
+    });
+    this.packed = [];
+  }
+
+  override async getWeights(): Promise<NamedTensor[]> {
+    this.unpack();
+    return super.getWeights();
+  }
+
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    this.unpack();
+    this.disposeSlots();
+    return super.setWeights(weightValues);
+  }
+
+  override dispose(): void {
+    this.packed.forEach((entry) => entry?.moments.dispose());
+    this.packed = [];
+    // Slots emptied by pack() have nothing to free.
+    const self = this as unknown as AdamInternals;
+    self.accumulatedFirstMoment = self.accumulatedFirstMoment.filter((slot) => slot !== undefined);
+    self.accumulatedSecondMoment = self.accumulatedSecondMoment.filter((slot) => slot !== undefined);
+    super.dispose();
+  }
+
+  /** tfjs's setWeights replaces the slots without freeing the variables in them. */
+  private disposeSlots(): void {
+    const self = this as unknown as AdamInternals;
+    const variables = [...self.accumulatedFirstMoment, ...self.accumulatedSecondMoment].map((slot) => slot?.variable);
+    tf.dispose(variables.filter((t): t is tf.Variable => t !== undefined));
   }
 }
 
@@ -122,8 +191,8 @@ function adamUpdate(args: {
     float(-learningRate),
     float(epsilon),
   ];
-  return (['firstMoment', 'secondMoment', 'value'] as const).map((output) => {
-    const program = new AdamUpdateProgram(inputs.value!.shape, output);
+  return (['moments', 'value'] as const).map((output) => {
+    const program = new AdamUpdateProgram(output === 'moments' ? inputs.moments!.shape : inputs.value!.shape, output);
     return args.backend.runWebGPUProgram(
       program,
       program.variableNames.map((name) => inputs[name]!),
@@ -134,9 +203,9 @@ function adamUpdate(args: {
 }
 
 /**
- * One of the three outputs of an Adam update, elementwise over the variable. Each program binds
- * only the inputs it reads: Dawn derives the bind group layout from the shader and rejects
- * buffers the shader does not use.
+ * One of the two outputs of an Adam update: the packed moments [m, v] (2 x the variable's size) or
+ * the new value, elementwise. Each program binds only the inputs it reads: Dawn derives the bind
+ * group layout from the shader and rejects buffers the shader does not use.
  */
 class AdamUpdateProgram implements WebGpuProgram {
   shaderKey: string;
@@ -150,32 +219,36 @@ class AdamUpdateProgram implements WebGpuProgram {
 
   constructor(
     public outputShape: number[],
-    private readonly output: 'firstMoment' | 'secondMoment' | 'value',
+    private readonly output: 'moments' | 'value',
   ) {
     this.shaderKey = `pneumoganAdamUpdate_${output}`;
-    this.variableNames = {
-      firstMoment: ['firstMoment', 'gradient'],
-      secondMoment: ['secondMoment', 'gradient'],
-      value: ['firstMoment', 'secondMoment', 'value', 'gradient', 'accBeta1', 'accBeta2'],
-    }[output];
+    this.variableNames =
+      output === 'moments' ? ['moments', 'gradient'] : ['moments', 'value', 'gradient', 'accBeta1', 'accBeta2'];
     ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
   }
 
   getUserCode(): string {
-    const m = 'firstMoment[index] * uniforms.beta1 + g * uniforms.oneMinusBeta1';
-    const v = 'secondMoment[index] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2';
-    const result = {
-      firstMoment: m,
-      secondMoment: v,
-      value:
-        'value[index] + (m / (1.0 - accBeta1[0])) / (sqrt(v / (1.0 - accBeta2[0])) + uniforms.epsilon) * uniforms.negLearningRate',
-    }[this.output];
+    // n: the variable's size; m at moments[i], v at moments[n + i].
+    const m = (i: string) => `moments[${i}] * uniforms.beta1 + g * uniforms.oneMinusBeta1`;
+    const v = (i: string) => `moments[${i}] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2`;
+    const body =
+      this.output === 'moments'
+        ? `let n = uniforms.size / 2;
+          if (index < n) {
+            let g = gradient[index];
+            setOutputAtIndex(index, ${m('index')});
+          } else {
+            let g = gradient[index - n];
+            setOutputAtIndex(index, ${v('index')});
+          }`
+        : `let g = gradient[index];
+          let m = ${m('index')};
+          let v = ${v('uniforms.size + index')};
+          setOutputAtIndex(index, value[index] + (m / (1.0 - accBeta1[0])) / (sqrt(v / (1.0 - accBeta2[0])) + uniforms.epsilon) * uniforms.negLearningRate);`;
     return `
       fn main(index : i32) {
         if (index < uniforms.size) {
-          let g = gradient[index];
-          ${this.output === 'value' ? `let m = ${m};\n          let v = ${v};` : ''}
-          setOutputAtIndex(index, ${result});
+          ${body}
         }
       }
     `;

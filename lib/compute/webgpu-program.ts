@@ -78,6 +78,8 @@ export class SumOfPartials implements WebGpuProgram {
 export function countWebGpuPrograms(): { count: () => number; stop: () => void } | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
   const backend = tf.backend() as WebGPUBackend;
+  // Unbound on purpose: it is called with apply() and put back as it was.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const run = backend.runWebGPUProgram;
   let count = 0;
   backend.runWebGPUProgram = (...args) => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { ADAM_UPDATE, adam } from '../../lib/compute/webgpu-adam.js';
+import { countWebGpuPrograms } from '../../lib/compute/webgpu-program.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 let unavailable = '';
@@ -94,15 +95,69 @@ test('on WebGPU one Adam step runs one fused kernel per variable instead of a do
     const vars = SHAPES.map((shape, i) => tf.variable(tf.zeros(shape), true, `adamcount${++runs}_${i}`));
     const grads = Object.fromEntries(vars.map((v) => [v.name, tf.onesLike(v)]));
     optimizer.applyGradients(grads); // creates the moments
-    const profile = await tf.profile(() => optimizer.applyGradients(grads));
+    const programs = countWebGpuPrograms()!;
+    const profile = await tf.profile(() => optimizer.applyGradients(grads)).finally(() => programs.stop());
     tf.dispose([...vars, ...Object.values(grads)]);
     optimizer.dispose();
-    return profile.kernels.map((k) => k.name);
+    return { names: profile.kernels.map((k) => k.name), programs: programs.count() };
   };
-  const stock = await kernelsOfOneStep(tf.train.adam(0.01));
-  const fused = await kernelsOfOneStep(adam(0.01));
+  const stock = (await kernelsOfOneStep(tf.train.adam(0.01))).names;
+  const { names: fused, programs } = await kernelsOfOneStep(adam(0.01));
   assert.equal(fused.filter((k) => k === ADAM_UPDATE).length, SHAPES.length);
+  // Two programs per variable (packed moments, value) and the two beta powers.
+  assert.ok(programs <= 2 * SHAPES.length + 2, `${programs} programs in one step`);
   assert.ok(!fused.includes('Sqrt') && stock.includes('Sqrt'));
   assert.ok(fused.length <= SHAPES.length + 4, `fused: ${fused.join(', ')}`);
   t.diagnostic(`kernels per step for ${SHAPES.length} variables: tf.train.adam ${stock.length}, fused ${fused.length}`);
+});
+
+test('on WebGPU, reading and restoring the optimizer state mid-training changes nothing, and leaks nothing', async (t) => {
+  if (unavailable) return t.skip(unavailable);
+  assert.ok(await tf.setBackend('webgpu'));
+  const run = async (interrupt: 'none' | 'read' | 'restore') => {
+    const prefix = `adamresume${++runs}_`;
+    const vars = SHAPES.map((shape, i) =>
+      tf.variable(tf.tensor(values(tf.util.sizeFromShape(shape), 30 + i), shape), true, `${prefix}${i}`),
+    );
+    let optimizer = adam(0.01, 0.5);
+    const step = (s: number) => {
+      const grads = vars.map((v, i) => ({ name: v.name, tensor: tf.tensor(values(v.size, 100 * s + i), v.shape) }));
+      optimizer.applyGradients(grads);
+      tf.dispose(grads.map((g) => g.tensor));
+    };
+    let tensorsAfterFirst = 0;
+    for (let s = 0; s < 6; s++) {
+      step(s);
+      if (s === 0) tensorsAfterFirst = tf.memory().numTensors;
+      // getWeights returns tfjs's slots themselves and a new scalar of the iteration count first.
+      if (s === 2 && interrupt === 'read') (await optimizer.getWeights())[0]!.tensor.dispose();
+      if (s === 2 && interrupt === 'restore') {
+        const state = await optimizer.getWeights();
+        const saved = await Promise.all(
+          state.map(async (w) => ({
+            name: w.name,
+            tensor: tf.tensor(await w.tensor.data(), w.tensor.shape),
+          })),
+        );
+        state[0]!.tensor.dispose();
+        optimizer.dispose();
+        optimizer = adam(0.01, 0.5);
+        await optimizer.setWeights(saved);
+        tf.dispose(saved.map((w) => w.tensor));
+      }
+    }
+    const tensorsAtEnd = tf.memory().numTensors;
+    const weights = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
+    tf.dispose(vars);
+    optimizer.dispose();
+    return { weights, grew: tensorsAtEnd - tensorsAfterFirst };
+  };
+  const plain = await run('none');
+  const read = await run('read');
+  const restored = await run('restore');
+  assert.deepEqual(read.weights, plain.weights, 'unpacking and packing the moments copies them exactly');
+  // A restore recomputes the beta powers as beta^t, where steps multiply them: float rounding.
+  const restoredError = worstRelative(plain.weights, restored.weights);
+  assert.ok(restoredError < 1e-5, `restored: relative difference ${restoredError}`);
+  assert.deepEqual([plain.grew, read.grew, restored.grew], [0, 0, 0], 'tensors kept after the first step');
 });
