@@ -22,6 +22,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { useDeviceSideGradients } from './device-gradients.js';
 import { kernelSwap } from './kernel-swap.js';
 import { useFusedAdam } from './webgpu-adam.js';
+import { useWebGpuActivationGradients } from './webgpu-activation-gradients.js';
 import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
 import { SumOfPartials, type WebGpuProgram } from './webgpu-program.js';
@@ -62,8 +63,8 @@ export function fastWebGpuKernelsInUse(): boolean {
  * puts tfjs's own back (the GPU bench times both): the filter gradient below, the fused Adam
  * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts),
  * uploads through the queue (./webgpu-upload.ts), the input-gradient kernel chosen by stride
- * (./webgpu-input-gradient.ts), batch norm's training step (./webgpu-batch-norm.ts) and dropout
- * masks drawn on the device (./dropout.ts).
+ * (./webgpu-input-gradient.ts), batch norm's training step (./webgpu-batch-norm.ts), dropout
+ * masks drawn on the device (./dropout.ts) and the ReLU gradients (./webgpu-activation-gradients.ts).
  * Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
@@ -74,6 +75,7 @@ export function useFastWebGpuKernels(fast = true): void {
   useInputGradientByStride(fast);
   useWebGpuBatchNorm(fast);
   useWebGpuDropoutMask(fast);
+  useWebGpuActivationGradients(fast);
 }
 
 /** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
