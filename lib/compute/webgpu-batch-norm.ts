@@ -2,7 +2,7 @@
  * Batch normalisation's training step as WGSL kernels for tfjs's WebGPU backend: ten dispatches
  * per layer and step instead of some thirty on tfjs's ops (lib/models/batch-norm.ts), and no
  * transposes. tfjs's WebGPU reductions over N, H and W first transpose the whole activation so
- * that the channel axis is innermost, and its moments and gradient sums take five such
+ * that the channel axis is innermost, and batch norm's statistics and gradient sums take four such
  * reductions per layer and step; with GoogLeNet's 57 batch norms, the dispatches alone (each one
  * tens of microseconds of host work in tfjs) set the pace of a step on an H100.
  *
