@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
 
 export const DROPOUT_MASK = 'PneumoganDropoutMask';
 
@@ -50,39 +50,22 @@ function maskOnHost({ shape, threshold, key, scale }: MaskAttrs): tf.Tensor {
   return tf.tensor(mask, shape);
 }
 
-class DropoutMaskProgram implements WebGpuProgram {
-  shaderKey = 'pneumoganDropoutMask';
-  variableNames: string[] = [];
-  uniforms = 'threshold : u32, key : u32, scale : f32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(public outputShape: number[]) {
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          var v = u32(index) ^ uniforms.key;
+function maskOnWebGpu(args: { backend: WebGPUBackend; attrs: MaskAttrs }): tf.TensorInfo {
+  const { shape, threshold, key, scale } = args.attrs;
+  const program = new FlatProgram(
+    'pneumoganDropoutMask',
+    shape,
+    [],
+    'threshold : u32, key : u32, scale : f32,',
+    `var v = u32(index) ^ uniforms.key;
           v ^= v >> 16u;
           v *= 0x7feb352du;
           v ^= v >> 15u;
           v *= 0x846ca68bu;
           v ^= v >> 16u;
-          setOutputAtIndex(index, select(0.0, uniforms.scale, v >= uniforms.threshold));
-        }
-      }
-    `;
-  }
-}
-
-function maskOnWebGpu(args: { backend: WebGPUBackend; attrs: MaskAttrs }): tf.TensorInfo {
-  const { shape, threshold, key, scale } = args.attrs;
-  return args.backend.runWebGPUProgram(new DropoutMaskProgram(shape), [], 'float32', [
+          setOutputAtIndex(index, select(0.0, uniforms.scale, v >= uniforms.threshold));`,
+  );
+  return args.backend.runWebGPUProgram(program, [], 'float32', [
     { type: 'uint32', data: [threshold] },
     { type: 'uint32', data: [key] },
     { type: 'float32', data: [scale] },
@@ -91,14 +74,7 @@ function maskOnWebGpu(args: { backend: WebGPUBackend; attrs: MaskAttrs }): tf.Te
 
 /** Registers (or with `false` removes) the mask kernel for the 'webgpu' backend. */
 export function useWebGpuDropoutMask(on: boolean): void {
-  const registered = tf.getKernel(DROPOUT_MASK, 'webgpu') !== undefined;
-  if (on && !registered)
-    tf.registerKernel({
-      kernelName: DROPOUT_MASK,
-      backendName: 'webgpu',
-      kernelFunc: maskOnWebGpu as unknown as tf.KernelFunc,
-    });
-  if (!on && registered) tf.unregisterKernel(DROPOUT_MASK, 'webgpu');
+  useWebGpuKernel(DROPOUT_MASK, maskOnWebGpu, on);
 }
 
 /** The mask: 0 for a dropped element, 1 / (1 - rate) for a kept one. */

@@ -8,34 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
 
 export const ACTIVATION_GRADIENT = 'PneumoganActivationGradient';
-
-class ActivationGradientProgram implements WebGpuProgram {
-  shaderKey = 'pneumoganActivationGradient';
-  variableNames = ['dy', 'x'];
-  uniforms = 'alpha : f32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(public outputShape: number[]) {
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          let g = dy[index];
-          setOutputAtIndex(index, select(g * uniforms.alpha, g, x[index] > 0.0));
-        }
-      }
-    `;
-  }
-}
 
 function activationGradient(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -43,9 +18,15 @@ function activationGradient(args: {
   attrs: { alpha: number };
 }): tf.TensorInfo {
   const { dy, x } = args.inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  return args.backend.runWebGPUProgram(new ActivationGradientProgram(x.shape), [dy, x], 'float32', [
-    { type: 'float32', data: [args.attrs.alpha] },
-  ]);
+  const program = new FlatProgram(
+    'pneumoganActivationGradient',
+    x.shape,
+    ['dy', 'x'],
+    'alpha : f32,',
+    `let g = dy[index];
+          setOutputAtIndex(index, select(g * uniforms.alpha, g, x[index] > 0.0));`,
+  );
+  return args.backend.runWebGPUProgram(program, [dy, x], 'float32', [{ type: 'float32', data: [args.attrs.alpha] }]);
 }
 
 /** tfjs's own gradient configs, for every other backend and to put back. */
@@ -77,13 +58,6 @@ const OURS = [
 /** Puts ours in place (or tfjs's back with `false`): the program for 'webgpu', the gradients in the global registry. */
 export function useWebGpuActivationGradients(on: boolean): void {
   stock ??= { [tf.Relu]: tf.getGradient(tf.Relu), [tf.LeakyRelu]: tf.getGradient(tf.LeakyRelu) };
-  const registered = tf.getKernel(ACTIVATION_GRADIENT, 'webgpu') !== undefined;
-  if (on && !registered)
-    tf.registerKernel({
-      kernelName: ACTIVATION_GRADIENT,
-      backendName: 'webgpu',
-      kernelFunc: activationGradient as unknown as tf.KernelFunc,
-    });
-  if (!on && registered) tf.unregisterKernel(ACTIVATION_GRADIENT, 'webgpu');
+  useWebGpuKernel(ACTIVATION_GRADIENT, activationGradient, on);
   for (const config of on ? OURS : Object.values(stock)) tf.registerGradient(config);
 }

@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatDispatch, type WebGpuProgram } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
 
 export const ADAM_UPDATE = 'PneumoganAdamUpdate';
 
@@ -44,14 +44,7 @@ interface AdamInternals {
 
 /** Registers (or with `false` removes) the fused update for the 'webgpu' backend. */
 export function useFusedAdam(fused: boolean): void {
-  const registered = tf.getKernel(ADAM_UPDATE, 'webgpu') !== undefined;
-  if (fused && !registered)
-    tf.registerKernel({
-      kernelName: ADAM_UPDATE,
-      backendName: 'webgpu',
-      kernelFunc: adamUpdate as unknown as tf.KernelFunc,
-    });
-  if (!fused && registered) tf.unregisterKernel(ADAM_UPDATE, 'webgpu');
+  useWebGpuKernel(ADAM_UPDATE, adamUpdate, fused);
 }
 
 /** tf.train.adam's signature and defaults. */
@@ -192,7 +185,7 @@ function adamUpdate(args: {
     float(epsilon),
   ];
   return (['moments', 'value'] as const).map((output) => {
-    const program = new AdamUpdateProgram(output === 'moments' ? inputs.moments!.shape : inputs.value!.shape, output);
+    const program = adamUpdateProgram(output === 'moments' ? inputs.moments!.shape : inputs.value!.shape, output);
     return args.backend.runWebGPUProgram(
       program,
       program.variableNames.map((name) => inputs[name]!),
@@ -207,50 +200,35 @@ function adamUpdate(args: {
  * the new value, elementwise. Each program binds only the inputs it reads: Dawn derives the bind
  * group layout from the shader and rejects buffers the shader does not use.
  */
-class AdamUpdateProgram implements WebGpuProgram {
-  shaderKey: string;
-  variableNames: string[];
-  uniforms =
+function adamUpdateProgram(outputShape: number[], output: 'moments' | 'value'): FlatProgram {
+  // n: the variable's size; m at moments[i], v at moments[n + i].
+  const m = (i: string) => `moments[${i}] * uniforms.beta1 + g * uniforms.oneMinusBeta1`;
+  const v = (i: string) => `moments[${i}] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2`;
+  const uniforms =
     'beta1 : f32, oneMinusBeta1 : f32, beta2 : f32, oneMinusBeta2 : f32, negLearningRate : f32, epsilon : f32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(
-    public outputShape: number[],
-    private readonly output: 'moments' | 'value',
-  ) {
-    this.shaderKey = `pneumoganAdamUpdate_${output}`;
-    this.variableNames =
-      output === 'moments' ? ['moments', 'gradient'] : ['moments', 'value', 'gradient', 'accBeta1', 'accBeta2'];
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    // n: the variable's size; m at moments[i], v at moments[n + i].
-    const m = (i: string) => `moments[${i}] * uniforms.beta1 + g * uniforms.oneMinusBeta1`;
-    const v = (i: string) => `moments[${i}] * uniforms.beta2 + (g * g) * uniforms.oneMinusBeta2`;
-    const body =
-      this.output === 'moments'
-        ? `let n = uniforms.size / 2;
+  if (output === 'moments')
+    return new FlatProgram(
+      'pneumoganAdamUpdate_moments',
+      outputShape,
+      ['moments', 'gradient'],
+      uniforms,
+      `let n = uniforms.size / 2;
           if (index < n) {
             let g = gradient[index];
             setOutputAtIndex(index, ${m('index')});
           } else {
             let g = gradient[index - n];
             setOutputAtIndex(index, ${v('index')});
-          }`
-        : `let g = gradient[index];
+          }`,
+    );
+  return new FlatProgram(
+    'pneumoganAdamUpdate_value',
+    outputShape,
+    ['moments', 'value', 'gradient', 'accBeta1', 'accBeta2'],
+    uniforms,
+    `let g = gradient[index];
           let m = ${m('index')};
           let v = ${v('uniforms.size + index')};
-          setOutputAtIndex(index, value[index] + (m / (1.0 - accBeta1[0])) / (sqrt(v / (1.0 - accBeta2[0])) + uniforms.epsilon) * uniforms.negLearningRate);`;
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          ${body}
-        }
-      }
-    `;
-  }
+          setOutputAtIndex(index, value[index] + (m / (1.0 - accBeta1[0])) / (sqrt(v / (1.0 - accBeta2[0])) + uniforms.epsilon) * uniforms.negLearningRate);`,
+  );
 }

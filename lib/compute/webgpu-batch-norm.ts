@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { flatDispatch, SumOfPartials, type WebGpuProgram } from './webgpu-program.js';
+import { FlatProgram, sumOfPartials, useWebGpuKernel, type WebGpuProgram } from './webgpu-program.js';
 
 export const BATCH_NORM_FORWARD = 'PneumoganBatchNormForward';
 export const BATCH_NORM_BACKWARD = 'PneumoganBatchNormBackward';
@@ -133,70 +133,28 @@ class ChannelPartials implements WebGpuProgram {
 }
 
 /** [splits, 2, C] (mean, squared deviations) per share -> [2, C] (mean; biased variance). */
-class MomentsOfShares implements WebGpuProgram {
-  shaderKey = 'pneumoganMomentsOfShares';
-  variableNames = ['partials'];
-  uniforms = 'rows : i32, channels : i32, rowsPerSplit : i32, splits : i32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(public outputShape: [number, number]) {
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.channels) {
-          var count = 0.0;
-          var mean = 0.0;
-          var squares = 0.0;
-          for (var s = 0; s < uniforms.splits; s++) {
-            let nb = f32(min(uniforms.rowsPerSplit, uniforms.rows - s * uniforms.rowsPerSplit));
-            let total = count + nb;
-            let delta = partials[(s * 2) * uniforms.channels + index] - mean;
-            mean += delta * nb / total;
-            squares += partials[(s * 2 + 1) * uniforms.channels + index] + delta * delta * count * nb / total;
-            count = total;
-          }
-          setOutputAtIndex(index, mean);
-          setOutputAtIndex(uniforms.channels + index, squares / f32(uniforms.rows));
-        }
-      }
-    `;
-  }
-}
-
-/** An elementwise program over `outputShape` with one WGSL expression for the value at `index`. */
-class Elementwise implements WebGpuProgram {
-  uniforms: string;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-  dispatchLayout: WebGpuProgram['dispatchLayout'];
-  dispatch: WebGpuProgram['dispatch'];
-
-  constructor(
-    public shaderKey: string,
-    public outputShape: number[],
-    public variableNames: string[],
-    uniforms: string,
-    private readonly body: string,
-  ) {
-    this.uniforms = uniforms;
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
-  }
-
-  getUserCode(): string {
-    return `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          ${this.body}
-        }
-      }
-    `;
-  }
+function momentsOfShares(channels: number): FlatProgram {
+  return new FlatProgram(
+    'pneumoganMomentsOfShares',
+    [2, channels],
+    ['partials'],
+    'rows : i32, channels : i32, rowsPerSplit : i32, splits : i32,',
+    `if (index < uniforms.channels) {
+            var count = 0.0;
+            var mean = 0.0;
+            var squares = 0.0;
+            for (var s = 0; s < uniforms.splits; s++) {
+              let nb = f32(min(uniforms.rowsPerSplit, uniforms.rows - s * uniforms.rowsPerSplit));
+              let total = count + nb;
+              let delta = partials[(s * 2) * uniforms.channels + index] - mean;
+              mean += delta * nb / total;
+              squares += partials[(s * 2 + 1) * uniforms.channels + index] + delta * delta * count * nb / total;
+              count = total;
+            }
+            setOutputAtIndex(index, mean);
+            setOutputAtIndex(uniforms.channels + index, squares / f32(uniforms.rows));
+          }`,
+  );
 }
 
 /** [2, C] (mean; biased variance) of x viewed as [rows, C]. */
@@ -209,7 +167,7 @@ function channelMoments(backend: WebGPUBackend, x: tf.TensorInfo, rows: number, 
     'float32',
     shape.map(int),
   );
-  const stats = backend.runWebGPUProgram(new MomentsOfShares([2, channels]), [partials], 'float32', [
+  const stats = backend.runWebGPUProgram(momentsOfShares(channels), [partials], 'float32', [
     ...shape.map(int),
     int(splits),
   ]);
@@ -223,7 +181,7 @@ function batchNormForward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo[
   const channels = x!.shape[x!.shape.length - 1]!;
   const stats = channelMoments(args.backend, x!, tf.util.sizeFromShape(x!.shape) / channels, channels);
   const y = args.backend.runWebGPUProgram(
-    new Elementwise(
+    new FlatProgram(
       'pneumoganBatchNormApply',
       x!.shape,
       ['x', 'stats', 'gamma', 'beta'],
@@ -243,7 +201,7 @@ function batchNormForward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo[
 function movingAverage(args: KernelArgs<{ row: number; momentum: number }>): tf.TensorInfo {
   const { moving, stats } = args.inputs as Record<string, tf.TensorInfo>;
   return args.backend.runWebGPUProgram(
-    new Elementwise(
+    new FlatProgram(
       'pneumoganMovingAverage',
       moving!.shape,
       ['moving', 'stats'],
@@ -271,12 +229,12 @@ function batchNormBackward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo
     [rows, channels, rowsPerSplit].map(int),
   );
   // sums: [2, C] (sum of dy; sum of dy * (x - mean)).
-  const sums = backend.runWebGPUProgram(new SumOfPartials([2, channels]), [partials], 'float32', [int(splits)]);
+  const sums = backend.runWebGPUProgram(sumOfPartials([2, channels]), [partials], 'float32', [int(splits)]);
   backend.disposeData(partials.dataId);
   const uniforms = [int(channels), float(args.attrs.epsilon), float(rows)];
   const declared = 'channels : i32, epsilon : f32, rows : f32,';
   const dx = backend.runWebGPUProgram(
-    new Elementwise(
+    new FlatProgram(
       'pneumoganBatchNormInputGradient',
       x!.shape,
       ['dy', 'x', 'stats', 'sums', 'gamma'],
@@ -292,7 +250,7 @@ function batchNormBackward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo
     uniforms,
   );
   const dGamma = backend.runWebGPUProgram(
-    new Elementwise(
+    new FlatProgram(
       'pneumoganBatchNormScaleGradient',
       [channels],
       ['stats', 'sums'],
@@ -304,7 +262,7 @@ function batchNormBackward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo
     uniforms,
   );
   const dBeta = backend.runWebGPUProgram(
-    new Elementwise(
+    new FlatProgram(
       'pneumoganBatchNormOffsetGradient',
       [channels],
       ['sums'],
@@ -318,20 +276,11 @@ function batchNormBackward(args: KernelArgs<{ epsilon: number }>): tf.TensorInfo
   return [dx, dGamma, dBeta];
 }
 
-const KERNELS: Array<[string, (args: KernelArgs<never>) => tf.TensorInfo | tf.TensorInfo[]]> = [
-  [BATCH_NORM_FORWARD, batchNormForward],
-  [BATCH_NORM_BACKWARD, batchNormBackward],
-  [MOVING_AVERAGE, movingAverage],
-];
-
 /** Registers (or with `false` removes) the kernels for the 'webgpu' backend. */
 export function useWebGpuBatchNorm(on: boolean): void {
-  for (const [kernelName, kernelFunc] of KERNELS) {
-    const registered = tf.getKernel(kernelName, 'webgpu') !== undefined;
-    if (on && !registered)
-      tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
-    if (!on && registered) tf.unregisterKernel(kernelName, 'webgpu');
-  }
+  useWebGpuKernel(BATCH_NORM_FORWARD, batchNormForward, on);
+  useWebGpuKernel(BATCH_NORM_BACKWARD, batchNormBackward, on);
+  useWebGpuKernel(MOVING_AVERAGE, movingAverage, on);
 }
 
 /** Whether the backend now running is WebGPU with these kernels registered. */

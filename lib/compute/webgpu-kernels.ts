@@ -25,7 +25,7 @@ import { useFusedAdam } from './webgpu-adam.js';
 import { useWebGpuActivationGradients } from './webgpu-activation-gradients.js';
 import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
-import { SumOfPartials, type WebGpuProgram } from './webgpu-program.js';
+import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
 
@@ -127,7 +127,7 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
         int(info.padInfo.left),
       ],
     );
-    const dw = args.backend.runWebGPUProgram(new SumOfPartials(filterShape), [partials], 'float32', [int(splits)]);
+    const dw = args.backend.runWebGPUProgram(sumOfPartials(filterShape), [partials], 'float32', [int(splits)]);
     args.backend.disposeData(partials.dataId);
     return dw;
   };

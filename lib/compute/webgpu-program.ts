@@ -1,7 +1,7 @@
 /**
- * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), the
- * dispatch of flat (one thread per output element) programs, the second stage of split
- * reductions, and a count of the programs dispatched.
+ * What this project's WGSL programs give tfjs's WebGPU backend (`backend.runWebGPUProgram`), flat
+ * (one thread per output element) programs, the second stage of split reductions, the
+ * registration of kernels, and a count of the programs dispatched.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
@@ -42,17 +42,23 @@ export function flatDispatch(
   };
 }
 
-/** Sums [splits, ...] partials over the first axis into the output shape (any shape, same size). */
-export class SumOfPartials implements WebGpuProgram {
-  shaderKey = 'pneumoganSumOfPartials';
-  variableNames = ['partials'];
-  uniforms = 'splits : i32,';
+/**
+ * A flat program: one thread per output element, `body` the WGSL that sets the output at `index`
+ * (with `setOutputAtIndex`), reading the inputs named in `variableNames` and the `uniforms` declared.
+ */
+export class FlatProgram implements WebGpuProgram {
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
   dispatchLayout: WebGpuProgram['dispatchLayout'];
   dispatch: WebGpuProgram['dispatch'];
 
-  constructor(public outputShape: number[]) {
+  constructor(
+    public shaderKey: string,
+    public outputShape: number[],
+    public variableNames: string[],
+    public uniforms: string,
+    private readonly body: string,
+  ) {
     ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
   }
 
@@ -60,15 +66,34 @@ export class SumOfPartials implements WebGpuProgram {
     return `
       fn main(index : i32) {
         if (index < uniforms.size) {
-          var total = 0.0;
-          for (var s = 0; s < uniforms.splits; s++) {
-            total += partials[s * uniforms.size + index];
-          }
-          setOutputAtIndex(index, total);
+          ${this.body}
         }
       }
     `;
   }
+}
+
+/** Sums [splits, ...] partials over the first axis into `outputShape` (any shape, same size). */
+export function sumOfPartials(outputShape: number[]): FlatProgram {
+  return new FlatProgram(
+    'pneumoganSumOfPartials',
+    outputShape,
+    ['partials'],
+    'splits : i32,',
+    `var total = 0.0;
+          for (var s = 0; s < uniforms.splits; s++) {
+            total += partials[s * uniforms.size + index];
+          }
+          setOutputAtIndex(index, total);`,
+  );
+}
+
+/** Registers `kernelFunc` as `kernelName` for the 'webgpu' backend (or with `on` false removes it). */
+export function useWebGpuKernel(kernelName: string, kernelFunc: unknown, on: boolean): void {
+  const registered = tf.getKernel(kernelName, 'webgpu') !== undefined;
+  if (on && !registered)
+    tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as tf.KernelFunc });
+  if (!on && registered) tf.unregisterKernel(kernelName, 'webgpu');
 }
 
 /**
