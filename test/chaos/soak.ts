@@ -72,7 +72,7 @@ export interface ChaosOutcome {
   retried: string[];
 }
 
-type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo;
+type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo & { workflowId: string };
 
 /** The pending activities of a run's workflows (the run and its trials). */
 async function pendingActivities(client: Client, runName: string): Promise<PendingActivity[]> {
@@ -85,21 +85,43 @@ async function pendingActivities(client: Client, runName: string): Promise<Pendi
       .getHandle(id)
       .describe()
       .catch(() => ({ raw: { pendingActivities: [] } }));
-    pending.push(...(raw.pendingActivities ?? []));
+    pending.push(...(raw.pendingActivities ?? []).map((a) => ({ ...a, workflowId: id })));
   }
   return pending;
 }
 
-/** Pids of the workers running a step of the run (from the pending activities of its workflows). */
-async function busyPids(client: Client, runName: string): Promise<Set<number>> {
-  const pids = new Set<number>();
+/** One attempt of a step, as the server lists it. */
+interface StepAttempt {
+  workflowId: string;
+  activityId: string;
+  attempt: number;
+}
+
+/** The step attempt each busy worker (by pid) is running, from the pending activities of the run's workflows. */
+async function busySteps(client: Client, runName: string): Promise<Map<number, StepAttempt>> {
+  const busy = new Map<number, StepAttempt>();
   for (const a of await pendingActivities(client, runName)) {
     // Worker identities are host/pid/role (workers/start-workers.ts).
     const pid = Number(/\/(\d+)\//.exec(a.lastWorkerIdentity ?? '')?.[1]);
     if (a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED && pid)
-      pids.add(pid);
+      busy.set(pid, { workflowId: a.workflowId, activityId: a.activityId ?? '', attempt: a.attempt ?? 1 });
   }
-  return pids;
+  return busy;
+}
+
+/**
+ * Whether a kill interrupted `step`: the server still lists that attempt as started (it learns of
+ * the kill only at the heartbeat timeout). A step that finished between the look-up and the kill
+ * is gone from the list, and that kill tested nothing: the loops do not count it.
+ */
+async function stillStarted(client: Client, runName: string, step: StepAttempt): Promise<boolean> {
+  return (await pendingActivities(client, runName)).some(
+    (a) =>
+      a.workflowId === step.workflowId &&
+      a.activityId === step.activityId &&
+      (a.attempt ?? 1) === step.attempt &&
+      a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+  );
 }
 
 /** Whether an attempt of one of the run's steps failed for want of S3 after `since` (epoch ms). */
@@ -283,12 +305,16 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
         if (finished) return;
         if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
         // Only a worker that is running a step: killing an idle or starting one tests nothing new.
-        const busy = await busyPids(cluster.client, runName).catch(() => new Set<number>());
+        const busy = await busySteps(cluster.client, runName).catch(() => new Map<number, StepAttempt>());
         const candidates = gpu.filter((g) => g.current?.child.pid !== undefined && busy.has(g.current.child.pid));
         const victim = candidates[Math.floor(rand() * candidates.length)];
         const proc = victim?.current;
         if (!victim || !proc?.child.pid) continue;
         process.kill(proc.child.pid, 'SIGKILL');
+        if (!(await stillStarted(cluster.client, runName, busy.get(proc.child.pid)!).catch(() => true))) {
+          log(`[chaos] killed ${victim.name} (pid ${proc.child.pid}) after its step had finished: not counted`);
+          continue;
+        }
         faults.gpuWorkerKills++;
         kills++;
         log(`[chaos] killed ${victim.name} (pid ${proc.child.pid})`);
@@ -378,7 +404,9 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
         connection = await Connection.connect({ address: holder.endpoints.temporal.address });
         client = new Client({ connection, namespace: holder.endpoints.temporal.namespace });
       }
-      const busy = client ? await busyPids(client, runName).catch(() => new Set<number>()) : new Set<number>();
+      const busy = client
+        ? await busySteps(client, runName).catch(() => new Map<number, StepAttempt>())
+        : new Map<number, StepAttempt>();
       const candidates = Object.entries(holder.children).filter(
         ([name, child]) => name.startsWith('gpu-worker') && child.ready && busy.has(child.pid),
       );
@@ -386,6 +414,10 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
       const [name, identity] = candidates[Math.floor(rand() * candidates.length)]!;
       if (!(await isSameProcess(identity))) continue;
       process.kill(identity.pid, 'SIGKILL');
+      if (!(await stillStarted(client!, runName, busy.get(identity.pid)!).catch(() => true))) {
+        log(`[chaos] killed the demo's ${name} (pid ${identity.pid}) after its step had finished: not counted`);
+        continue;
+      }
       faults.gpuWorkerKills++;
       log(`[chaos] killed the demo's ${name} (pid ${identity.pid})`);
       const server = holder.children['temporal dev server'];
