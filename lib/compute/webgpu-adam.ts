@@ -12,8 +12,9 @@
  * The arithmetic follows tfjs's order, so results agree with tf.train.adam to float rounding;
  * the optimizer state (moments, accumulated beta powers, iterations) is tfjs's own whenever it is
  * read or written (`getWeights`, `setWeights`, another backend's step: the packed moments are
- * unpacked into tfjs's slots first), so checkpoints stay interchangeable. On any other backend, or with PNEUMOGAN_WEBGPU_KERNELS=stock,
- * it is tf.train.adam unchanged. test/unit/webgpu-adam.test.ts compares it with the CPU backend.
+ * unpacked into tfjs's slots first), so checkpoints stay interchangeable. On any other backend,
+ * or with PNEUMOGAN_WEBGPU_KERNELS=stock, it is tf.train.adam unchanged.
+ * test/unit/webgpu-adam.test.ts compares it with the CPU backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
