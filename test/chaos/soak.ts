@@ -182,6 +182,23 @@ const EvaluationSchema = z.object({ predictions: z.array(z.object({ image: z.str
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How often the kill loops look for a busy worker once a kill is due. */
+const POLL_MS = 500;
+
+/**
+ * When the kills are due: the first within half an interval of the start, each next one
+ * (0.5 to 1.5) x `killEverySeconds` after the last kill that interrupted a step. Until a kill
+ * lands, the loops look for a busy worker every POLL_MS, so a short run still gets its kills.
+ */
+function killSchedule(options: ChaosOptions, rand: () => number): { due: () => boolean; landed: () => void } {
+  const interval = 1000 * (options.killEverySeconds ?? 8);
+  let next = Date.now() + 0.5 * rand() * interval;
+  return {
+    due: () => Date.now() >= next,
+    landed: () => (next = Date.now() + (0.5 + rand()) * interval),
+  };
+}
+
 /** The embedded default's separately started pieces, for the calm run and the `workers` soak. */
 interface Cluster {
   temporal: TemporalDevServer;
@@ -297,13 +314,11 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
     result.catch(() => undefined);
     const faultsDone = (async () => {
       let kills = 0;
+      const schedule = killSchedule(options, rand);
       while (!finished) {
-        await Promise.race([
-          sleep((0.5 + rand()) * 1000 * (options.killEverySeconds ?? 8)),
-          result.catch(() => undefined),
-        ]);
+        await Promise.race([sleep(POLL_MS), result.catch(() => undefined)]);
         if (finished) return;
-        if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
+        if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity) || !schedule.due()) continue;
         // Only a worker that is running a step: killing an idle or starting one tests nothing new.
         const busy = await busySteps(cluster.client, runName).catch(() => new Map<number, StepAttempt>());
         const candidates = gpu.filter((g) => g.current?.child.pid !== undefined && busy.has(g.current.child.pid));
@@ -317,6 +332,7 @@ export async function chaosOnWorkers(options: ChaosOptions): Promise<ChaosOutcom
         }
         faults.gpuWorkerKills++;
         kills++;
+        schedule.landed();
         log(`[chaos] killed ${victim.name} (pid ${proc.child.pid})`);
         if (kills === 1) {
           const port = Number(cluster.temporal.address.split(':').pop());
@@ -394,9 +410,10 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
   let client: Client | undefined;
   try {
     const lockFile = path.join(stateDir, LOCK_FILENAME);
+    const schedule = killSchedule(options, rand);
     while (running) {
-      await Promise.race([sleep((0.5 + rand()) * 1000 * (options.killEverySeconds ?? 8)), exited]);
-      if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity)) continue;
+      await Promise.race([sleep(POLL_MS), exited]);
+      if (faults.gpuWorkerKills >= (options.maxKills ?? Infinity) || !schedule.due()) continue;
       const holder = running ? await liveHolder(stateDir).catch(() => undefined) : undefined;
       if (!holder) continue;
       // Only workers that run a step of the run: killing an idle or starting one tests nothing new.
@@ -419,6 +436,7 @@ export async function chaosOnDemo(options: ChaosOptions): Promise<ChaosOutcome> 
         continue;
       }
       faults.gpuWorkerKills++;
+      schedule.landed();
       log(`[chaos] killed the demo's ${name} (pid ${identity.pid})`);
       const server = holder.children['temporal dev server'];
       if (faults.gpuWorkerKills === 2 && server && (await isSameProcess(server))) {
