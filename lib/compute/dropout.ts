@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel, webGpuKernelRuns } from './webgpu-program.js';
 
 export const DROPOUT_MASK = 'PneumoganDropoutMask';
 
@@ -80,7 +80,7 @@ export function useWebGpuDropoutMask(on: boolean): void {
 /** The mask: 0 for a dropped element, 1 / (1 - rate) for a kept one. */
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   const attrs = maskAttrs(shape, rate, seed);
-  if (tf.getBackend() === 'webgpu' && tf.getKernel(DROPOUT_MASK, 'webgpu') !== undefined)
+  if (webGpuKernelRuns(DROPOUT_MASK))
     return tf.engine().runKernel(DROPOUT_MASK, {}, attrs as unknown as tf.NamedAttrMap);
   return maskOnHost(attrs);
 }

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel, webGpuKernelRuns } from './webgpu-program.js';
 
 export const ACTIVATION_GRADIENT = 'PneumoganActivationGradient';
 
@@ -38,7 +38,7 @@ function gradientOf(kernelName: string, alphaOf: (attrs: tf.NamedAttrMap) => num
     inputsToSave: ['x'],
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved;
-      if (tf.getBackend() !== 'webgpu' || x!.dtype !== 'float32' || (dy as tf.Tensor).dtype !== 'float32')
+      if (!webGpuKernelRuns(ACTIVATION_GRADIENT) || x!.dtype !== 'float32' || (dy as tf.Tensor).dtype !== 'float32')
         return stock![kernelName]!.gradFunc(dy, saved, attrs);
       return {
         x: () =>

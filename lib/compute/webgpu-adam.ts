@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, useWebGpuKernel } from './webgpu-program.js';
+import { FlatProgram, useWebGpuKernel, webGpuKernelRuns } from './webgpu-program.js';
 
 export const ADAM_UPDATE = 'PneumoganAdamUpdate';
 
@@ -71,7 +71,7 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
   private packed: Array<PackedMoments | undefined> = [];
 
   override applyGradients(variableGradients: VariableGradients): void {
-    if (tf.getBackend() !== 'webgpu' || tf.getKernel(ADAM_UPDATE, 'webgpu') === undefined) {
+    if (!webGpuKernelRuns(ADAM_UPDATE)) {
       this.unpack();
       super.applyGradients(variableGradients);
       return;

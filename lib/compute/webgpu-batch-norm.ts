@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FlatProgram, sumOfPartials, useWebGpuKernel, type WebGpuProgram } from './webgpu-program.js';
+import { FlatProgram, sumOfPartials, useWebGpuKernel, webGpuKernelRuns, type WebGpuProgram } from './webgpu-program.js';
 
 export const BATCH_NORM_FORWARD = 'PneumoganBatchNormForward';
 export const BATCH_NORM_BACKWARD = 'PneumoganBatchNormBackward';
@@ -285,5 +285,5 @@ export function useWebGpuBatchNorm(on: boolean): void {
 
 /** Whether the backend now running is WebGPU with these kernels registered. */
 export function webGpuBatchNormInUse(): boolean {
-  return tf.getBackend() === 'webgpu' && tf.getKernel(BATCH_NORM_FORWARD, 'webgpu') !== undefined;
+  return webGpuKernelRuns(BATCH_NORM_FORWARD);
 }

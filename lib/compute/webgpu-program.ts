@@ -88,6 +88,11 @@ export function sumOfPartials(outputShape: number[]): FlatProgram {
   );
 }
 
+/** Whether the backend now running is WebGPU with `kernelName` registered (by useWebGpuKernel). */
+export function webGpuKernelRuns(kernelName: string): boolean {
+  return tf.getBackend() === 'webgpu' && tf.getKernel(kernelName, 'webgpu') !== undefined;
+}
+
 /** Registers `kernelFunc` as `kernelName` for the 'webgpu' backend (or with `on` false removes it). */
 export function useWebGpuKernel(kernelName: string, kernelFunc: unknown, on: boolean): void {
   const registered = tf.getKernel(kernelName, 'webgpu') !== undefined;
