@@ -45,5 +45,8 @@ fi
 echo "...  VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}; nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo none)"
 export PNEUMOGAN_BACKEND=${PNEUMOGAN_BACKEND:-webgpu}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-"$NODE" "$HERE/app/gpu-run.mjs" --out "$OUT" "$@"
+# The pack's real X-rays, for --paper-trial (cli/gpu/pack.sh copies them when it has the dataset).
+DATA_ARGS=()
+[ -f "$HERE/data/manifest.json" ] && DATA_ARGS=(--data "$HERE/data")
+"$NODE" "$HERE/app/gpu-run.mjs" --out "$OUT" "${DATA_ARGS[@]}" "$@"
 echo "ok   GPU check finished in $(($(date +%s) - t0)) s; results in $OUT"

@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,9 @@ import { describeHostProfile, hostProfileCase } from './host-profile.js';
 import { describeProfile, profileCase, type CaseProfile } from './profile.js';
 import { ms, paperEstimates, profileTables, rate, table, variantTable, type Row } from './report.js';
 import { parseVariants, underVariant } from './variants.js';
+import { JOB_EVENT_PREFIX, PaperJobSchema, runPaperJob } from './paper-job.js';
+import { runPaperTrial, type PaperTrialResult } from './paper-trial.js';
+import { paperTrialReport } from './paper-trial-report.js';
 import { runSmokeTrialGpuSteps } from './trial.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -178,6 +181,15 @@ async function bench(backendName: string): Promise<void> {
   );
 }
 
+const jobSpec = option('--paper-job');
+if (jobSpec) {
+  // A step of the paper trial, in a process of its own (gpu/paper-trial.ts starts it).
+  await initComputeBackend(log);
+  const job = PaperJobSchema.parse(JSON.parse(await readFile(jobSpec, 'utf8')));
+  await runPaperJob(job, (event) => console.log(`${JOB_EVENT_PREFIX}${JSON.stringify(event)}`));
+  process.exit(0);
+}
+
 await mkdir(out, { recursive: true });
 const backend = await initComputeBackend(log);
 const summary = {
@@ -190,7 +202,27 @@ const summary = {
 };
 await writeFile(path.join(out, 'device.json'), `${JSON.stringify(summary, null, 2)}\n`);
 if (!flag('--trial-only')) await bench(`tfjs ${backend.name} on ${backend.device}`);
-if (!flag('--bench-only')) {
+if (flag('--paper-trial')) {
+  const writeResult = async (result: PaperTrialResult) => {
+    await writeFile(path.join(out, 'paper-trial.json'), `${JSON.stringify({ ...summary, ...result }, null, 2)}\n`);
+    await writeFile(path.join(out, 'paper-trial.md'), paperTrialReport(result, backend.device));
+  };
+  const result = await runPaperTrial({
+    quick,
+    dataDir: option('--data'),
+    workDir: path.join(os.tmpdir(), `pneumogan-paper-trial-${process.pid}`),
+    budgetSeconds: BUDGET_SHARES.trial * budgetSeconds - elapsed(),
+    parallel: Number(option('--parallel') ?? 6),
+    log,
+    startJob: (specFile) =>
+      spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--paper-job', specFile], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    onUpdate: writeResult,
+  });
+  await writeResult(result);
+  console.log(`\n${paperTrialReport(result, backend.device)}`);
+} else if (!flag('--bench-only')) {
   const trial = await runSmokeTrialGpuSteps({
     quick,
     log,

@@ -20,7 +20,7 @@ NODE_VERSION=$(node -p 'process.versions.node')
 DEBS="libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2"
 mkdir -p "$CACHE"
 # What an earlier run.sh unpacked or wrote there (node, results/) goes too: the pack starts clean.
-rm -rf "$DEST"/{app,debs,node.xz,node,results,run.sh,README.txt}
+rm -rf "$DEST"/{app,data,debs,node.xz,node,results,run.sh,README.txt}
 mkdir -p "$DEST/app/node_modules/webgpu/dist/linux-x64" "$DEST/debs"
 t0=$(date +%s)
 
@@ -58,6 +58,14 @@ echo "...  apt-get download $DEBS"
   echo "FAIL apt-get download $DEBS (needs Debian/Ubuntu apt and its package lists: apt-get update)"
   exit 1
 }
+
+# 5. The real X-rays of one paper-size trial (`run.sh --paper-trial`), when the dataset is here.
+PAPER_DATA=${PNEUMOGAN_PAPER_DATA:-$PROJ/../shared/data/kermany-train}
+if [ -d "$PAPER_DATA/NORMAL" ]; then
+  (cd "$PROJ" && node --import tsx cli/gpu/pack-paper-data.ts "$PAPER_DATA" "$DEST/data")
+else
+  echo "WARN no X-rays at $PAPER_DATA (set PNEUMOGAN_PAPER_DATA to a folder with NORMAL/ and PNEUMONIA/): run.sh --paper-trial will draw its images"
+fi
 
 cp "$PROJ/gpu/run.sh" "$DEST/run.sh"
 chmod +x "$DEST/run.sh"
