@@ -41,6 +41,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from './batch-norm.js';
+import { LinearConv2D } from './conv2d.js';
 
 export interface DcganOptions {
   /** Output / input side in pixels. */
@@ -140,31 +141,25 @@ export function buildDiscriminator(o: DcganOptions): tf.LayersModel {
   let x: ST = input;
   let index = 0;
   for (let i = 0; i < 4; i++) {
-    x = tf.layers
-      .conv2d({
-        name: `netD.main.${index++}`,
-        filters: widths[i]!,
-        kernelSize: 4,
-        strides: strides[i]!,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: convInit(),
-      })
-      .apply(x) as ST;
+    x = new LinearConv2D({
+      name: `netD.main.${index++}`,
+      filters: widths[i]!,
+      kernelSize: 4,
+      strides: strides[i]!,
+      padding: 'same',
+      kernelInitializer: convInit(),
+    }).apply(x) as ST;
     if (i > 0) x = bn(x, `netD.main.${index++}`);
     x = tf.layers.leakyReLU({ alpha: 0.2, name: `netD.main.${index++}` }).apply(x) as ST;
   }
-  x = tf.layers
-    .conv2d({
-      name: `netD.main.${index}`,
-      filters: 1,
-      kernelSize: 4,
-      strides: 1,
-      padding: 'valid',
-      useBias: false,
-      kernelInitializer: convInit(),
-    })
-    .apply(x) as ST;
+  x = new LinearConv2D({
+    name: `netD.main.${index}`,
+    filters: 1,
+    kernelSize: 4,
+    strides: 1,
+    padding: 'valid',
+    kernelInitializer: convInit(),
+  }).apply(x) as ST;
   x = tf.layers.flatten({ name: 'netD.flatten' }).apply(x) as ST;
   return tf.model({ inputs: input, outputs: x, name: 'discriminator' });
 }

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from '../batch-norm.js';
+import { LinearConv2D } from '../conv2d.js';
 
 export interface BackboneOptions {
   /** Square input side in pixels (224/227 for the paper; 32 or 64 for tests). */
@@ -117,6 +118,20 @@ export function conv(x: ST, spec: ConvSpec): ST {
         x,
       );
     }
+  }
+  if (!spec.bias && !spec.relu) {
+    // Batch norm follows: a plain convolution, whose gradient skips the input where unneeded.
+    return ap(
+      new LinearConv2D({
+        name: spec.name,
+        filters: spec.filters,
+        kernelSize: k,
+        strides: s,
+        padding,
+        kernelInitializer: spec.kernelInit,
+      }),
+      x,
+    );
   }
   return ap(
     tf.layers.conv2d({
