@@ -34,7 +34,7 @@ type ImageEntry = z.infer<typeof ImageEntrySchema>;
 
 export const PaperDataManifestSchema = z.object({
   kind: z.literal('paper-trial-data'),
-  /** The folder the images were chosen from, as given to the pack. */
+  /** The name of the folder the images were chosen from (`kermany-train`). */
   source: z.string(),
   trialSeed: z.number().int(),
   subsetSize: z.number().int(),
@@ -72,8 +72,14 @@ export function asLabeledImage<T extends { label: ClassName; patientId: string |
  * Chooses trial `trialSeed`'s subset and the held-out set from a folder with NORMAL/ and
  * PNEUMONIA/ subfolders (kermany-train's layout) and copies those files to `dest`.
  */
-export async function packPaperData(source: string, dest: string, trialSeed = 1): Promise<PaperDataManifest> {
+export async function packPaperData(
+  source: string,
+  dest: string,
+  options: { trialSeed?: number; subsetSize?: number } = {},
+): Promise<PaperDataManifest> {
   const { protocol } = PRESETS.paper!;
+  const trialSeed = options.trialSeed ?? 1;
+  const subsetSize = options.subsetSize ?? protocol.subsetSize!;
   const listed: ImageEntry[] = [];
   for (const label of CLASS_NAMES) {
     const names = await readdir(path.join(source, label)).catch(() => {
@@ -101,12 +107,12 @@ export async function packPaperData(source: string, dest: string, trialSeed = 1)
     real.map(() => 'train'),
     protocol,
   );
-  const subset = stratifiedSubset(pool, { size: protocol.subsetSize! }, trialSeed);
+  const subset = stratifiedSubset(pool, { size: subsetSize }, trialSeed);
   const manifest: PaperDataManifest = {
     kind: 'paper-trial-data',
-    source,
+    source: path.basename(path.resolve(source)),
     trialSeed,
-    subsetSize: protocol.subsetSize!,
+    subsetSize,
     heldoutSource,
     subset: subset.map((s) => s.item),
     heldout: heldout.map((h) => h.item),

@@ -12,22 +12,16 @@
  * cut short still leaves one.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { classTargets, stratifiedSplit } from '../lib/protocol/sampling.js';
 import { deriveSeed } from '../lib/random.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
 import { asLabeledImage, loadPaperData, type RealPixels } from './paper-data.js';
-import {
-  JOB_EVENT_PREFIX,
-  readImageSet,
-  writeImageSet,
-  type JobEvent,
-  type PaperJob,
-  type ProtocolScores,
-} from './paper-job.js';
+import { readImageSet, writeImageSet, type PaperJob, type ProtocolScores } from './paper-job.js';
+import { runStepProcesses, type JobStage, type StepProcess, type StepRecord } from './step-processes.js';
 import { drawXray, resizeGray } from './trial.js';
 
 /** kermany-train's class counts, for drawn stand-ins of the same proportions. */
@@ -42,15 +36,6 @@ export interface PaperTrialStage {
   detail: string;
 }
 
-export interface PaperTrialJob {
-  name: string;
-  state: 'waiting' | 'running' | 'done' | 'failed' | 'stopped';
-  startedAt?: number;
-  endedAt?: number;
-  progress?: { done: number; total: number; perSecond?: number };
-  error?: string;
-}
-
 export interface PaperTrialResult {
   size: 'paper' | 'quick';
   seed: number;
@@ -58,7 +43,7 @@ export interface PaperTrialResult {
   parallel: number;
   counts: Record<string, string>;
   stages: PaperTrialStage[];
-  jobs: PaperTrialJob[];
+  jobs: StepRecord[];
   /** protocol -> backbone -> scores. */
   scores: Record<string, Record<string, ProtocolScores>>;
   seconds: number;
@@ -71,7 +56,9 @@ export interface PaperTrialOptions {
   /** A folder written by packPaperData; absent, images are drawn. */
   dataDir?: string;
   workDir: string;
+  /** Seconds from the trial's start after which no step starts and running ones are stopped. */
   budgetSeconds: number;
+  /** Steps (processes) at a time. */
   parallel: number;
   log: (line: string) => void;
   /** Starts `node <this program> --paper-job <specFile>` (or an equivalent) with piped stdout. */
@@ -167,13 +154,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     await options.onUpdate?.(result);
   };
 
-  interface Pending {
-    job: PaperJob;
-    name: string;
-    /** Runs when the job has finished (the GANs' synthetic images join the pooled split). */
-    after?: () => Promise<void>;
-  }
-  const ganJobs: Pending[] = CLASS_NAMES.map((label) => {
+  const ganJobs: StepProcess<PaperJob>[] = CLASS_NAMES.map((label) => {
     const own = subset.filter((s) => s.label === label);
     return {
       name: `gan:${label}`,
@@ -196,7 +177,10 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
       own.map((s) => ({ image: resizeGray(s.image, gan.imageSize), label })),
     );
   }
-  const fineTuneJob = (backbone: PipelineConfig['classifier']['backbones'][number], noGan: boolean): Pending => {
+  const fineTuneJob = (
+    backbone: PipelineConfig['classifier']['backbones'][number],
+    noGan: boolean,
+  ): StepProcess<PaperJob> => {
     const suffix = noGan ? '-no-gan' : '';
     return {
       name: `fine-tune${suffix}:${backbone}`,
@@ -257,21 +241,12 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   for (const g of ganJobs) g.after = async () => (--gansLeft === 0 ? splitPooled() : undefined);
 
   // The GANs first (the longest chain), then the no-gan fine-tunings beside them.
-  const queue: Pending[] = [...ganJobs, ...noGanJobs];
-  const records = new Map<string, PaperTrialJob>(
+  const queue: StepProcess<PaperJob>[] = [...ganJobs, ...noGanJobs];
+  const records = new Map<string, StepRecord>(
     [...ganJobs, ...noGanJobs, ...pooledJobs].map((p) => [p.name, { name: p.name, state: 'waiting' }]),
   );
   result.jobs = [...records.values()];
-  const running = new Map<string, ChildProcess>();
-  let failed = false;
-
-  const onEvent = (name: string, event: JobEvent) => {
-    const record = records.get(name)!;
-    if (event.type === 'progress') {
-      const seconds = now() - (record.startedAt ?? 0);
-      record.progress = { done: event.done, total: event.total, perSecond: event.done / Math.max(seconds, 1e-9) };
-      return;
-    }
+  const onStage = (event: JobStage) => {
     result.stages.push({ stage: event.stage, endedAt: now(), seconds: event.seconds, detail: event.detail });
     options.log(`[paper] ${event.stage}: ${event.seconds.toFixed(1)} s (${event.detail})`);
     if (event.protocol && event.scores) {
@@ -280,79 +255,17 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     }
     void update();
   };
-
-  const start = (pending: Pending): Promise<void> => {
-    const record = records.get(pending.name)!;
-    record.state = 'running';
-    record.startedAt = now();
-    const specFile = file(`${pending.name}.job.json`);
-    return writeFile(specFile, JSON.stringify(pending.job)).then(
-      () =>
-        new Promise<void>((resolve) => {
-          const child = options.startJob(specFile);
-          running.set(pending.name, child);
-          let buffer = '';
-          let tail = 'no error line on stderr';
-          child.stdout?.on('data', (chunk: Buffer) => {
-            buffer += chunk.toString();
-            const lines = buffer.split('\n');
-            buffer = lines.pop() ?? '';
-            for (const line of lines) {
-              if (line.startsWith(JOB_EVENT_PREFIX))
-                onEvent(pending.name, JSON.parse(line.slice(JOB_EVENT_PREFIX.length)) as JobEvent);
-            }
-          });
-          // The error's own line, not Node's version banner or a line of minified bundle.
-          child.stderr?.on('data', (chunk: Buffer) => {
-            for (const line of chunk.toString().split('\n')) if (/^\w*Error\b/.test(line.trim())) tail = line.trim();
-          });
-          child.on('close', (code, signal) => {
-            running.delete(pending.name);
-            record.endedAt = now();
-            if (record.state === 'stopped') return resolve();
-            if (code === 0) {
-              record.state = 'done';
-              void (pending.after?.() ?? Promise.resolve()).then(resolve);
-            } else {
-              record.state = 'failed';
-              record.error = `exit ${code ?? signal}: ${tail}`;
-              options.log(`[paper] ${pending.name} failed: ${record.error}`);
-              failed = true;
-              resolve();
-            }
-          });
-        }),
-    );
-  };
-
-  const deadline = setTimeout(() => {
-    for (const [name, child] of running) {
-      records.get(name)!.state = 'stopped';
-      child.kill('SIGKILL');
-    }
-    options.log(`[paper] time budget of ${options.budgetSeconds.toFixed(0)} s reached: running steps stopped`);
-  }, options.budgetSeconds * 1000);
-  const reporter = setInterval(() => {
-    const lines = [...running.keys()].map((name) => {
-      const p = records.get(name)!.progress;
-      return p ? `${name} ${p.done}/${p.total} (${p.perSecond?.toFixed(1)}/s)` : `${name} starting`;
-    });
-    if (lines.length) options.log(`[paper] running: ${lines.join(', ')}`);
-  }, 30_000);
-  try {
-    const inFlight = new Set<Promise<void>>();
-    while (!failed && now() < options.budgetSeconds && (queue.length || inFlight.size)) {
-      while (queue.length && inFlight.size < options.parallel) {
-        const task: Promise<void> = start(queue.shift()!).finally(() => inFlight.delete(task));
-        inFlight.add(task);
-      }
-      if (inFlight.size) await Promise.race(inFlight);
-    }
-    for (const child of running.values()) child.kill('SIGKILL');
-  } finally {
-    clearTimeout(deadline);
-    clearInterval(reporter);
-  }
+  await runStepProcesses({
+    queue,
+    records,
+    parallel: options.parallel,
+    budgetSeconds: options.budgetSeconds,
+    now,
+    specFile: (name) => file(`${name}.job.json`),
+    startJob: options.startJob,
+    onStage,
+    log: options.log,
+  });
   result.complete = [...records.values()].every((r) => r.state === 'done');
   await update();
   return result;
