@@ -3,7 +3,8 @@
 # NVIDIA driver and no internet: unpacks Node and dawn.node, installs the Vulkan loader from the
 # .debs when the machine has none (dpkg -x into /, then ldconfig: needs root), points the Vulkan
 # loader at NVIDIA's driver manifest, and runs the bench and one smoke trial's GPU steps on WebGPU
-# (gpu/run.ts), with a PyTorch column when `python3` has torch and torchvision.
+# (gpu/run.ts), with a PyTorch column when `python3` has torch and torchvision; `--trial-only
+# --paper-trial --budget-s 590` runs one `paper` trial's instead, on the pack's X-rays (data/).
 #
 #   bash run.sh [gpu/run.ts options]     results: $OUT, else ./results next to this script
 #

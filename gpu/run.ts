@@ -1,12 +1,17 @@
 /**
  * The GPU check: training-step rates of this project's models on the backend the ladder picks
  * (on a GPU machine: WebGPU or CUDA), beside PyTorch on the same GPU where PyTorch is installed,
- * then one smoke trial's GPU steps. Writes gpu-bench.json/.md and trial.json to --out.
+ * then one smoke trial's GPU steps, or with --paper-trial one `paper` trial's (gpu/paper-trial.ts).
+ * Writes gpu-bench.json/.md and trial.json (paper-trial.json/.md) to --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
  *                                [--no-pytorch] [--no-kernel-bench] [--profile] [--host-profile]
  *                                [--cases gan,resnet18,...] [--variants stock,submit-60,...]
+ *                                [--paper-trial [--data DIR] [--parallel N]]
  *
+ * --paper-trial trains on the X-rays in --data (a folder cli/gpu/pack-paper-data.ts wrote; the
+ * pack's run.sh passes its own), or on drawn images without one, running up to --parallel steps
+ * (6) as processes of this program (`--paper-job SPEC`, internal);
  * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
  * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json; --no-kernel-bench skips the
  * table of kernel choices (gpu/kernels.ts); --host-profile writes a CPU profile of the host's side
