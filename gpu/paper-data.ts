@@ -19,9 +19,11 @@ import { patientIdFromFileName, type LabeledImage } from '../lib/data/manifest.j
 import { InputError } from '../lib/errors.js';
 import type { GrayImage } from '../lib/images.js';
 import { partitionHeldout } from '../lib/protocol/heldout.js';
-import { stratifiedSubset } from '../lib/protocol/sampling.js';
+import { classTargets, stratifiedSubset } from '../lib/protocol/sampling.js';
+import { deriveSeed } from '../lib/random.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type ClassName } from '../pipelines/schema.js';
+import { drawXray } from './trial.js';
 
 const ImageEntrySchema = z.object({
   /** Path relative to the data folder. */
@@ -160,4 +162,47 @@ export async function loadPaperData(
       })),
     );
   return { manifest, subset: await load(manifest.subset), heldout: await load(manifest.heldout) };
+}
+
+/** kermany-train's class counts, for drawn stand-ins of the same proportions. */
+const KERMANY_TRAIN_COUNTS: Record<ClassName, number> = { NORMAL: 1341, PNEUMONIA: 3875 };
+/** The side of kermany-train's X-rays and of the images drawn in their place. */
+export const REAL_SIZE = 224;
+
+/**
+ * A trial's real images: the pack's (`dataDir`), or drawn X-ray-like pictures of the same counts
+ * without one. `quick` keeps a few per class, for checking the path on a CPU.
+ */
+export async function trialImages(options: {
+  dataDir?: string;
+  quick: boolean;
+  subsetSize: number;
+  seed: number;
+}): Promise<{ subset: RealPixels[]; heldout: RealPixels[]; data: string }> {
+  const { quick, subsetSize, seed } = options;
+  if (options.dataDir) {
+    const { manifest, subset, heldout } = await loadPaperData(options.dataDir, REAL_SIZE);
+    const perClass = (items: RealPixels[], n: number) =>
+      CLASS_NAMES.flatMap((label) => items.filter((i) => i.label === label).slice(0, n));
+    return quick
+      ? { subset: perClass(subset, subsetSize / 2), heldout: perClass(heldout, 8), data: `${manifest.source} (quick)` }
+      : {
+          subset,
+          heldout,
+          data: `${subset.length} real X-rays of ${manifest.source} (trial ${manifest.trialSeed}'s subset), held out: ${manifest.heldoutSource}`,
+        };
+  }
+  const draw = (counts: Record<ClassName, number>, salt: string) =>
+    CLASS_NAMES.flatMap((label) =>
+      Array.from({ length: counts[label] }, (_, i) => {
+        const image = drawXray(label, REAL_SIZE, deriveSeed(seed, salt, label, i));
+        const sha256 = createHash('sha256').update(image.pixels).digest('hex');
+        return { image, label, patientId: null, sha256 };
+      }),
+    );
+  return {
+    subset: draw(classTargets(KERMANY_TRAIN_COUNTS, { size: subsetSize }), 'real'),
+    heldout: draw(classTargets(KERMANY_TRAIN_COUNTS, { fraction: quick ? 0.004 : 0.1 }), 'heldout'),
+    data: 'drawn X-ray-like images (no data folder in the pack)',
+  };
 }

@@ -4,19 +4,21 @@
  * evaluations. A GPU worker process queues its kernels from one JavaScript thread, so several
  * processes, like several GPU workers on one machine, are what keeps a GPU busy. Checkpoints are
  * taken as the activities take them (every `checkpointEvery` steps) and written to disk, so their
- * cost is in the stage times. Events go to stdout as `@@paper-job {json}` lines.
+ * cost is in the stage times; a job whose checkpoint file exists resumes from it, as an activity's
+ * retry does. Events go to stdout as `@@paper-job {json}` lines.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { GrayImage } from '../lib/images.js';
 import { confusionMatrix, metricsFromConfusion } from '../lib/protocol/metrics.js';
 import { auc } from '../lib/protocol/scores.js';
 import { deriveSeed } from '../lib/random.js';
-import { encodeSafetensors } from '../lib/training/checkpoint.js';
+import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
 import { takeData } from '../lib/training/loop.js';
-import { evaluateClassifier, fineTune, type LabelledPixels } from '../lib/training/classifier.js';
-import { generateImages, trainGan } from '../lib/training/gan.js';
+import { evaluateClassifier, fineTune, type ClassifierMeta, type LabelledPixels } from '../lib/training/classifier.js';
+import { generateImages, trainGan, type GanMeta } from '../lib/training/gan.js';
 import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
 
 export const JOB_EVENT_PREFIX = '@@paper-job ';
@@ -135,6 +137,16 @@ function protocolScores(
   };
 }
 
+/** Written whole or not at all: a step killed mid-write leaves the previous checkpoint. */
+async function writeCheckpoint<Meta>(file: string, state: TrainingState<Meta>): Promise<void> {
+  await writeFile(`${file}.tmp`, encodeSafetensors(state));
+  await rename(`${file}.tmp`, file);
+}
+
+async function readCheckpoint<Meta>(file: string): Promise<TrainingState<Meta> | undefined> {
+  return existsSync(file) ? decodeSafetensors<Meta>(await readFile(file), file) : undefined;
+}
+
 /** Runs one job; `emit` gets its progress and its stages. */
 export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void): Promise<void> {
   const timed = async <T>(stage: string, body: () => Promise<T>, detail: (r: T) => string, extra = {}) => {
@@ -148,6 +160,7 @@ export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void
   };
   if (job.kind === 'gan') {
     const images = (await readImageSet(job.images)).map((i) => i.image);
+    const resume = await readCheckpoint<GanMeta>(job.checkpoint);
     const { generator } = await timed(
       `gan:${job.label}`,
       () =>
@@ -155,11 +168,14 @@ export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void
           images,
           gan: job.gan,
           seed: job.seed,
+          resume,
           onProgress: progress,
-          onCheckpoint: (s) => writeFile(job.checkpoint, encodeSafetensors(s)),
+          onCheckpoint: (s) => writeCheckpoint(job.checkpoint, s),
         }),
       (r) =>
-        `${job.gan.steps} steps on ${images.length} images, batch ${job.gan.batchSize}; final loss D ${r.state.meta.history.discriminatorLoss.at(-1)?.toFixed(3)} G ${r.state.meta.history.generatorLoss.at(-1)?.toFixed(3)}`,
+        `${job.gan.steps} steps on ${images.length} images, batch ${job.gan.batchSize}` +
+        (resume ? `, resumed at step ${resume.meta.step}` : '') +
+        `; final loss D ${r.state.meta.history.discriminatorLoss.at(-1)?.toFixed(3)} G ${r.state.meta.history.generatorLoss.at(-1)?.toFixed(3)}`,
     );
     const seeds = Array.from({ length: job.syntheticCount }, (_, i) => deriveSeed(job.seed, job.label, 'latent', i));
     const synthetic = await timed(
@@ -176,6 +192,7 @@ export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void
   }
   const { classifier } = job;
   const train = await resizeTo(await readImageSet(job.train), classifier.inputSize);
+  const resume = await readCheckpoint<ClassifierMeta>(job.checkpoint);
   const { model } = await timed(
     job.stage,
     () =>
@@ -184,10 +201,13 @@ export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void
         classifier,
         seed: job.seed,
         train,
+        resume,
         onProgress: progress,
-        onCheckpoint: (s) => writeFile(job.checkpoint, encodeSafetensors(s)),
+        onCheckpoint: (s) => writeCheckpoint(job.checkpoint, s),
       }),
-    () => `${train.length} images x ${classifier.epochs} epochs, batch ${classifier.batchSize}`,
+    () =>
+      `${train.length} images x ${classifier.epochs} epochs, batch ${classifier.batchSize}` +
+      (resume ? `, resumed at batch ${resume.meta.batchesDone}` : ''),
   );
   for (const test of job.tests) {
     const images = await resizeTo(await readImageSet(test.images), classifier.inputSize);

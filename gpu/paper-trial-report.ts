@@ -8,13 +8,16 @@ export function paperTrialReport(result: PaperTrialResult, device: string): stri
     `## One \`${result.size}\` trial's GPU steps (trial seed ${result.seed})`,
     '',
     `Device: ${device}. Steps in parallel: at most ${result.parallel}. Data: ${result.data}.`,
-    `${result.complete ? 'Complete' : 'Not complete'} after ${result.seconds.toFixed(1)} s.`,
+    `${result.complete ? 'Complete' : 'Not complete'} after ${result.seconds.toFixed(1)} s` +
+      (result.runs > 1 ? ` in ${result.runs} runs (resumed; a stopped step continued from its checkpoint).` : '.'),
     '',
     ...Object.entries(result.counts).map(([name, text]) => `- ${name}: ${text}`),
     '',
-    '| stage | seconds | ended at (s from start) | detail |',
-    '| --- | --- | --- | --- |',
-    ...result.stages.map((s) => `| ${s.stage} | ${s.seconds.toFixed(1)} | ${s.endedAt.toFixed(0)} | ${s.detail} |`),
+    "| stage | seconds | ended at (s from its run's start) | run | detail |",
+    '| --- | --- | --- | --- | --- |',
+    ...result.stages.map(
+      (s) => `| ${s.stage} | ${s.seconds.toFixed(1)} | ${s.endedAt.toFixed(0)} | ${s.run} | ${s.detail} |`,
+    ),
   ];
   const unfinished = result.jobs.filter((j) => j.state !== 'done');
   if (unfinished.length) {

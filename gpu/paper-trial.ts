@@ -6,34 +6,34 @@
  * subset alone, which need no GAN and start at once. Each step runs in its own process
  * (gpu/paper-job.ts), up to `parallel` at a time, as GPU workers on one machine would.
  *
- * Real X-rays come from the pack's data folder (gpu/paper-data.ts); without one the trial draws
- * images of the same counts. Past the time budget the running steps are stopped and the result
- * says how far each got and at what rate. `onUpdate` gets the result after every stage, so a run
- * cut short still leaves one.
+ * Past the time budget the running steps are stopped, and the result says how far each got and
+ * at what rate. The state is kept in the work folder after every stage, so a later run with
+ * `resume` (on the same machine: a lent one runs a command for at most 10 minutes, a trial takes
+ * longer) skips the finished steps and continues the others from their checkpoints, as an
+ * activity's retry would. `onUpdate` gets the result after every stage.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { classTargets, stratifiedSplit } from '../lib/protocol/sampling.js';
-import { deriveSeed } from '../lib/random.js';
+import { stratifiedSplit } from '../lib/protocol/sampling.js';
 import { PRESETS } from '../pipelines/presets.js';
-import { CLASS_NAMES, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
-import { asLabeledImage, loadPaperData, type RealPixels } from './paper-data.js';
+import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
+import { asLabeledImage, trialImages, type RealPixels } from './paper-data.js';
 import { readImageSet, writeImageSet, type PaperJob, type ProtocolScores } from './paper-job.js';
 import { runStepProcesses, type JobStage, type StepProcess, type StepRecord } from './step-processes.js';
-import { drawXray, resizeGray } from './trial.js';
-
-/** kermany-train's class counts, for drawn stand-ins of the same proportions. */
-const KERMANY_TRAIN_COUNTS: Record<ClassName, number> = { NORMAL: 1341, PNEUMONIA: 3875 };
-const REAL_SIZE = 224;
+import { resizeGray } from './trial.js';
 
 export interface PaperTrialStage {
   stage: string;
-  /** Seconds from the trial's start to the stage's end. */
+  /** Seconds from its run's start to the stage's end. */
   endedAt: number;
+  /** Including the time an earlier run spent on it before it was stopped. */
   seconds: number;
   detail: string;
+  /** Which run of the trial (1 unless resumed) finished it. */
+  run: number;
 }
 
 export interface PaperTrialResult {
@@ -41,11 +41,14 @@ export interface PaperTrialResult {
   seed: number;
   data: string;
   parallel: number;
+  /** Runs so far: 1, plus one per resume. */
+  runs: number;
   counts: Record<string, string>;
   stages: PaperTrialStage[];
   jobs: StepRecord[];
   /** protocol -> backbone -> scores. */
   scores: Record<string, Record<string, ProtocolScores>>;
+  /** Over all runs. */
   seconds: number;
   complete: boolean;
 }
@@ -56,7 +59,9 @@ export interface PaperTrialOptions {
   /** A folder written by packPaperData; absent, images are drawn. */
   dataDir?: string;
   workDir: string;
-  /** Seconds from the trial's start after which no step starts and running ones are stopped. */
+  /** Continue the trial kept in `workDir`; otherwise the folder is emptied first. */
+  resume?: boolean;
+  /** Seconds from this run's start after which no step starts and running ones are stopped. */
   budgetSeconds: number;
   /** Steps (processes) at a time. */
   parallel: number;
@@ -65,6 +70,8 @@ export interface PaperTrialOptions {
   startJob: (specFile: string) => ChildProcess;
   onUpdate?: (result: PaperTrialResult) => Promise<void>;
 }
+
+const STATE_FILE = 'trial-state.json';
 
 /** The `paper` preset's GPU configuration, or a few steps of the `smoke` one's for a CPU check. */
 function trialConfig(quick: boolean): Pick<PipelineConfig, 'gan' | 'classifier' | 'protocol'> {
@@ -78,40 +85,6 @@ function trialConfig(quick: boolean): Pick<PipelineConfig, 'gan' | 'classifier' 
   };
 }
 
-async function trialImages(
-  options: PaperTrialOptions,
-  subsetSize: number,
-  seed: number,
-): Promise<{ subset: RealPixels[]; heldout: RealPixels[]; data: string }> {
-  if (options.dataDir) {
-    const { manifest, subset, heldout } = await loadPaperData(options.dataDir, REAL_SIZE);
-    // A quick check trains on the first images of each class only.
-    const perClass = (items: RealPixels[], n: number) =>
-      CLASS_NAMES.flatMap((label) => items.filter((i) => i.label === label).slice(0, n));
-    return options.quick
-      ? { subset: perClass(subset, subsetSize / 2), heldout: perClass(heldout, 8), data: `${manifest.source} (quick)` }
-      : {
-          subset,
-          heldout,
-          data: `${subset.length} real X-rays of ${manifest.source} (trial ${manifest.trialSeed}'s subset), held out: ${manifest.heldoutSource}`,
-        };
-  }
-  const draw = (counts: Record<ClassName, number>, salt: string) =>
-    CLASS_NAMES.flatMap((label) =>
-      Array.from({ length: counts[label] }, (_, i) => {
-        const image = drawXray(label, REAL_SIZE, deriveSeed(seed, salt, label, i));
-        const sha256 = createHash('sha256').update(image.pixels).digest('hex');
-        return { image, label, patientId: null, sha256 };
-      }),
-    );
-  const heldoutCounts = classTargets(KERMANY_TRAIN_COUNTS, { fraction: options.quick ? 0.004 : 0.1 });
-  return {
-    subset: draw(classTargets(KERMANY_TRAIN_COUNTS, { size: subsetSize }), 'real'),
-    heldout: draw(heldoutCounts, 'heldout'),
-    data: 'drawn X-ray-like images (no data folder in the pack)',
-  };
-}
-
 const countText = (items: readonly { label: ClassName }[]) =>
   CLASS_NAMES.map((c) => `${items.filter((i) => i.label === c).length} ${c}`).join(' + ');
 
@@ -120,9 +93,23 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   const now = () => (performance.now() - started) / 1000;
   const seed = options.seed ?? 1;
   const { gan, classifier, protocol } = trialConfig(options.quick);
-  const { subset, heldout, data } = await trialImages(options, protocol.subsetSize!, seed);
-  await mkdir(options.workDir, { recursive: true });
   const file = (name: string) => path.join(options.workDir, name.replace(/[^a-z0-9-]+/gi, '-'));
+  const statePath = path.join(options.workDir, STATE_FILE);
+  if (!options.resume) await rm(options.workDir, { recursive: true, force: true });
+  await mkdir(options.workDir, { recursive: true });
+  const previous =
+    options.resume && existsSync(statePath)
+      ? (JSON.parse(await readFile(statePath, 'utf8')) as PaperTrialResult)
+      : undefined;
+  const run = (previous?.runs ?? 0) + 1;
+
+  // Deterministic from the seed, so a resumed run writes the same files again.
+  const { subset, heldout, data } = await trialImages({
+    dataDir: options.dataDir,
+    quick: options.quick,
+    subsetSize: protocol.subsetSize!,
+    seed,
+  });
   const pixels = (items: readonly RealPixels[]) => items.map(({ image, label }) => ({ image, label }));
   const realSplit = stratifiedSplit(
     subset.map((s) => asLabeledImage(s, 'real')),
@@ -132,44 +119,6 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   await writeImageSet(file('heldout'), pixels(heldout));
   await writeImageSet(file('real-train'), pixels(realSplit.train.map((s) => s.item)));
   await writeImageSet(file('real-test'), pixels(realSplit.test.map((s) => s.item)));
-
-  const result: PaperTrialResult = {
-    size: options.quick ? 'quick' : 'paper',
-    seed,
-    data,
-    parallel: options.parallel,
-    counts: {
-      subset: countText(subset),
-      heldout: countText(heldout),
-      'no-gan train / test': `${countText(realSplit.train)} / ${countText(realSplit.test)}`,
-    },
-    stages: [],
-    jobs: [],
-    scores: {},
-    seconds: 0,
-    complete: false,
-  };
-  const update = async () => {
-    result.seconds = now();
-    await options.onUpdate?.(result);
-  };
-
-  const ganJobs: StepProcess<PaperJob>[] = CLASS_NAMES.map((label) => {
-    const own = subset.filter((s) => s.label === label);
-    return {
-      name: `gan:${label}`,
-      job: {
-        kind: 'gan',
-        label,
-        seed,
-        gan,
-        images: file(`gan-${label}`),
-        syntheticCount: own.length * protocol.syntheticPerReal,
-        out: file(`synthetic-${label}`),
-        checkpoint: file(`gan-${label}.safetensors`),
-      },
-    };
-  });
   for (const label of CLASS_NAMES) {
     const own = subset.filter((s) => s.label === label);
     await writeImageSet(
@@ -177,16 +126,27 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
       own.map((s) => ({ image: resizeGray(s.image, gan.imageSize), label })),
     );
   }
-  const fineTuneJob = (
-    backbone: PipelineConfig['classifier']['backbones'][number],
-    noGan: boolean,
-  ): StepProcess<PaperJob> => {
-    const suffix = noGan ? '-no-gan' : '';
+
+  const ganJobs: StepProcess<PaperJob>[] = CLASS_NAMES.map((label) => ({
+    name: `gan:${label}`,
+    job: {
+      kind: 'gan',
+      label,
+      seed,
+      gan,
+      images: file(`gan-${label}`),
+      syntheticCount: subset.filter((s) => s.label === label).length * protocol.syntheticPerReal,
+      out: file(`synthetic-${label}`),
+      checkpoint: file(`gan-${label}.safetensors`),
+    },
+  }));
+  const fineTuneJob = (backbone: Backbone, noGan: boolean): StepProcess<PaperJob> => {
+    const name = `fine-tune${noGan ? '-no-gan' : ''}:${backbone}`;
     return {
-      name: `fine-tune${suffix}:${backbone}`,
+      name,
       job: {
         kind: 'fine-tune',
-        stage: `fine-tune${suffix}:${backbone}`,
+        stage: name,
         backbone,
         seed,
         classifier,
@@ -197,12 +157,71 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
               { stage: `evaluate:${backbone}`, protocol: 'paper', images: file('pooled-test') },
               { stage: `evaluate-heldout:${backbone}`, protocol: 'heldout', images: file('heldout') },
             ],
-        checkpoint: file(`fine-tune${suffix}-${backbone}.safetensors`),
+        checkpoint: file(`${name}.safetensors`),
       },
     };
   };
   const pooledJobs = classifier.backbones.map((b) => fineTuneJob(b, false));
   const noGanJobs = classifier.backbones.map((b) => fineTuneJob(b, true));
+  const allJobs = [...ganJobs, ...noGanJobs, ...pooledJobs];
+
+  // A step an earlier run finished keeps its record and stages; one it stopped starts again from
+  // its checkpoint, and the time it had run is added to its training stage.
+  const earlier = new Map((previous?.jobs ?? []).map((r) => [r.name, r]));
+  const finished = (name: string) => earlier.get(name)?.state === 'done';
+  const ownerOf = new Map(
+    allJobs.flatMap(({ name, job }) =>
+      (job.kind === 'gan' ? [name, `synthesize:${job.label}`] : [name, ...job.tests.map((t) => t.stage)]).map(
+        (stage) => [stage, name] as const,
+      ),
+    ),
+  );
+  const records = new Map<string, StepRecord>(
+    allJobs.map((j) => {
+      const before = earlier.get(j.name);
+      if (before?.state === 'done') return [j.name, before];
+      const secondsBefore =
+        (before?.secondsBefore ?? 0) +
+        (before?.startedAt !== undefined && before.endedAt !== undefined ? before.endedAt - before.startedAt : 0);
+      return [j.name, { name: j.name, state: 'waiting', ...(secondsBefore ? { secondsBefore } : {}) }];
+    }),
+  );
+  const result: PaperTrialResult = {
+    size: options.quick ? 'quick' : 'paper',
+    seed,
+    data,
+    parallel: options.parallel,
+    runs: run,
+    counts: {
+      subset: countText(subset),
+      heldout: countText(heldout),
+      'no-gan train / test': `${countText(realSplit.train)} / ${countText(realSplit.test)}`,
+    },
+    stages: (previous?.stages ?? []).filter((s) => finished(ownerOf.get(s.stage) ?? '')),
+    jobs: [...records.values()],
+    scores: {},
+    seconds: 0,
+    complete: false,
+  };
+  for (const [protocolName, byBackbone] of Object.entries(previous?.scores ?? {})) {
+    for (const [backbone, scores] of Object.entries(byBackbone)) {
+      const owner = protocolName === 'no-gan' ? `fine-tune-no-gan:${backbone}` : `fine-tune:${backbone}`;
+      if (finished(owner)) (result.scores[protocolName] ??= {})[backbone] = scores;
+    }
+  }
+  // One write at a time, each whole (a run killed mid-write must leave a state to resume from).
+  let writing = Promise.resolve();
+  const update = () =>
+    (writing = writing.then(async () => {
+      result.seconds = (previous?.seconds ?? 0) + now();
+      await writeFile(`${statePath}.tmp`, JSON.stringify(result));
+      await rename(`${statePath}.tmp`, statePath);
+      await options.onUpdate?.(result);
+    }));
+  if (previous) {
+    const done = allJobs.filter((j) => finished(j.name)).length;
+    options.log(`[paper] run ${run} resumes the trial: ${done} of ${allJobs.length} steps were finished`);
+  }
 
   /** The pooled split, once both GANs have written their images (workflows/index.ts: splitPool). */
   const splitPooled = async () => {
@@ -218,37 +237,28 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
       ),
     ];
     const { train, test } = stratifiedSplit(pooled, protocol.trainFraction, seed);
-    await writeImageSet(
-      file('pooled-train'),
-      train.map((t) => ({ image: t.item.image, label: t.label })),
-    );
-    await writeImageSet(
-      file('pooled-test'),
-      test.map((t) => ({ image: t.item.image, label: t.label })),
-    );
+    const asPixels = (side: typeof train) => side.map((t) => ({ image: t.item.image, label: t.label }));
+    await writeImageSet(file('pooled-train'), asPixels(train));
+    await writeImageSet(file('pooled-test'), asPixels(test));
     result.counts['pooled train / test'] = `${countText(train)} / ${countText(test)}`;
     const seconds = (performance.now() - t0) / 1000;
-    result.stages.push({
-      stage: 'split',
-      endedAt: now(),
-      seconds,
-      detail: `${synthetic.length} synthetic + ${subset.length} real`,
-    });
+    const detail = `${synthetic.length} synthetic + ${subset.length} real`;
+    result.stages = result.stages.filter((s) => s.stage !== 'split');
+    result.stages.push({ stage: 'split', endedAt: now(), seconds, detail, run });
     options.log(`[paper] split: ${seconds.toFixed(1)} s (train ${countText(train)}, test ${countText(test)})`);
-    queue.push(...pooledJobs);
+    queue.push(...pooledJobs.filter((j) => !finished(j.name)));
   };
   let gansLeft = ganJobs.length;
   for (const g of ganJobs) g.after = async () => (--gansLeft === 0 ? splitPooled() : undefined);
 
   // The GANs first (the longest chain), then the no-gan fine-tunings beside them.
-  const queue: StepProcess<PaperJob>[] = [...ganJobs, ...noGanJobs];
-  const records = new Map<string, StepRecord>(
-    [...ganJobs, ...noGanJobs, ...pooledJobs].map((p) => [p.name, { name: p.name, state: 'waiting' }]),
-  );
-  result.jobs = [...records.values()];
-  const onStage = (event: JobStage) => {
-    result.stages.push({ stage: event.stage, endedAt: now(), seconds: event.seconds, detail: event.detail });
-    options.log(`[paper] ${event.stage}: ${event.seconds.toFixed(1)} s (${event.detail})`);
+  const queue: StepProcess<PaperJob>[] = [...ganJobs, ...noGanJobs].filter((j) => !finished(j.name));
+  for (const g of ganJobs.filter((j) => finished(j.name))) await g.after!();
+
+  const onStage = (event: JobStage, record: StepRecord) => {
+    const seconds = event.seconds + (event.stage === record.name ? (record.secondsBefore ?? 0) : 0);
+    result.stages.push({ stage: event.stage, endedAt: now(), seconds, detail: event.detail, run });
+    options.log(`[paper] ${event.stage}: ${seconds.toFixed(1)} s (${event.detail})`);
     if (event.protocol && event.scores) {
       const backbone = event.stage.split(':')[1]!;
       (result.scores[event.protocol] ??= {})[backbone] = event.scores;
@@ -264,6 +274,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     specFile: (name) => file(`${name}.job.json`),
     startJob: options.startJob,
     onStage,
+    onTick: () => void update(),
     log: options.log,
   });
   result.complete = [...records.values()].every((r) => r.state === 'done');

@@ -7,11 +7,13 @@
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
  *                                [--no-pytorch] [--no-kernel-bench] [--profile] [--host-profile]
  *                                [--cases gan,resnet18,...] [--variants stock,submit-60,...]
- *                                [--paper-trial [--data DIR] [--parallel N]]
+ *                                [--paper-trial [--data DIR] [--parallel N] [--work-dir DIR] [--resume]]
  *
  * --paper-trial trains on the X-rays in --data (a folder cli/gpu/pack-paper-data.ts wrote; the
  * pack's run.sh passes its own), or on drawn images without one, running up to --parallel steps
- * (6) as processes of this program (`--paper-job SPEC`, internal);
+ * (6) as processes of this program (`--paper-job SPEC`, internal), its files in --work-dir
+ * (default: pneumogan-paper-trial in the temporary folder); --resume continues the trial found
+ * there;
  * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
  * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json; --no-kernel-bench skips the
  * table of kernel choices (gpu/kernels.ts); --host-profile writes a CPU profile of the host's side
@@ -215,7 +217,8 @@ if (flag('--paper-trial')) {
   const result = await runPaperTrial({
     quick,
     dataDir: option('--data'),
-    workDir: path.join(os.tmpdir(), `pneumogan-paper-trial-${process.pid}`),
+    workDir: option('--work-dir') ?? path.join(os.tmpdir(), 'pneumogan-paper-trial'),
+    resume: flag('--resume'),
     budgetSeconds: BUDGET_SHARES.trial * budgetSeconds - elapsed(),
     parallel: Number(option('--parallel') ?? 6),
     log,

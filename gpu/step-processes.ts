@@ -23,6 +23,8 @@ export interface StepRecord {
   endedAt?: number;
   progress?: { done: number; total: number; perSecond?: number };
   error?: string;
+  /** Seconds an earlier run of the trial spent on this step before stopping it. */
+  secondsBefore?: number;
 }
 
 export type JobStage = Extract<JobEvent, { type: 'stage' }>;
@@ -37,7 +39,9 @@ export interface StepProcessOptions<J> {
   now: () => number;
   specFile: (name: string) => string;
   startJob: (specFile: string) => ChildProcess;
-  onStage: (event: JobStage) => void;
+  onStage: (event: JobStage, record: StepRecord) => void;
+  /** Called with the progress log, every {@link PROGRESS_LOG_MS}. */
+  onTick?: () => void;
   log: (line: string) => void;
 }
 
@@ -50,7 +54,7 @@ export async function runStepProcesses<J>(options: StepProcessOptions<J>): Promi
   let failed = false;
 
   const onEvent = (record: StepRecord, event: JobEvent) => {
-    if (event.type === 'stage') return options.onStage(event);
+    if (event.type === 'stage') return options.onStage(event, record);
     const seconds = now() - (record.startedAt ?? 0);
     record.progress = { done: event.done, total: event.total, perSecond: event.done / Math.max(seconds, 1e-9) };
   };
@@ -115,9 +119,10 @@ export async function runStepProcesses<J>(options: StepProcessOptions<J>): Promi
       return p ? `${name} ${p.done}/${p.total} (${p.perSecond?.toFixed(1)}/s)` : `${name} starting`;
     });
     if (lines.length) options.log(`[paper] running: ${lines.join(', ')}`);
+    options.onTick?.();
   }, PROGRESS_LOG_MS);
+  const inFlight = new Set<Promise<void>>();
   try {
-    const inFlight = new Set<Promise<void>>();
     while (!failed && now() < options.budgetSeconds && (options.queue.length || inFlight.size)) {
       while (options.queue.length && inFlight.size < options.parallel) {
         const task: Promise<void> = start(options.queue.shift()!).finally(() => inFlight.delete(task));
@@ -126,8 +131,10 @@ export async function runStepProcesses<J>(options: StepProcessOptions<J>): Promi
       if (inFlight.size) await Promise.race(inFlight);
     }
   } finally {
-    // After a failure the others are stopped too: the trial cannot complete.
+    // After a failure the others are stopped too: the trial cannot complete. Their records are
+    // final once their processes have closed.
     stopAll();
+    await Promise.allSettled(inFlight);
     clearTimeout(deadline);
     clearInterval(reporter);
   }

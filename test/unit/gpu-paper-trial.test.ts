@@ -8,13 +8,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { registerFastCpuKernels } from '../../lib/compute/cpu-kernels.js';
 import { KERMANY_SAMPLE } from '../../lib/data/kermany-sample.js';
 import { decodeGray } from '../../lib/images.js';
+import { decodeSafetensors } from '../../lib/training/checkpoint.js';
+import type { GanMeta } from '../../lib/training/gan.js';
+import { PRESETS } from '../../pipelines/presets.js';
+import { drawXray } from '../../gpu/trial.js';
 import { decodeGrayJpeg, loadPaperData, packPaperData } from '../../gpu/paper-data.js';
+import { runPaperJob, writeImageSet, type JobEvent, type PaperJob } from '../../gpu/paper-job.js';
 import { runPaperTrial, type PaperTrialResult } from '../../gpu/paper-trial.js';
 import { paperTrialReport } from '../../gpu/paper-trial-report.js';
 
@@ -140,5 +147,90 @@ test('past its time budget the running steps are stopped and the result says how
     result.jobs.filter((j) => j.state === 'stopped').map((j) => j.name),
     ['gan:NORMAL', 'gan:PNEUMONIA'],
   );
+  assert.ok(
+    result.jobs.every((j) => j.state !== 'stopped' || j.endedAt !== undefined),
+    'stopped steps have closed before the result is written',
+  );
   assert.match(paperTrialReport(result, 'CPU'), /\| gan:NORMAL \| stopped \|/);
+});
+
+test('a trial stopped by a failing step resumes: finished steps are kept, the rest run', async () => {
+  const workDir = path.join(root, 'resumed');
+  const started: string[] = [];
+  const pooledFineTune = /fine-tune-(alexnet|googlenet|squeezenet|resnet18)-job-json$/;
+  const first = await runPaperTrial({
+    quick: true,
+    workDir,
+    budgetSeconds: 600,
+    parallel: 2,
+    log: () => {},
+    startJob: (spec) =>
+      pooledFineTune.test(spec)
+        ? spawn(process.execPath, ['-e', 'console.error("Error: lost the GPU"); process.exit(1)'], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          })
+        : startJob(spec),
+  });
+  assert.equal(first.complete, false);
+  const doneFirst = first.jobs.filter((j) => j.state === 'done').map((j) => j.name);
+  assert.ok(doneFirst.includes('gan:NORMAL') && doneFirst.includes('gan:PNEUMONIA'), doneFirst.join());
+
+  const second = await runPaperTrial({
+    quick: true,
+    workDir,
+    resume: true,
+    budgetSeconds: 600,
+    parallel: 2,
+    log: () => {},
+    startJob: (spec) => {
+      started.push(path.basename(spec));
+      return startJob(spec);
+    },
+  });
+  assert.ok(second.complete, JSON.stringify(second.jobs));
+  assert.equal(second.runs, 2);
+  assert.equal(started.length, 10 - doneFirst.length, `started again: ${started.join(', ')}`);
+  assert.ok(!started.some((s) => s.startsWith('gan-')), 'the GANs are not trained again');
+  assert.equal(second.stages.find((s) => s.stage === 'gan:NORMAL')?.run, 1);
+  assert.equal(second.stages.find((s) => s.stage === 'fine-tune:resnet18')?.run, 2);
+  assert.equal(Object.keys(second.scores.heldout ?? {}).length, 4);
+  assert.ok(second.seconds > first.seconds);
+  assert.match(paperTrialReport(second, 'CPU'), /in 2 runs \(resumed/);
+});
+
+test('a GAN step resumes from its checkpoint to the same weights as one run straight through', async () => {
+  await tf.setBackend('cpu');
+  registerFastCpuKernels();
+  const dir = path.join(root, 'gan-resume');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const gan = { ...PRESETS.smoke!.gan, steps: 4, checkpointEvery: 2 };
+  const images = Array.from({ length: 6 }, (_, i) => ({
+    image: drawXray('NORMAL', gan.imageSize, i),
+    label: 'NORMAL' as const,
+  }));
+  await writeImageSet(path.join(dir, 'images'), images);
+  const job = (name: string, steps: number): PaperJob => ({
+    kind: 'gan',
+    label: 'NORMAL',
+    seed: 5,
+    gan: { ...gan, steps },
+    images: path.join(dir, 'images'),
+    syntheticCount: 2,
+    out: path.join(dir, `${name}-out`),
+    checkpoint: path.join(dir, `${name}.safetensors`),
+  });
+  const events: JobEvent[] = [];
+  await runPaperJob(job('straight', 4), () => {});
+  await runPaperJob(job('resumed', 2), () => {});
+  await runPaperJob(job('resumed', 4), (e) => events.push(e));
+  assert.match(events.map((e) => (e.type === 'stage' ? e.detail : '')).join(), /resumed at step 2/);
+  const read = async (name: string) =>
+    decodeSafetensors<GanMeta>(await readFile(path.join(dir, `${name}.safetensors`)), name);
+  const [straight, resumed] = [await read('straight'), await read('resumed')];
+  assert.deepEqual(resumed.meta.history, straight.meta.history);
+  // tfjs suffixes the names of a process's second model (kernel_1); the values are what count.
+  const values = (state: typeof straight) =>
+    Object.fromEntries(Object.entries(state.groups).map(([g, arrays]) => [g, arrays.map((a) => [a.shape, a.data])]));
+  assert.deepEqual(values(resumed), values(straight));
 });
