@@ -3,7 +3,8 @@
  * the same call under each choice, in one process on one adapter. Part of the GPU bench
  * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
  * lavapipe, a CPU).
- * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-kernels.ts);
+ * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-kernels.ts),
+ *   and ours in its first form against its second (lib/compute/webgpu-filter-gradient-rows.ts);
  * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
  *   default, one thread per input element, against tfjs's own tiled matrix-product version, which
  *   it ships behind WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Both match the CPU backend on every
@@ -14,7 +15,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
-import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+import {
+  fastWebGpuKernelsInUse,
+  filterGradientRowsInUse,
+  useFastWebGpuKernels,
+  useFilterGradientRows,
+} from '../lib/compute/webgpu-kernels.js';
 
 interface GradientCase {
   layer: string;
@@ -39,6 +45,13 @@ const CASES: GradientCase[] = [
     filter: [11, 11, 3, 64],
     strides: 4,
     pad: 2,
+  },
+  {
+    layer: 'AlexNet conv2 (5x5, 64 to 192, 27 px)',
+    x: [32, 27, 27, 64],
+    filter: [5, 5, 64, 192],
+    strides: 1,
+    pad: 'same',
   },
   {
     layer: 'GoogLeNet 3a 1x1 (192 to 64, 28 px)',
@@ -93,6 +106,14 @@ const CHOICES: KernelChoice[] = [
     use: useFastWebGpuKernels,
   },
   {
+    kernel: 'Conv2DBackpropFilter',
+    what: 'Filter gradients, our two forms',
+    baseline: 'first form',
+    alternative: 'row table',
+    inUse: filterGradientRowsInUse,
+    use: useFilterGradientRows,
+  },
+  {
     kernel: 'Conv2DBackpropInput',
     what: 'Input gradients (and transposed convolutions)',
     baseline: 'tfjs default (naive)',
@@ -104,6 +125,8 @@ const CHOICES: KernelChoice[] = [
 
 export interface KernelRow {
   kernel: KernelChoice['kernel'];
+  /** The choice's title (two choices time the filter gradient). */
+  what: string;
   layer: string;
   batch: number;
   baselineMs: number;
@@ -136,6 +159,9 @@ export async function benchWebGpuKernels(options: {
   // input-gradient rows switch: off while timing, back as it was after.
   const byStride = inputGradientByStrideInUse();
   useInputGradientByStride(false);
+  // Our filter gradient's two forms are timed with our kernels in place, whatever ran before.
+  const fast = fastWebGpuKernelsInUse();
+  useFastWebGpuKernels(true);
   try {
     for (const choice of CHOICES) {
       // The bench switches kernels to time both; the rest of the run keeps what was chosen at
@@ -148,6 +174,7 @@ export async function benchWebGpuKernels(options: {
       }
     }
   } finally {
+    useFastWebGpuKernels(fast);
     useInputGradientByStride(byStride);
   }
   return rows;
@@ -186,7 +213,7 @@ async function benchCase(
     options.log(
       `${choice.kernel}, ${c.layer}, batch ${x[0]}: ${choice.baseline} ${baselineMs.toFixed(1)} ms, ${choice.alternative} ${alternativeMs.toFixed(1)} ms`,
     );
-    return { kernel: choice.kernel, layer: c.layer, batch: x[0], baselineMs, alternativeMs };
+    return { kernel: choice.kernel, what: choice.what, layer: c.layer, batch: x[0], baselineMs, alternativeMs };
   } finally {
     tf.dispose([inputs, filter, dy]);
   }
@@ -194,7 +221,7 @@ async function benchCase(
 
 export function kernelTable(rows: KernelRow[], device: string): string {
   return CHOICES.flatMap((choice) => {
-    const mine = rows.filter((r) => r.kernel === choice.kernel);
+    const mine = rows.filter((r) => r.what === choice.what);
     if (!mine.length) return [];
     return [
       `${choice.what} (the ${choice.kernel} kernel alone) on ${device}:`,

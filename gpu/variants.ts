@@ -5,10 +5,17 @@
  *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock),
  *              tfjs-layers' batch-norm training step, and dropout masks computed on the host
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
+ *   filter-first  our filter gradient in its first form (lib/compute/webgpu-kernels.ts), not
+ *              the row-table one (lib/compute/webgpu-filter-gradient-rows.ts)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
  */
 import * as tf from '@tensorflow/tfjs';
-import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+import {
+  fastWebGpuKernelsInUse,
+  filterGradientRowsInUse,
+  useFastWebGpuKernels,
+  useFilterGradientRows,
+} from '../lib/compute/webgpu-kernels.js';
 import { closedFormBatchNormInUse, useClosedFormBatchNorm } from '../lib/models/batch-norm.js';
 
 export interface Variant {
@@ -40,6 +47,15 @@ function variant(name: string): Variant {
       },
     };
   if (name === 'stock-bn') return { name, apply: stockBatchNorm };
+  if (name === 'filter-first')
+    return {
+      name,
+      apply: () => {
+        const before = filterGradientRowsInUse();
+        useFilterGradientRows(false);
+        return () => useFilterGradientRows(before);
+      },
+    };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)
     return {
@@ -50,7 +66,7 @@ function variant(name: string): Variant {
         return () => tf.env().set(SUBMIT_BATCH, before);
       },
     };
-  throw new Error(`unknown variant "${name}": use stock, stock-bn or submit-N`);
+  throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first or submit-N`);
 }
 
 /** "stock,submit-60" -> variants; an empty or missing list gives none. */

@@ -25,6 +25,7 @@ import { useFusedAdam } from './webgpu-adam.js';
 import { useWebGpuActivationGradients } from './webgpu-activation-gradients.js';
 import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
+import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
 import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
@@ -40,7 +41,7 @@ type Uniform = { type: 'int32'; data: number[] };
  */
 const TILE_K = 64;
 const TILE_M = 16;
-const columnsPerThread = (outChannels: number) => (outChannels <= 16 ? 1 : 4);
+const columnsPerThread = (outChannels: number): 1 | 4 => (outChannels <= 16 ? 1 : 4);
 /** Workgroups to aim for: several per streaming multiprocessor of a large GPU (an H100 has 132). */
 const TARGET_WORKGROUPS = 1024;
 /** The fewest reduction rows a split gets, so that loading tiles does not dominate. */
@@ -52,6 +53,18 @@ const filterGradient = kernelSwap(
   (stock) =>
     fastConv2DBackpropFilter(stock as unknown as Kernel<tf.Conv2DBackpropFilterAttrs>) as unknown as tf.KernelFunc,
 );
+
+/** Whether our filter gradient stages its rows through a table (./webgpu-filter-gradient-rows.ts). */
+let rowTable = true;
+
+/** Chooses the filter gradient's second form (true, the default) or its first (false). */
+export function useFilterGradientRows(on: boolean): void {
+  rowTable = on;
+}
+
+export function filterGradientRowsInUse(): boolean {
+  return rowTable;
+}
 
 /** Whether the 'webgpu' backend runs this module's kernels now (false: tfjs's own). */
 export function fastWebGpuKernelsInUse(): boolean {
@@ -103,10 +116,14 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
     const rows = info.batchSize * info.outHeight * info.outWidth;
     const filterRows = info.filterHeight * info.filterWidth * info.inChannels;
     const splits = filterGradientSplits(rows, filterRows, info.outChannels);
-    const rowsPerSplit = Math.ceil(rows / splits / TILE_M) * TILE_M;
+    const stage = rowTable ? ROWS_PER_STAGE : TILE_M;
+    const rowsPerSplit = Math.ceil(rows / splits / stage) * stage;
     const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
+    const shape: [number, number, number] = [splits, filterRows, info.outChannels];
     const partials = args.backend.runWebGPUProgram(
-      new FilterGradientPartials([splits, filterRows, info.outChannels]),
+      rowTable
+        ? new FilterGradientRowsPartials(shape, columnsPerThread(info.outChannels))
+        : new FilterGradientPartials(shape),
       [x, dy],
       'float32',
       [
@@ -114,7 +131,7 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
         int(info.outChannels),
         int(rows),
         int(rowsPerSplit),
-        int(rowsPerSplit / TILE_M),
+        int(rowsPerSplit / stage),
         int(info.inHeight),
         int(info.inWidth),
         int(info.inChannels),

@@ -22,7 +22,7 @@ import { PRESETS } from '../../pipelines/presets.js';
 import { drawXray } from '../../gpu/trial.js';
 import { decodeGrayJpeg, loadPaperData, packPaperData } from '../../gpu/paper-data.js';
 import { runPaperJob, writeImageSet, type JobEvent, type PaperJob } from '../../gpu/paper-job.js';
-import { runPaperTrial, type PaperTrialResult } from '../../gpu/paper-trial.js';
+import { runPaperTrial, type PaperTrialOptions, type PaperTrialResult } from '../../gpu/paper-trial.js';
 import { paperTrialReport } from '../../gpu/paper-trial-report.js';
 
 const root = await mkdtemp(path.join(os.tmpdir(), 'pneumogan-paper-trial-test-'));
@@ -38,6 +38,31 @@ const startJob = (specFile: string) =>
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PNEUMOGAN_BACKEND: 'cpu' },
   });
+
+/** A shrunken trial in its own folder under `root`, two steps at a time, on the CPU backend. */
+const quickTrial = (folder: string, options: Partial<PaperTrialOptions> = {}) =>
+  runPaperTrial({
+    quick: true,
+    workDir: path.join(root, folder),
+    budgetSeconds: 600,
+    parallel: 2,
+    log: () => {},
+    startJob,
+    ...options,
+  });
+
+/** A step process that writes `stderr` and exits with `code`, or never exits (code undefined). */
+const fakeStep = (stderr: string, code?: number) => () =>
+  spawn(
+    process.execPath,
+    [
+      '-e',
+      code === undefined
+        ? 'setTimeout(() => {}, 60_000)'
+        : `console.error(${JSON.stringify(stderr)}); process.exit(${code})`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
 
 test(
   'the pack takes a stratified subset and a held-out set by whole patients, decoded as sharp does',
@@ -76,13 +101,7 @@ test(
 
 test('a shrunken trial runs every step in its own process, in the workflow order, and scores three protocols', async () => {
   const updates: PaperTrialResult[] = [];
-  const result = await runPaperTrial({
-    quick: true,
-    workDir: path.join(root, 'quick'),
-    budgetSeconds: 600,
-    parallel: 2,
-    log: () => {},
-    startJob,
+  const result = await quickTrial('quick', {
     onUpdate: (r) => {
       updates.push(structuredClone(r));
       return Promise.resolve();
@@ -106,20 +125,9 @@ test('a shrunken trial runs every step in its own process, in the workflow order
 });
 
 test('a failing step stops the trial and its error line is kept', async () => {
-  const result = await runPaperTrial({
-    quick: true,
-    workDir: path.join(root, 'failing'),
-    budgetSeconds: 600,
+  const result = await quickTrial('failing', {
     parallel: 3,
-    log: () => {},
-    startJob: () =>
-      spawn(
-        process.execPath,
-        ['-e', 'console.error("at somewhere\\nRangeError: out of device memory"); process.exit(3)'],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      ),
+    startJob: fakeStep('at somewhere\nRangeError: out of device memory', 3),
   });
   assert.equal(result.complete, false);
   const failed = result.jobs.filter((j) => j.state === 'failed');
@@ -132,15 +140,10 @@ test('a failing step stops the trial and its error line is kept', async () => {
 });
 
 test('past its time budget the running steps are stopped and the result says how far they got', async () => {
-  const result = await runPaperTrial({
-    quick: true,
-    workDir: path.join(root, 'budget'),
+  const result = await quickTrial('budget', {
     // Long enough for the images to be drawn on a loaded machine; the steps never end by themselves.
     budgetSeconds: 5,
-    parallel: 2,
-    log: () => {},
-    startJob: () =>
-      spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    startJob: fakeStep(''),
   });
   assert.equal(result.complete, false);
   assert.deepEqual(
@@ -155,33 +158,17 @@ test('past its time budget the running steps are stopped and the result says how
 });
 
 test('a trial stopped by a failing step resumes: finished steps are kept, the rest run', async () => {
-  const workDir = path.join(root, 'resumed');
   const started: string[] = [];
   const pooledFineTune = /fine-tune-(alexnet|googlenet|squeezenet|resnet18)-job-json$/;
-  const first = await runPaperTrial({
-    quick: true,
-    workDir,
-    budgetSeconds: 600,
-    parallel: 2,
-    log: () => {},
-    startJob: (spec) =>
-      pooledFineTune.test(spec)
-        ? spawn(process.execPath, ['-e', 'console.error("Error: lost the GPU"); process.exit(1)'], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          })
-        : startJob(spec),
+  const first = await quickTrial('resumed', {
+    startJob: (spec) => (pooledFineTune.test(spec) ? fakeStep('Error: lost the GPU', 1)() : startJob(spec)),
   });
   assert.equal(first.complete, false);
   const doneFirst = first.jobs.filter((j) => j.state === 'done').map((j) => j.name);
   assert.ok(doneFirst.includes('gan:NORMAL') && doneFirst.includes('gan:PNEUMONIA'), doneFirst.join());
 
-  const second = await runPaperTrial({
-    quick: true,
-    workDir,
+  const second = await quickTrial('resumed', {
     resume: true,
-    budgetSeconds: 600,
-    parallel: 2,
-    log: () => {},
     startJob: (spec) => {
       started.push(path.basename(spec));
       return startJob(spec);

@@ -13,8 +13,10 @@ import * as tf from '@tensorflow/tfjs';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
+  filterGradientRowsInUse,
   filterGradientSplits,
   useFastWebGpuKernels,
+  useFilterGradientRows,
 } from '../../lib/compute/webgpu-kernels.js';
 import { flatDispatch } from '../../lib/compute/webgpu-program.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
@@ -96,14 +98,25 @@ function relativeError(expected: Float32Array, actual: Float32Array): number {
 }
 
 for (const c of cases) {
-  test(`Conv2DBackpropFilter on WebGPU matches the CPU backend: ${c.what}`, async (t) => {
+  test(`Conv2DBackpropFilter on WebGPU, both forms of ours, matches the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
-    const error = relativeError(await convGradient(c, 'filter', 'cpu'), await convGradient(c, 'filter', 'webgpu'));
-    assert.ok(error < 1e-5, `max |webgpu - cpu| / max |cpu| = ${error}`);
+    const expected = await convGradient(c, 'filter', 'cpu');
+    const chosen = filterGradientRowsInUse();
+    const errors: string[] = [];
+    try {
+      for (const rows of [false, true]) {
+        useFilterGradientRows(rows);
+        const error = relativeError(expected, await convGradient(c, 'filter', 'webgpu'));
+        assert.ok(error < 1e-5, `${rows ? 'row table' : 'first form'}: max |webgpu - cpu| / max |cpu| = ${error}`);
+        errors.push(`${rows ? 'row table' : 'first form'} ${error.toExponential(1)}`);
+      }
+    } finally {
+      useFilterGradientRows(chosen);
+    }
     const [n, h, w] = c.x;
     const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
     t.diagnostic(
-      `relative error ${error.toExponential(1)}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
+      `relative error ${errors.join(', ')}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
     );
   });
 }
