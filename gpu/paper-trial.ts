@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { InputError } from '../lib/errors.js';
 import { stratifiedSplit } from '../lib/protocol/sampling.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
@@ -95,12 +96,19 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   const { gan, classifier, protocol } = trialConfig(options.quick);
   const file = (name: string) => path.join(options.workDir, name.replace(/[^a-z0-9-]+/gi, '-'));
   const statePath = path.join(options.workDir, STATE_FILE);
-  if (!options.resume) await rm(options.workDir, { recursive: true, force: true });
-  await mkdir(options.workDir, { recursive: true });
   const previous =
     options.resume && existsSync(statePath)
       ? (JSON.parse(await readFile(statePath, 'utf8')) as PaperTrialResult)
       : undefined;
+  // The state is written before any step starts: without one, nothing there is worth keeping.
+  if (!previous) await rm(options.workDir, { recursive: true, force: true });
+  await mkdir(options.workDir, { recursive: true });
+  const size = options.quick ? 'quick' : 'paper';
+  if (previous && (previous.size !== size || previous.seed !== seed)) {
+    throw new InputError(
+      `${options.workDir} holds a ${previous.size} trial with seed ${previous.seed}, not a ${size} trial with seed ${seed}: resume it with the same options, or start anew without --resume (or with another --work-dir).`,
+    );
+  }
   const run = (previous?.runs ?? 0) + 1;
 
   // Deterministic from the seed, so a resumed run writes the same files again.
@@ -180,14 +188,16 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     allJobs.map((j) => {
       const before = earlier.get(j.name);
       if (before?.state === 'done') return [j.name, before];
+      // A run killed from outside (not by its budget) left no end: its last report stands in.
+      const endedAt = before?.endedAt ?? before?.lastSeenAt;
       const secondsBefore =
         (before?.secondsBefore ?? 0) +
-        (before?.startedAt !== undefined && before.endedAt !== undefined ? before.endedAt - before.startedAt : 0);
+        (before?.startedAt !== undefined && endedAt !== undefined ? endedAt - before.startedAt : 0);
       return [j.name, { name: j.name, state: 'waiting', ...(secondsBefore ? { secondsBefore } : {}) }];
     }),
   );
   const result: PaperTrialResult = {
-    size: options.quick ? 'quick' : 'paper',
+    size,
     seed,
     data,
     parallel: options.parallel,
@@ -222,6 +232,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     const done = allJobs.filter((j) => finished(j.name)).length;
     options.log(`[paper] run ${run} resumes the trial: ${done} of ${allJobs.length} steps were finished`);
   }
+  await update();
 
   /** The pooled split, once both GANs have written their images (workflows/index.ts: splitPool). */
   const splitPooled = async () => {

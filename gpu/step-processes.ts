@@ -21,6 +21,8 @@ export interface StepRecord {
   /** Seconds from the trial's start. */
   startedAt?: number;
   endedAt?: number;
+  /** When the step last reported, for a run killed before it could record `endedAt`. */
+  lastSeenAt?: number;
   progress?: { done: number; total: number; perSecond?: number };
   error?: string;
   /** Seconds an earlier run of the trial spent on this step before stopping it. */
@@ -54,6 +56,7 @@ export async function runStepProcesses<J>(options: StepProcessOptions<J>): Promi
   let failed = false;
 
   const onEvent = (record: StepRecord, event: JobEvent) => {
+    record.lastSeenAt = now();
     if (event.type === 'stage') return options.onStage(event, record);
     const seconds = now() - (record.startedAt ?? 0);
     record.progress = { done: event.done, total: event.total, perSecond: event.done / Math.max(seconds, 1e-9) };

@@ -183,6 +183,10 @@ test('a trial stopped by a failing step resumes: finished steps are kept, the re
   assert.equal(Object.keys(second.scores.heldout ?? {}).length, 4);
   assert.ok(second.seconds > first.seconds);
   assert.match(paperTrialReport(second, 'CPU'), /in 2 runs \(resumed/);
+  await assert.rejects(
+    () => quickTrial('resumed', { quick: false, resume: true }),
+    /holds a quick trial with seed 1, not a paper trial with seed 1/,
+  );
 });
 
 test('a GAN step resumes from its checkpoint to the same weights as one run straight through', async () => {
