@@ -17,6 +17,7 @@ import { auc } from '../lib/protocol/scores.js';
 import { deriveSeed } from '../lib/random.js';
 import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
 import { takeData } from '../lib/training/loop.js';
+import { readImageSet, writeImageSet } from './image-set-file.js';
 import { evaluateClassifier, fineTune, type ClassifierMeta, type LabelledPixels } from '../lib/training/classifier.js';
 import { generateImages, trainGan, type GanMeta } from '../lib/training/gan.js';
 import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
@@ -62,27 +63,6 @@ export interface ProtocolScores {
 export type JobEvent =
   | { type: 'progress'; done: number; total: number }
   | { type: 'stage'; stage: string; seconds: number; detail: string; protocol?: string; scores?: ProtocolScores };
-
-/** Labelled grey images of any sizes, as one file of pixels and its JSON index beside it. */
-export async function writeImageSet(file: string, images: readonly LabelledPixels[]): Promise<void> {
-  const pixels = Buffer.concat(images.map((i) => i.image.pixels));
-  await writeFile(file, pixels);
-  const index = images.map((i) => ({ size: i.image.size, label: i.label }));
-  await writeFile(`${file}.json`, JSON.stringify(index));
-}
-
-const ImageSetIndexSchema = z.array(z.object({ size: z.number().int().positive(), label: z.enum(CLASS_NAMES) }));
-
-export async function readImageSet(file: string): Promise<LabelledPixels[]> {
-  const index = ImageSetIndexSchema.parse(JSON.parse(await readFile(`${file}.json`, 'utf8')));
-  const pixels = await readFile(file);
-  let at = 0;
-  return index.map(({ size, label }) => {
-    const image = { size, pixels: new Uint8Array(pixels.subarray(at, at + size * size)) };
-    at += size * size;
-    return { image, label };
-  });
-}
 
 /**
  * Images at `size`, resized bilinearly on the backend where they differ, a few hundred at a time

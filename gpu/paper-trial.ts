@@ -22,7 +22,8 @@ import { stratifiedSplit } from '../lib/protocol/sampling.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
 import { asLabeledImage, trialImages, type RealPixels } from './paper-data.js';
-import { readImageSet, writeImageSet, type PaperJob, type ProtocolScores } from './paper-job.js';
+import { readImageSet, writeImageSet } from './image-set-file.js';
+import type { PaperJob, ProtocolScores } from './paper-job.js';
 import { runStepProcesses, type JobStage, type StepProcess, type StepRecord } from './step-processes.js';
 import { resizeGray } from './trial.js';
 
@@ -89,6 +90,55 @@ function trialConfig(quick: boolean): Pick<PipelineConfig, 'gan' | 'classifier' 
 const countText = (items: readonly { label: ClassName }[]) =>
   CLASS_NAMES.map((c) => `${items.filter((i) => i.label === c).length} ${c}`).join(' + ');
 
+/** The trial's GPU steps, as the workflow has them: a GAN per class, then fine-tunings by protocol. */
+function trialSteps(trial: {
+  subset: readonly RealPixels[];
+  gan: PipelineConfig['gan'];
+  classifier: PipelineConfig['classifier'];
+  protocol: PipelineConfig['protocol'];
+  seed: number;
+  file: (name: string) => string;
+}) {
+  const { subset, gan, classifier, protocol, seed, file } = trial;
+  const ganJobs: StepProcess<PaperJob>[] = CLASS_NAMES.map((label) => ({
+    name: `gan:${label}`,
+    job: {
+      kind: 'gan',
+      label,
+      seed,
+      gan,
+      images: file(`gan-${label}`),
+      syntheticCount: subset.filter((s) => s.label === label).length * protocol.syntheticPerReal,
+      out: file(`synthetic-${label}`),
+      checkpoint: file(`gan-${label}.safetensors`),
+    },
+  }));
+  const fineTuneJob = (backbone: Backbone, noGan: boolean): StepProcess<PaperJob> => {
+    const name = `fine-tune${noGan ? '-no-gan' : ''}:${backbone}`;
+    return {
+      name,
+      job: {
+        kind: 'fine-tune',
+        stage: name,
+        backbone,
+        seed,
+        classifier,
+        train: file(noGan ? 'real-train' : 'pooled-train'),
+        tests: noGan
+          ? [{ stage: `evaluate-no-gan:${backbone}`, protocol: 'no-gan', images: file('real-test') }]
+          : [
+              { stage: `evaluate:${backbone}`, protocol: 'paper', images: file('pooled-test') },
+              { stage: `evaluate-heldout:${backbone}`, protocol: 'heldout', images: file('heldout') },
+            ],
+        checkpoint: file(`${name}.safetensors`),
+      },
+    };
+  };
+  const pooledJobs = classifier.backbones.map((b) => fineTuneJob(b, false));
+  const noGanJobs = classifier.backbones.map((b) => fineTuneJob(b, true));
+  return { ganJobs, pooledJobs, noGanJobs };
+}
+
 export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTrialResult> {
   const started = performance.now();
   const now = () => (performance.now() - started) / 1000;
@@ -135,42 +185,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     );
   }
 
-  const ganJobs: StepProcess<PaperJob>[] = CLASS_NAMES.map((label) => ({
-    name: `gan:${label}`,
-    job: {
-      kind: 'gan',
-      label,
-      seed,
-      gan,
-      images: file(`gan-${label}`),
-      syntheticCount: subset.filter((s) => s.label === label).length * protocol.syntheticPerReal,
-      out: file(`synthetic-${label}`),
-      checkpoint: file(`gan-${label}.safetensors`),
-    },
-  }));
-  const fineTuneJob = (backbone: Backbone, noGan: boolean): StepProcess<PaperJob> => {
-    const name = `fine-tune${noGan ? '-no-gan' : ''}:${backbone}`;
-    return {
-      name,
-      job: {
-        kind: 'fine-tune',
-        stage: name,
-        backbone,
-        seed,
-        classifier,
-        train: file(noGan ? 'real-train' : 'pooled-train'),
-        tests: noGan
-          ? [{ stage: `evaluate-no-gan:${backbone}`, protocol: 'no-gan', images: file('real-test') }]
-          : [
-              { stage: `evaluate:${backbone}`, protocol: 'paper', images: file('pooled-test') },
-              { stage: `evaluate-heldout:${backbone}`, protocol: 'heldout', images: file('heldout') },
-            ],
-        checkpoint: file(`${name}.safetensors`),
-      },
-    };
-  };
-  const pooledJobs = classifier.backbones.map((b) => fineTuneJob(b, false));
-  const noGanJobs = classifier.backbones.map((b) => fineTuneJob(b, true));
+  const { ganJobs, pooledJobs, noGanJobs } = trialSteps({ subset, gan, classifier, protocol, seed, file });
   const allJobs = [...ganJobs, ...noGanJobs, ...pooledJobs];
 
   // A step an earlier run finished keeps its record and stages; one it stopped starts again from

@@ -21,7 +21,8 @@ import type { GanMeta } from '../../lib/training/gan.js';
 import { PRESETS } from '../../pipelines/presets.js';
 import { drawXray } from '../../gpu/trial.js';
 import { decodeGrayJpeg, loadPaperData, packPaperData } from '../../gpu/paper-data.js';
-import { runPaperJob, writeImageSet, type JobEvent, type PaperJob } from '../../gpu/paper-job.js';
+import { writeImageSet } from '../../gpu/image-set-file.js';
+import { runPaperJob, type JobEvent, type PaperJob } from '../../gpu/paper-job.js';
 import { runPaperTrial, type PaperTrialOptions, type PaperTrialResult } from '../../gpu/paper-trial.js';
 import { paperTrialReport } from '../../gpu/paper-trial-report.js';
 
