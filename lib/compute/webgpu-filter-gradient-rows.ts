@@ -21,14 +21,17 @@ import type { WebGpuProgram } from './webgpu-program.js';
 /** Reduction rows staged at once. */
 export const ROWS_PER_STAGE = 32;
 
-/** Partial filter gradients, [splits, kh * kw * ci, co], with the same uniforms as the first form. */
+/** The uniforms of both forms, in the order lib/compute/webgpu-kernels.ts passes them. */
+export const FILTER_GRADIENT_UNIFORMS =
+  'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
+  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
+  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+
+/** Partial filter gradients, [splits, kh * kw * ci, co]. */
 export class FilterGradientRowsPartials implements WebGpuProgram {
   shaderKey: string;
   variableNames = ['x', 'dy'];
-  uniforms =
-    'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
-    'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
-    'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+  uniforms = FILTER_GRADIENT_UNIFORMS;
   workgroupSize: [number, number, number] = [16, 16, 1];
   size = false;
   dispatchLayout = { x: [2], y: [1], z: [0] };

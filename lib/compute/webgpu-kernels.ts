@@ -25,7 +25,7 @@ import { useFusedAdam } from './webgpu-adam.js';
 import { useWebGpuActivationGradients } from './webgpu-activation-gradients.js';
 import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
-import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
+import { FILTER_GRADIENT_UNIFORMS, FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
 import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
@@ -154,10 +154,7 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
 class FilterGradientPartials implements WebGpuProgram {
   shaderKey: string;
   variableNames = ['x', 'dy'];
-  uniforms =
-    'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
-    'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
-    'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+  uniforms = FILTER_GRADIENT_UNIFORMS;
   workgroupSize: [number, number, number] = [16, 16, 1];
   size = false;
   dispatchLayout = { x: [2], y: [1], z: [0] };
