@@ -17,7 +17,7 @@ import jpeg from 'jpeg-js';
 import { z } from 'zod';
 import { patientIdFromFileName, type LabeledImage } from '../lib/data/manifest.js';
 import { InputError } from '../lib/errors.js';
-import type { GrayImage } from '../lib/images.js';
+import { grayFromEqualChannels, type GrayImage } from '../lib/images.js';
 import { partitionHeldout } from '../lib/protocol/heldout.js';
 import { classTargets, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { deriveSeed } from '../lib/random.js';
@@ -127,11 +127,11 @@ export async function packPaperData(
   return manifest;
 }
 
-/** The first channel of a decoded JPEG (kermany's X-rays are grey stored as RGB), checked for size. */
+/** A decoded JPEG's grey plane (kermany's X-rays are grey stored as RGB), checked for size and colour. */
 export function decodeGrayJpeg(bytes: Uint8Array, size: number, file: string): GrayImage {
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
-    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+    decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
   } catch (err) {
     throw new InputError(`Cannot decode ${file}: ${(err as Error).message}. Re-run npm run gpu:pack.`);
   }
@@ -140,8 +140,12 @@ export function decodeGrayJpeg(bytes: Uint8Array, size: number, file: string): G
       `${file} is ${decoded.width}x${decoded.height}; the paper trial takes ${size}x${size} X-rays (kermany-train's size).`,
     );
   }
-  const pixels = new Uint8Array(size * size);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = decoded.data[4 * i]!;
+  const pixels = grayFromEqualChannels(decoded.data, decoded.data.length / (size * size));
+  if (!pixels) {
+    throw new InputError(
+      `${file} has colour; the paper trial takes grey X-rays (ingest it with the pipeline, which converts it, or remove it).`,
+    );
+  }
   return { size, pixels };
 }
 

@@ -56,9 +56,9 @@ export async function decodeGray(
 /**
  * The gray plane of decoded pixels whose colour channels are all equal (1 or 2 channels: gray,
  * gray + alpha; 3 or 4: RGB with R = G = B, with or without alpha), or undefined when a pixel has
- * colour. One pass: this runs on every ingested image.
+ * colour. One pass: this runs on every ingested image (and in the GPU pack, gpu/paper-data.ts).
  */
-function grayFromEqualChannels(pixels: Buffer, channels: number): Uint8Array | undefined {
+export function grayFromEqualChannels(pixels: Uint8Array, channels: number): Uint8Array | undefined {
   if (channels === 1) return new Uint8Array(pixels);
   const out = new Uint8Array(pixels.length / channels);
   const coloured = channels >= 3;

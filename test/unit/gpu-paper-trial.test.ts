@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
 import { registerFastCpuKernels } from '../../lib/compute/cpu-kernels.js';
 import { KERMANY_SAMPLE } from '../../lib/data/kermany-sample.js';
 import { decodeGray } from '../../lib/images.js';
@@ -99,6 +100,14 @@ test(
     await assert.rejects(() => loadPaperData(dest, 64), /is 224x224; the paper trial takes 64x64/);
   },
 );
+
+test('a colour picture or one of another size is refused by name', async () => {
+  const colour = await sharp({ create: { width: 224, height: 224, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+    .jpeg()
+    .toBuffer();
+  assert.throws(() => decodeGrayJpeg(colour, 224, 'red.jpeg'), /red\.jpeg has colour/);
+  assert.throws(() => decodeGrayJpeg(colour, 64, 'red.jpeg'), /red\.jpeg is 224x224; the paper trial takes 64x64/);
+});
 
 test('a shrunken trial runs every step in its own process, in the workflow order, and scores three protocols', async () => {
   const updates: PaperTrialResult[] = [];
