@@ -12,13 +12,18 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { GrayImage } from '../lib/images.js';
-import { confusionMatrix, metricsFromConfusion } from '../lib/protocol/metrics.js';
 import { auc } from '../lib/protocol/scores.js';
 import { deriveSeed } from '../lib/random.js';
 import { decodeSafetensors, encodeSafetensors, type TrainingState } from '../lib/training/checkpoint.js';
 import { takeData } from '../lib/training/loop.js';
 import { readImageSet, writeImageSet } from './image-set-file.js';
-import { evaluateClassifier, fineTune, type ClassifierMeta, type LabelledPixels } from '../lib/training/classifier.js';
+import {
+  evaluateClassifier,
+  fineTune,
+  type ClassifierMeta,
+  type Evaluation,
+  type LabelledPixels,
+} from '../lib/training/classifier.js';
 import { generateImages, trainGan, type GanMeta } from '../lib/training/gan.js';
 import { BACKBONES, CLASS_NAMES, PipelineConfigSchema } from '../pipelines/schema.js';
 
@@ -98,20 +103,21 @@ async function resizeTo(images: readonly LabelledPixels[], size: number): Promis
   return out;
 }
 
+/** The evaluation's own metrics, with the AUC of its PNEUMONIA probabilities. */
 function protocolScores(
   test: readonly LabelledPixels[],
-  predictions: number[],
-  probabilities: number[],
+  { metrics, predictions, probabilities }: Evaluation,
 ): ProtocolScores {
-  const truth = test.map((t) => CLASS_NAMES.indexOf(t.label));
-  const metrics = metricsFromConfusion(confusionMatrix(truth, predictions));
-  const positive = CLASS_NAMES.indexOf('PNEUMONIA');
   return {
     accuracy: metrics.accuracy,
     sensitivity: metrics.perClassAccuracy.PNEUMONIA,
     specificity: metrics.perClassAccuracy.NORMAL,
     auc: auc(
-      truth.map((t, i) => ({ truth: t === positive ? 1 : 0, predicted: predictions[i]!, score: probabilities[i]! })),
+      test.map((t, i) => ({
+        truth: t.label === 'PNEUMONIA' ? 1 : 0,
+        predicted: predictions[i]!,
+        score: probabilities[i]!,
+      })),
     ),
     images: test.length,
   };
@@ -192,8 +198,7 @@ export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void
   for (const test of job.tests) {
     const images = await resizeTo(await readImageSet(test.images), classifier.inputSize);
     const t0 = performance.now();
-    const { predictions, probabilities } = await evaluateClassifier(model, images, classifier.inputSize);
-    const scores = protocolScores(images, predictions, probabilities);
+    const scores = protocolScores(images, await evaluateClassifier(model, images, classifier.inputSize));
     emit({
       type: 'stage',
       stage: test.stage,

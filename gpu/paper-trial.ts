@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { countByClass } from '../lib/data/manifest.js';
 import { InputError } from '../lib/errors.js';
 import { stratifiedSplit } from '../lib/protocol/sampling.js';
 import { PRESETS } from '../pipelines/presets.js';
@@ -87,8 +88,10 @@ function trialConfig(quick: boolean): Pick<PipelineConfig, 'gan' | 'classifier' 
   };
 }
 
-const countText = (items: readonly { label: ClassName }[]) =>
-  CLASS_NAMES.map((c) => `${items.filter((i) => i.label === c).length} ${c}`).join(' + ');
+const countText = (items: readonly { label: ClassName }[]) => {
+  const counts = countByClass(items);
+  return CLASS_NAMES.map((c) => `${counts[c]} ${c}`).join(' + ');
+};
 
 /** The trial's GPU steps, as the workflow has them: a GAN per class, then fine-tunings by protocol. */
 function trialSteps(trial: {
