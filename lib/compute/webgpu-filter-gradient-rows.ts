@@ -16,35 +16,15 @@
  * (a CPU). Not yet timed on a GPU: `useFilterGradientRows(false)` puts the first form back, and
  * the GPU bench times both (variant `filter-first`, and the kernel table).
  */
-import type { WebGpuProgram } from './webgpu-program.js';
+import { FilterGradientProgram } from './webgpu-filter-gradient-program.js';
 
 /** Reduction rows staged at once. */
 export const ROWS_PER_STAGE = 32;
 
-/** The uniforms of both forms, in the order lib/compute/webgpu-kernels.ts passes them. */
-export const FILTER_GRADIENT_UNIFORMS =
-  'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
-  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
-  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
-
 /** Partial filter gradients, [splits, kh * kw * ci, co]. */
-export class FilterGradientRowsPartials implements WebGpuProgram {
-  shaderKey: string;
-  variableNames = ['x', 'dy'];
-  uniforms = FILTER_GRADIENT_UNIFORMS;
-  workgroupSize: [number, number, number] = [16, 16, 1];
-  size = false;
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-
-  /** `columns`: output channels per thread, 4 (64-wide blocks) or 1 (16-wide, for narrow layers). */
-  constructor(
-    public outputShape: [number, number, number],
-    private readonly columns: 1 | 4,
-  ) {
-    const [splits, filterRows, outChannels] = outputShape;
-    this.shaderKey = `pneumoganFilterGradientRows${columns}`;
-    this.dispatch = [Math.ceil(outChannels / (16 * columns)), Math.ceil(filterRows / 64), splits];
+export class FilterGradientRowsPartials extends FilterGradientProgram {
+  constructor(outputShape: [number, number, number]) {
+    super(outputShape, 'pneumoganFilterGradientRows');
   }
 
   getUserCode(): string {

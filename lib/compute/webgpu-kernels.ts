@@ -25,23 +25,17 @@ import { useFusedAdam } from './webgpu-adam.js';
 import { useWebGpuActivationGradients } from './webgpu-activation-gradients.js';
 import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
-import { FILTER_GRADIENT_UNIFORMS, FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
-import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
+import { BLOCK_K, columnsPerThread, FilterGradientProgram } from './webgpu-filter-gradient-program.js';
+import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
+import { sumOfPartials } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
 type Uniform = { type: 'int32'; data: number[] };
 
-/**
- * Filter-gradient rows (k) per workgroup, and reduction rows staged at once. Each of the 16 x 16
- * threads computes 4 rows by 4 columns (co), or by 1 column for layers with at most 16 output
- * channels (SqueezeNet's squeeze layers, the DCGAN's last), which would leave most of a 64-wide
- * block idle.
- */
-const TILE_K = 64;
+/** Reduction rows the first form stages at once (blocks and threads: ./webgpu-filter-gradient-program.ts). */
 const TILE_M = 16;
-const columnsPerThread = (outChannels: number): 1 | 4 => (outChannels <= 16 ? 1 : 4);
 /** Workgroups to aim for: several per streaming multiprocessor of a large GPU (an H100 has 132). */
 const TARGET_WORKGROUPS = 1024;
 /** The fewest reduction rows a split gets, so that loading tiles does not dominate. */
@@ -93,7 +87,7 @@ export function useFastWebGpuKernels(fast = true): void {
 
 /** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
 export function filterGradientSplits(rows: number, filterRows: number, outChannels: number): number {
-  const blocks = Math.ceil(filterRows / TILE_K) * Math.ceil(outChannels / (16 * columnsPerThread(outChannels)));
+  const blocks = Math.ceil(filterRows / BLOCK_K) * Math.ceil(outChannels / (16 * columnsPerThread(outChannels)));
   const wanted = Math.ceil(TARGET_WORKGROUPS / blocks);
   return Math.max(1, Math.min(wanted, Math.floor(rows / MIN_ROWS_PER_SPLIT)));
 }
@@ -121,9 +115,7 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
     const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
     const shape: [number, number, number] = [splits, filterRows, info.outChannels];
     const partials = args.backend.runWebGPUProgram(
-      rowTable
-        ? new FilterGradientRowsPartials(shape, columnsPerThread(info.outChannels))
-        : new FilterGradientPartials(shape),
+      rowTable ? new FilterGradientRowsPartials(shape) : new FilterGradientPartials(shape),
       [x, dy],
       'float32',
       [
@@ -150,29 +142,17 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
   };
 }
 
-/** Partial filter gradients, [splits, kh * kw * ci, co]: one split of the rows m per workgroup z. */
-class FilterGradientPartials implements WebGpuProgram {
-  shaderKey: string;
-  variableNames = ['x', 'dy'];
-  uniforms = FILTER_GRADIENT_UNIFORMS;
-  workgroupSize: [number, number, number] = [16, 16, 1];
-  size = false;
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  private readonly columns: number;
-
-  constructor(public outputShape: [number, number, number]) {
-    const [splits, filterRows, outChannels] = outputShape;
-    this.columns = columnsPerThread(outChannels);
-    this.shaderKey = `pneumoganFilterGradientPartials${this.columns}`;
-    this.dispatch = [Math.ceil(outChannels / (16 * this.columns)), Math.ceil(filterRows / TILE_K), splits];
+/** Partial filter gradients, first form. */
+class FilterGradientPartials extends FilterGradientProgram {
+  constructor(outputShape: [number, number, number]) {
+    super(outputShape, 'pneumoganFilterGradientPartials');
   }
 
   getUserCode(): string {
     const columns = this.columns;
     const tileCo = 16 * columns;
     return `
-      var<workgroup> patchTile : array<array<f32, ${TILE_K}>, ${TILE_M}>;
+      var<workgroup> patchTile : array<array<f32, ${BLOCK_K}>, ${TILE_M}>;
       var<workgroup> gradTile : array<array<f32, ${tileCo}>, ${TILE_M}>;
 
       // Row m of the patch matrix at column k: x at (n, ho * s + kh - pad, wo * s + kw - pad, ci).
@@ -200,7 +180,7 @@ class FilterGradientPartials implements WebGpuProgram {
         let ty = i32(localId.y);
         let flat = ty * 16 + tx;
         let coBase = i32(workgroupId.x) * ${tileCo};
-        let kBase = i32(workgroupId.y) * ${TILE_K};
+        let kBase = i32(workgroupId.y) * ${BLOCK_K};
         let split = i32(workgroupId.z);
         let mBegin = split * uniforms.mPerSplit;
         let mEnd = min(mBegin + uniforms.mPerSplit, uniforms.mSize);
@@ -209,8 +189,8 @@ class FilterGradientPartials implements WebGpuProgram {
         // The trip count is uniform (barriers inside); rows past mEnd load as zeros.
         for (var t = 0; t < uniforms.tilesPerSplit; t++) {
           let m0 = mBegin + t * ${TILE_M};
-          for (var e = flat; e < ${TILE_M * TILE_K}; e += 256) {
-            patchTile[e / ${TILE_K}][e % ${TILE_K}] = patchValue(m0 + e / ${TILE_K}, kBase + e % ${TILE_K}, mEnd);
+          for (var e = flat; e < ${TILE_M * BLOCK_K}; e += 256) {
+            patchTile[e / ${BLOCK_K}][e % ${BLOCK_K}] = patchValue(m0 + e / ${BLOCK_K}, kBase + e % ${BLOCK_K}, mEnd);
           }
           for (var e = flat; e < ${TILE_M * tileCo}; e += 256) {
             gradTile[e / ${tileCo}][e % ${tileCo}] = gradValue(m0 + e / ${tileCo}, coBase + e % ${tileCo}, mEnd);
