@@ -26,45 +26,41 @@ export interface Variant {
 
 const SUBMIT_BATCH = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
 
-function stockBatchNorm(): () => void {
-  const closedForm = closedFormBatchNormInUse();
-  useClosedFormBatchNorm(false);
-  return () => useClosedFormBatchNorm(closedForm);
+/** Sets a switch to `value`; returns what puts its previous value back. */
+function setFor<T>(get: () => T, set: (value: T) => void, value: T): () => void {
+  const before = get();
+  set(value);
+  return () => set(before);
 }
+
+const stockBatchNorm = () => setFor(closedFormBatchNormInUse, useClosedFormBatchNorm, false);
 
 function variant(name: string): Variant {
   if (name === 'stock')
     return {
       name,
       apply: () => {
-        const fast = fastWebGpuKernelsInUse();
-        useFastWebGpuKernels(false);
+        const restoreKernels = setFor(fastWebGpuKernelsInUse, useFastWebGpuKernels, false);
         const restoreBatchNorm = stockBatchNorm();
         return () => {
-          useFastWebGpuKernels(fast);
+          restoreKernels();
           restoreBatchNorm();
         };
       },
     };
   if (name === 'stock-bn') return { name, apply: stockBatchNorm };
   if (name === 'filter-first')
-    return {
-      name,
-      apply: () => {
-        const before = filterGradientRowsInUse();
-        useFilterGradientRows(false);
-        return () => useFilterGradientRows(before);
-      },
-    };
+    return { name, apply: () => setFor(filterGradientRowsInUse, useFilterGradientRows, false) };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)
     return {
       name,
-      apply: () => {
-        const before = tf.env().getNumber(SUBMIT_BATCH);
-        tf.env().set(SUBMIT_BATCH, Number(submit[1]));
-        return () => tf.env().set(SUBMIT_BATCH, before);
-      },
+      apply: () =>
+        setFor(
+          () => tf.env().getNumber(SUBMIT_BATCH),
+          (value) => tf.env().set(SUBMIT_BATCH, value),
+          Number(submit[1]),
+        ),
     };
   throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first or submit-N`);
 }
