@@ -10,13 +10,13 @@
  * draws differ), and patient groups come from file names alone (the pipeline also merges
  * near-duplicate pictures into one group).
  */
-import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { z } from 'zod';
 import { patientIdFromFileName, type LabeledImage } from '../lib/data/manifest.js';
 import { InputError } from '../lib/errors.js';
+import { sha256Hex } from '../lib/storage.js';
 import { grayFromEqualChannels, type GrayImage } from '../lib/images.js';
 import { partitionHeldout } from '../lib/protocol/heldout.js';
 import { classTargets, stratifiedSubset } from '../lib/protocol/sampling.js';
@@ -95,7 +95,7 @@ export async function packPaperData(
         file: path.join(label, name),
         label,
         patientId: patientIdFromFileName(name),
-        sha256: createHash('sha256').update(bytes).digest('hex'),
+        sha256: sha256Hex(bytes),
       });
     }
   }
@@ -200,7 +200,7 @@ export async function trialImages(options: {
     CLASS_NAMES.flatMap((label) =>
       Array.from({ length: counts[label] }, (_, i) => {
         const image = drawXray(label, REAL_SIZE, deriveSeed(seed, salt, label, i));
-        const sha256 = createHash('sha256').update(image.pixels).digest('hex');
+        const sha256 = sha256Hex(image.pixels);
         return { image, label, patientId: null, sha256 };
       }),
     );

@@ -13,12 +13,12 @@
  * activity's retry would. `onUpdate` gets the result after every stage.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { countByClass } from '../lib/data/manifest.js';
 import { InputError } from '../lib/errors.js';
+import { sha256Hex } from '../lib/storage.js';
 import { stratifiedSplit } from '../lib/protocol/sampling.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type Backbone, type ClassName, type PipelineConfig } from '../pipelines/schema.js';
@@ -259,10 +259,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
     const pooled = [
       ...subset.map((s) => asLabeledImage(s, 'real')),
       ...synthetic.map((s) =>
-        asLabeledImage(
-          { ...s, patientId: null, sha256: createHash('sha256').update(s.image.pixels).digest('hex') },
-          'synthetic',
-        ),
+        asLabeledImage({ ...s, patientId: null, sha256: sha256Hex(s.image.pixels) }, 'synthetic'),
       ),
     ];
     const { train, test } = stratifiedSplit(pooled, protocol.trainFraction, seed);
