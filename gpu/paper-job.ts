@@ -135,10 +135,10 @@ async function readCheckpoint<Meta>(file: string): Promise<TrainingState<Meta> |
 
 /** Runs one job; `emit` gets its progress and its stages. */
 export async function runPaperJob(job: PaperJob, emit: (event: JobEvent) => void): Promise<void> {
-  const timed = async <T>(stage: string, body: () => Promise<T>, detail: (r: T) => string, extra = {}) => {
+  const timed = async <T>(stage: string, body: () => Promise<T>, detail: (r: T) => string) => {
     const t0 = performance.now();
     const result = await body();
-    emit({ type: 'stage', stage, seconds: (performance.now() - t0) / 1000, detail: detail(result), ...extra });
+    emit({ type: 'stage', stage, seconds: (performance.now() - t0) / 1000, detail: detail(result) });
     return result;
   };
   const progress = (done: number, total: number) => {
