@@ -1,5 +1,5 @@
 /**
- * Kernel choices for WebGPU, timed on the convolution gradients of the paper-size models' layers:
+ * Kernel choices for WebGPU, timed on the convolutions of the paper-size models' layers:
  * the same call under each choice, in one process on one adapter. Part of the GPU bench
  * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
  * lavapipe, a CPU).
@@ -11,9 +11,13 @@
  *   shape the models have (test/unit/webgpu-kernels.test.ts). On an H100 the matrix product was
  *   1.8x faster on unstrided 3x3 layers and slower on strided ones (it reads every position of
  *   the dilated gradient, most of them zeros), which is how lib/compute/webgpu-input-gradient.ts
- *   now chooses; that choice is off while these rows are timed.
+ *   now chooses; that choice is off while these rows are timed;
+ * - the forward pass (Conv2D) and the unstrided input gradient: tfjs's kernels (the latter its
+ *   matrix product) against our implicit matrix product (lib/compute/webgpu-conv-gemm.ts), on the
+ *   layers ours takes.
  */
 import * as tf from '@tensorflow/tfjs';
+import { convGemmInUse, convGemmTakes, useConvGemm } from '../lib/compute/webgpu-conv-gemm.js';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
@@ -85,16 +89,23 @@ const CASES: GradientCase[] = [
 
 /** Two ways to run one kernel, and how to switch between them. */
 interface KernelChoice {
-  kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput';
+  kernel: 'Conv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput';
   what: string;
   baseline: string;
   alternative: string;
-  /** Whether the alternative runs now. */
-  inUse(): boolean;
+  /** Sets every switch the kernel's choice depends on, for the baseline or the alternative. */
   use(alternative: boolean): void;
+  /** The layers the choice differs on (all when absent). */
+  applies?(c: GradientCase): boolean;
 }
 
 const NAIVE_INPUT_GRADIENT = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
+
+/** Our kernels in place, then `set` on top. */
+const oursAnd = (set: () => void) => {
+  useFastWebGpuKernels(true);
+  set();
+};
 
 const CHOICES: KernelChoice[] = [
   {
@@ -102,7 +113,6 @@ const CHOICES: KernelChoice[] = [
     what: 'Filter gradients',
     baseline: 'tfjs kernel',
     alternative: 'ours',
-    inUse: fastWebGpuKernelsInUse,
     use: useFastWebGpuKernels,
   },
   {
@@ -110,16 +120,38 @@ const CHOICES: KernelChoice[] = [
     what: 'Filter gradients, our two forms',
     baseline: 'first form',
     alternative: 'row table',
-    inUse: filterGradientRowsInUse,
-    use: useFilterGradientRows,
+    use: (alternative) => oursAnd(() => useFilterGradientRows(alternative)),
+  },
+  {
+    kernel: 'Conv2D',
+    what: 'Forward convolutions',
+    baseline: 'tfjs kernel',
+    alternative: 'ours',
+    use: (alternative) => oursAnd(() => useConvGemm(alternative)),
+    applies: (c) => convGemmTakes('float32', c.filter[3]),
   },
   {
     kernel: 'Conv2DBackpropInput',
     what: 'Input gradients (and transposed convolutions)',
     baseline: 'tfjs default (naive)',
     alternative: 'tfjs matrix product',
-    inUse: () => !tf.env().getBool(NAIVE_INPUT_GRADIENT),
-    use: (alternative) => tf.env().set(NAIVE_INPUT_GRADIENT, !alternative),
+    use: (alternative) =>
+      oursAnd(() => {
+        useInputGradientByStride(false);
+        tf.env().set(NAIVE_INPUT_GRADIENT, !alternative);
+      }),
+  },
+  {
+    kernel: 'Conv2DBackpropInput',
+    what: 'Unstrided input gradients',
+    baseline: 'tfjs matrix product',
+    alternative: 'ours',
+    use: (alternative) =>
+      oursAnd(() => {
+        useInputGradientByStride(true);
+        useConvGemm(alternative);
+      }),
+    applies: (c) => c.strides === 1 && convGemmTakes('float32', c.filter[2]),
   },
 ];
 
@@ -154,30 +186,33 @@ export async function benchWebGpuKernels(options: {
   quick: boolean;
   log: (line: string) => void;
 }): Promise<KernelRow[]> {
+  // The choices switch kernels to time both ways; the rest of the run keeps what was chosen at
+  // start (PNEUMOGAN_WEBGPU_KERNELS=stock included).
+  // Fast kernels first: turning them on or off sets some of the others.
+  const restore = [
+    restorer(fastWebGpuKernelsInUse, useFastWebGpuKernels),
+    restorer(filterGradientRowsInUse, useFilterGradientRows),
+    restorer(inputGradientByStrideInUse, useInputGradientByStride),
+    restorer(convGemmInUse, useConvGemm),
+    restorer(
+      () => tf.env().getBool(NAIVE_INPUT_GRADIENT),
+      (naive) => tf.env().set(NAIVE_INPUT_GRADIENT, naive),
+    ),
+  ];
   const rows: KernelRow[] = [];
-  // The stride-based choice (lib/compute/webgpu-input-gradient.ts) would override the flag the
-  // input-gradient rows switch: off while timing, back as it was after.
-  const byStride = inputGradientByStrideInUse();
-  useInputGradientByStride(false);
-  // Our filter gradient's two forms are timed with our kernels in place, whatever ran before.
-  const fast = fastWebGpuKernelsInUse();
-  useFastWebGpuKernels(true);
   try {
-    for (const choice of CHOICES) {
-      // The bench switches kernels to time both; the rest of the run keeps what was chosen at
-      // start (PNEUMOGAN_WEBGPU_KERNELS=stock included).
-      const chosen = choice.inUse();
-      try {
-        for (const c of CASES) rows.push(await benchCase(choice, c, options));
-      } finally {
-        choice.use(chosen);
-      }
-    }
+    for (const choice of CHOICES)
+      for (const c of CASES) if (choice.applies?.(c) ?? true) rows.push(await benchCase(choice, c, options));
   } finally {
-    useFastWebGpuKernels(fast);
-    useInputGradientByStride(byStride);
+    for (const put of restore) put();
   }
   return rows;
+}
+
+/** What puts a switch back to its value now. */
+function restorer<T>(get: () => T, set: (value: T) => void): () => void {
+  const before = get();
+  return () => set(before);
 }
 
 async function benchCase(
@@ -195,17 +230,19 @@ async function benchCase(
   try {
     const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' };
     const run =
-      choice.kernel === 'Conv2DBackpropFilter'
-        ? () =>
-            tf.engine().runKernel<tf.Tensor>(
-              tf.Conv2DBackpropFilter,
-              { x: inputs, dy },
-              {
-                ...attrs,
-                filterShape: c.filter,
-              },
-            )
-        : () => tf.engine().runKernel<tf.Tensor>(tf.Conv2DBackpropInput, { dy, filter }, { ...attrs, inputShape: x });
+      choice.kernel === 'Conv2D'
+        ? () => tf.engine().runKernel<tf.Tensor>(tf.Conv2D, { x: inputs, filter }, { ...attrs, dilations: 1 })
+        : choice.kernel === 'Conv2DBackpropFilter'
+          ? () =>
+              tf.engine().runKernel<tf.Tensor>(
+                tf.Conv2DBackpropFilter,
+                { x: inputs, dy },
+                {
+                  ...attrs,
+                  filterShape: c.filter,
+                },
+              )
+          : () => tf.engine().runKernel<tf.Tensor>(tf.Conv2DBackpropInput, { dy, filter }, { ...attrs, inputShape: x });
     choice.use(false);
     const baselineMs = await timeIt(run, options.quick ? 0.5 : 1);
     choice.use(true);

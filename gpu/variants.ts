@@ -7,9 +7,12 @@
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
  *   filter-first  our filter gradient in its first form (lib/compute/webgpu-kernels.ts), not
  *              the row-table one (lib/compute/webgpu-filter-gradient-rows.ts)
+ *   conv-stock tfjs's forward convolution and its matrix product for unstrided input gradients,
+ *              not our implicit matrix product (lib/compute/webgpu-conv-gemm.ts)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
  */
 import * as tf from '@tensorflow/tfjs';
+import { convGemmInUse, useConvGemm } from '../lib/compute/webgpu-conv-gemm.js';
 import {
   fastWebGpuKernelsInUse,
   filterGradientRowsInUse,
@@ -51,6 +54,7 @@ function variant(name: string): Variant {
   if (name === 'stock-bn') return { name, apply: stockBatchNorm };
   if (name === 'filter-first')
     return { name, apply: () => setFor(filterGradientRowsInUse, useFilterGradientRows, false) };
+  if (name === 'conv-stock') return { name, apply: () => setFor(convGemmInUse, useConvGemm, false) };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)
     return {
@@ -62,7 +66,7 @@ function variant(name: string): Variant {
           Number(submit[1]),
         ),
     };
-  throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first or submit-N`);
+  throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first, conv-stock or submit-N`);
 }
 
 /** "stock,submit-60" -> variants; an empty or missing list gives none. */

@@ -1,24 +1,61 @@
 /**
- * Which of tfjs's two WebGPU input-gradient kernels (Conv2DBackpropInput, also the forward pass
- * of a transposed convolution) runs, by stride. tfjs defaults to one thread per input element
- * (WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE); its tiled matrix product reads every position of the
- * stride-dilated gradient, most of them zeros when strided. Timed on one H100 (gpu/kernels.ts,
- * paper sizes): unstrided 3x3 layers 1.8x faster as a matrix product (ResNet18 layer1 23.5 ->
- * 13.1 ms, layer4 5.1 -> 2.8 ms), 1x1 layers the same, strided layers slower (AlexNet conv1 6x,
- * the DCGAN's stride-2 layers 0.9x). So unstrided convolutions get the matrix product and
- * strided ones keep the default. Both kernels match the CPU backend on every model's shapes
- * (test/unit/webgpu-kernels.test.ts).
+ * Which WebGPU kernel computes an input gradient (Conv2DBackpropInput, also the forward pass of a
+ * transposed convolution), by stride:
+ * - unstrided: our implicit matrix product (./webgpu-conv-gemm.ts) where it takes the layer, else
+ *   tfjs's own tiled matrix product, which tfjs ships behind
+ *   WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Timed on one H100 (gpu/kernels.ts, paper sizes),
+ *   tfjs's matrix product was 1.8x faster than its default on unstrided 3x3 layers (ResNet18
+ *   layer1 23.5 -> 13.1 ms, layer4 5.1 -> 2.8 ms), the same on 1x1 layers;
+ * - strided: tfjs's default, one thread per input element. A matrix product reads every position
+ *   of the stride-dilated gradient, most of them zeros: 6x slower on AlexNet's conv1, 0.9x on the
+ *   DCGAN's stride-2 layers.
+ * Every kernel matches the CPU backend on every model's shapes (test/unit/webgpu-kernels.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { convGemmTakes, runConvGemm } from './webgpu-conv-gemm.js';
 import { kernelSwap } from './kernel-swap.js';
 
 const NAIVE = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
 
-/** Unstrided convolutions through tfjs's matrix product, strided ones through its default. */
 const inputGradient = kernelSwap(tf.Conv2DBackpropInput, 'webgpu', (stock) => (args) => {
-  const { strides } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } =
+    args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const unstrided = (Array.isArray(strides) ? strides : [strides]).every((s) => s === 1);
   if (!unstrided) return stock(args);
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const [batch, height, width, inChannels] = inputShape;
+  if (dataFormat !== 'NCHW' && filter.dtype === 'float32' && convGemmTakes(dy.dtype, inChannels)) {
+    const info = tf.backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape as [number, number, number, number],
+      1,
+      1,
+      pad,
+      dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    // dx = dy, padded by fh - 1 - padTop, convolved with the filter turned by 180 degrees.
+    return runConvGemm(
+      args.backend as unknown as WebGPUBackend,
+      dy,
+      filter,
+      {
+        outputShape: [batch, height, width, inChannels],
+        inHeight: info.outHeight,
+        inWidth: info.outWidth,
+        inChannels: info.outChannels,
+        filterHeight: info.filterHeight,
+        filterWidth: info.filterWidth,
+        strideHeight: 1,
+        strideWidth: 1,
+        padTop: info.filterHeight - 1 - info.padInfo.top,
+        padLeft: info.filterWidth - 1 - info.padInfo.left,
+      },
+      'turned',
+    );
+  }
   const naive = tf.env().getBool(NAIVE);
   tf.env().set(NAIVE, false);
   try {

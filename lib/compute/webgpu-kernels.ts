@@ -29,6 +29,7 @@ import { BLOCK_K, columnsPerThread, FilterGradientProgram } from './webgpu-filte
 import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
 import { sumOfPartials } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
+import { useWebGpuConv2D } from './webgpu-conv2d.js';
 import { useWriteBufferUploads } from './webgpu-upload.js';
 
 type Kernel<A> = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: A }) => tf.TensorInfo;
@@ -70,7 +71,8 @@ export function fastWebGpuKernelsInUse(): boolean {
  * puts tfjs's own back (the GPU bench times both): the filter gradient below, the fused Adam
  * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts),
  * uploads through the queue (./webgpu-upload.ts), the input-gradient kernel chosen by stride
- * (./webgpu-input-gradient.ts), batch norm's training step (./webgpu-batch-norm.ts), dropout
+ * (./webgpu-input-gradient.ts), the forward convolution (./webgpu-conv2d.ts; it and the unstrided
+ * input gradient as one implicit matrix product, ./webgpu-conv-gemm.ts), batch norm's training step (./webgpu-batch-norm.ts), dropout
  * masks drawn on the device (./dropout.ts) and the ReLU gradients (./webgpu-activation-gradients.ts).
  * Safe to call more than once.
  */
@@ -80,6 +82,7 @@ export function useFastWebGpuKernels(fast = true): void {
   useDeviceSideGradients(fast);
   useWriteBufferUploads(fast);
   useInputGradientByStride(fast);
+  useWebGpuConv2D(fast);
   useWebGpuBatchNorm(fast);
   useWebGpuDropoutMask(fast);
   useWebGpuActivationGradients(fast);

@@ -10,6 +10,12 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import {
+  convGemmInUse,
+  convGemmRowsPerThread,
+  convGemmTakes,
+  useConvGemm,
+} from '../../lib/compute/webgpu-conv-gemm.js';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
@@ -63,7 +69,53 @@ const cases: ConvCase[] = [
     strides: 1,
     pad: 'same',
   },
+  {
+    what: 'AlexNet conv1 at 64 channels out: 11x11, stride 4',
+    x: [2, 63, 63, 3],
+    filter: [11, 11, 3, 64],
+    strides: 4,
+    pad: 2,
+  },
+  {
+    what: 'AlexNet conv2: 5x5, pad 2, 24 to 40 channels',
+    x: [3, 13, 13, 24],
+    filter: [5, 5, 24, 40],
+    strides: 1,
+    pad: 2,
+  },
+  {
+    what: '128-row blocks in the forward pass: 512 of them',
+    x: [8, 64, 64, 8],
+    filter: [3, 3, 8, 72],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    what: '128-row blocks in the input gradient',
+    x: [8, 64, 64, 72],
+    filter: [3, 3, 72, 8],
+    strides: 1,
+    pad: 'same',
+  },
 ];
+
+/** conv2d(x, filter) on one backend, from the same deterministic x and filter as convGradient. */
+async function convForward(c: ConvCase, backend: string): Promise<Float32Array> {
+  assert.ok(await tf.setBackend(backend));
+  const y = tf.tidy(() =>
+    tf.conv2d(
+      tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
+      tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
+      c.strides,
+      c.pad,
+    ),
+  );
+  try {
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
+}
 
 /**
  * The gradient of sum(conv2d(x, filter) * weights) with respect to the filter or to x, on one
@@ -122,12 +174,37 @@ for (const c of cases) {
 }
 
 for (const c of cases) {
-  test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels and the choice by stride, match the CPU backend: ${c.what}`, async (t) => {
+  test(`Conv2D on WebGPU, tfjs's kernel and our implicit matrix product, matches the CPU backend: ${c.what}`, async (t) => {
+    if (unavailable) return t.skip(unavailable);
+    const expected = await convForward(c, 'cpu');
+    const chosen = convGemmInUse();
+    try {
+      for (const ours of [false, true]) {
+        useConvGemm(ours);
+        const error = relativeError(expected, await convForward(c, 'webgpu'));
+        assert.ok(error < 1e-5, `${ours ? 'ours' : 'tfjs'}: max |webgpu - cpu| / max |cpu| = ${error}`);
+      }
+    } finally {
+      useConvGemm(chosen);
+    }
+    const [n, h, w] = c.x;
+    const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
+    t.diagnostic(
+      convGemmTakes('float32', c.filter[3])
+        ? `ours ran, ${convGemmRowsPerThread(rows, c.filter[3])} rows a thread`
+        : 'too few output channels for ours: tfjs ran both times',
+    );
+  });
+}
+
+for (const c of cases) {
+  test(`Conv2DBackpropInput on WebGPU, tfjs's naive and matrix-product kernels, ours, and the choice by stride, match the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
     const expected = await convGradient(c, 'x', 'cpu');
     const flag = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
     const chosen = tf.env().getBool(flag);
     const byStride = inputGradientByStrideInUse();
+    const oursChosen = convGemmInUse();
     try {
       useInputGradientByStride(false);
       for (const naive of [true, false]) {
@@ -137,12 +214,24 @@ for (const c of cases) {
       }
       tf.env().set(flag, chosen);
       useInputGradientByStride(true);
-      const error = relativeError(expected, await convGradient(c, 'x', 'webgpu'));
-      assert.ok(error < 1e-5, `chosen by stride: max |webgpu - cpu| / max |cpu| = ${error}`);
+      for (const ours of [false, true]) {
+        useConvGemm(ours);
+        const error = relativeError(expected, await convGradient(c, 'x', 'webgpu'));
+        assert.ok(
+          error < 1e-5,
+          `chosen by stride, ours ${ours ? 'on' : 'off'}: max |webgpu - cpu| / max |cpu| = ${error}`,
+        );
+      }
     } finally {
       tf.env().set(flag, chosen);
       useInputGradientByStride(byStride);
+      useConvGemm(oursChosen);
     }
+    t.diagnostic(
+      c.strides === 1 && convGemmTakes('float32', c.x[3])
+        ? `ours ran when on, ${convGemmRowsPerThread(c.x[0] * c.x[1] * c.x[2], c.x[3])} rows a thread`
+        : 'strided or too few input channels: ours does not take it',
+    );
   });
 }
 
