@@ -20,6 +20,10 @@ export interface WebGpuProgram {
   uniforms: string;
   workgroupSize: [number, number, number];
   size: boolean;
+  /** 4: the output (and by default every input) is declared array<vec4<f32>>. */
+  outputComponent?: number;
+  /** Per input, 1 or 4, where they differ from outputComponent. */
+  variableComponents?: number[];
   getUserCode(): string;
 }
 
@@ -45,12 +49,17 @@ export function flatDispatch(
 /**
  * A flat program: one thread per output element, `body` the WGSL that sets the output at `index`
  * (with `setOutputAtIndex`), reading the inputs named in `variableNames` and the `uniforms` declared.
+ * With `inputComponents` (an output whose size is a multiple of 4), one thread per 4 elements:
+ * the output and the inputs marked 4 are arrays of vec4<f32>, `index` and `uniforms.size` count
+ * vec4s.
  */
 export class FlatProgram implements WebGpuProgram {
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
   dispatchLayout: WebGpuProgram['dispatchLayout'];
   dispatch: WebGpuProgram['dispatch'];
+  outputComponent?: number;
+  variableComponents?: number[];
 
   constructor(
     public shaderKey: string,
@@ -58,8 +67,17 @@ export class FlatProgram implements WebGpuProgram {
     public variableNames: string[],
     public uniforms: string,
     private readonly body: string,
+    inputComponents?: Array<1 | 4>,
   ) {
-    ({ dispatchLayout: this.dispatchLayout, dispatch: this.dispatch } = flatDispatch(outputShape, 64));
+    const elements = outputShape.reduce((a, b) => a * b, 1);
+    if (inputComponents) {
+      if (elements % 4 !== 0)
+        throw new Error(`${shaderKey}: a vec4 program needs a multiple of 4 elements, not ${elements}`);
+      this.outputComponent = 4;
+      this.variableComponents = inputComponents;
+    }
+    this.dispatchLayout = flatDispatch(outputShape, 64).dispatchLayout;
+    this.dispatch = flatDispatch([inputComponents ? elements / 4 : elements], 64).dispatch;
   }
 
   getUserCode(): string {

@@ -19,8 +19,11 @@ before(async () => {
   if (typeof started === 'string') unavailable = started;
 });
 
-/** Shapes of a conv layer, its bias and a dense layer: 4-D, 1-D and 2-D variables. */
-const SHAPES = [[3, 3, 2, 4], [4], [36, 3]];
+/**
+ * Shapes of a conv layer, its bias, a dense layer and its bias: 4-D, 1-D and 2-D variables, sizes
+ * that are multiples of 4 (updated four at a time on WebGPU) and one that is not (3).
+ */
+const SHAPES = [[3, 3, 2, 4], [4], [36, 3], [3]];
 
 /**
  * Runs `steps` Adam steps of a fixed least-squares loss on `backend` with `optimizer`; returns
@@ -37,7 +40,7 @@ async function train(backend: string, optimizer: tf.Optimizer, steps: number, wi
   const loss = () =>
     tf.tidy(() => {
       const h = tf.relu(tf.add(tf.conv2d(x, vars[0] as tf.Variable<tf.Rank.R4>, 2, 'same'), vars[1]!));
-      const y = tf.matMul(tf.reshape(h, [2, 36]), vars[2] as tf.Variable<tf.Rank.R2>);
+      const y = tf.add(tf.matMul(tf.reshape(h, [2, 36]), vars[2] as tf.Variable<tf.Rank.R2>), vars[3]!);
       return tf.mean<tf.Scalar>(tf.square(tf.sub(y, target)));
     });
   for (let s = 0; s < steps; s++) optimizer.minimize(loss, true, withList ? vars : undefined)?.dispose();
