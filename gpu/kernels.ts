@@ -4,7 +4,8 @@
  * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
  * lavapipe, a CPU).
  * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-kernels.ts),
- *   and ours in its first form against its second (lib/compute/webgpu-filter-gradient-rows.ts);
+ *   and ours in its first form against the later ones (lib/compute/webgpu-filter-gradient-rows.ts
+ *   for layers of at most 16 output channels, -gemm.ts for wider ones);
  * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
  *   default, one thread per input element, against tfjs's own tiled matrix-product version, which
  *   it ships behind WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Both match the CPU backend on every
@@ -21,9 +22,9 @@ import { convGemmInUse, convGemmTakes, useConvGemm } from '../lib/compute/webgpu
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
-  filterGradientRowsInUse,
+  filterGradientFirstFormInUse,
   useFastWebGpuKernels,
-  useFilterGradientRows,
+  useFilterGradientFirstForm,
 } from '../lib/compute/webgpu-kernels.js';
 
 interface GradientCase {
@@ -117,10 +118,10 @@ const CHOICES: KernelChoice[] = [
   },
   {
     kernel: 'Conv2DBackpropFilter',
-    what: 'Filter gradients, our two forms',
+    what: 'Filter gradients, our forms',
     baseline: 'first form',
-    alternative: 'row table',
-    use: (alternative) => oursAnd(() => useFilterGradientRows(alternative)),
+    alternative: 'row table (narrow) / larger blocks (wide)',
+    use: (alternative) => oursAnd(() => useFilterGradientFirstForm(!alternative)),
   },
   {
     kernel: 'Conv2D',
@@ -191,7 +192,7 @@ export async function benchWebGpuKernels(options: {
   // Fast kernels first: turning them on or off sets some of the others.
   const restore = [
     restorer(fastWebGpuKernelsInUse, useFastWebGpuKernels),
-    restorer(filterGradientRowsInUse, useFilterGradientRows),
+    restorer(filterGradientFirstFormInUse, useFilterGradientFirstForm),
     restorer(inputGradientByStrideInUse, useInputGradientByStride),
     restorer(convGemmInUse, useConvGemm),
     restorer(

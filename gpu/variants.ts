@@ -6,7 +6,7 @@
  *              tfjs-layers' batch-norm training step, and dropout masks computed on the host
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
  *   filter-first  our filter gradient in its first form (lib/compute/webgpu-kernels.ts), not
- *              the row-table one (lib/compute/webgpu-filter-gradient-rows.ts)
+ *              the later ones (lib/compute/webgpu-filter-gradient-rows.ts, -gemm.ts)
  *   conv-stock tfjs's forward convolution and its matrix product for unstrided input gradients,
  *              not our implicit matrix product (lib/compute/webgpu-conv-gemm.ts)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
@@ -15,9 +15,9 @@ import * as tf from '@tensorflow/tfjs';
 import { convGemmInUse, useConvGemm } from '../lib/compute/webgpu-conv-gemm.js';
 import {
   fastWebGpuKernelsInUse,
-  filterGradientRowsInUse,
+  filterGradientFirstFormInUse,
   useFastWebGpuKernels,
-  useFilterGradientRows,
+  useFilterGradientFirstForm,
 } from '../lib/compute/webgpu-kernels.js';
 import { closedFormBatchNormInUse, useClosedFormBatchNorm } from '../lib/models/batch-norm.js';
 
@@ -53,7 +53,7 @@ function variant(name: string): Variant {
     };
   if (name === 'stock-bn') return { name, apply: stockBatchNorm };
   if (name === 'filter-first')
-    return { name, apply: () => setFor(filterGradientRowsInUse, useFilterGradientRows, false) };
+    return { name, apply: () => setFor(filterGradientFirstFormInUse, useFilterGradientFirstForm, true) };
   if (name === 'conv-stock') return { name, apply: () => setFor(convGemmInUse, useConvGemm, false) };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)

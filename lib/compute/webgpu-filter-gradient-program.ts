@@ -1,6 +1,7 @@
 /**
- * What the two forms of our filter-gradient partials (lib/compute/webgpu-kernels.ts and
- * ./webgpu-filter-gradient-rows.ts) share: their inputs and uniforms, 16 x 16 threads a
+ * What the first two forms of our filter-gradient partials (lib/compute/webgpu-kernels.ts and
+ * ./webgpu-filter-gradient-rows.ts) share: their inputs and uniforms (the third form's too,
+ * ./webgpu-filter-gradient-gemm.ts), 16 x 16 threads a
  * workgroup, and blocks of 64 filter rows (k) by 64 output channels (co), or by 16 for layers with
  * at most 16 output channels (SqueezeNet's squeeze layers, the DCGAN's last), which would leave
  * most of a 64-wide block idle. Output: [splits, kh * kw * ci, co], one split of the reduction
@@ -14,14 +15,16 @@ export const BLOCK_K = 64;
 /** Output channels per thread: 4 (64-wide blocks) or 1 (16-wide, for narrow layers). */
 export const columnsPerThread = (outChannels: number): 1 | 4 => (outChannels <= 16 ? 1 : 4);
 
+/** Every form's uniforms, in the order lib/compute/webgpu-kernels.ts passes them. */
+export const FILTER_GRADIENT_UNIFORMS =
+  'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
+  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
+  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+
 export abstract class FilterGradientProgram implements WebGpuProgram {
   shaderKey: string;
   variableNames = ['x', 'dy'];
-  /** In the order lib/compute/webgpu-kernels.ts passes them. */
-  uniforms =
-    'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
-    'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
-    'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
+  uniforms = FILTER_GRADIENT_UNIFORMS;
   workgroupSize: [number, number, number] = [16, 16, 1];
   size = false;
   dispatchLayout = { x: [2], y: [1], z: [0] };

@@ -27,6 +27,7 @@ import { useWebGpuBatchNorm } from './webgpu-batch-norm.js';
 import { useWebGpuDropoutMask } from './dropout.js';
 import { BLOCK_K, columnsPerThread, FilterGradientProgram } from './webgpu-filter-gradient-program.js';
 import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
+import { FilterGradientGemmPartials, gemmBlockRows, GEMM_ROWS_PER_STAGE } from './webgpu-filter-gradient-gemm.js';
 import { sumOfPartials } from './webgpu-program.js';
 import { useInputGradientByStride } from './webgpu-input-gradient.js';
 import { useWebGpuConv2D } from './webgpu-conv2d.js';
@@ -49,16 +50,20 @@ const filterGradient = kernelSwap(
     fastConv2DBackpropFilter(stock as unknown as Kernel<tf.Conv2DBackpropFilterAttrs>) as unknown as tf.KernelFunc,
 );
 
-/** Whether our filter gradient stages its rows through a table (./webgpu-filter-gradient-rows.ts). */
-let rowTable = true;
+/**
+ * Whether our filter gradient runs in its first form (below) instead of the later ones: the row
+ * table for layers of at most 16 output channels (./webgpu-filter-gradient-rows.ts), the larger
+ * blocks of ./webgpu-filter-gradient-gemm.ts for wider ones.
+ */
+let firstForm = false;
 
-/** Chooses the filter gradient's second form (true, the default) or its first (false). */
-export function useFilterGradientRows(on: boolean): void {
-  rowTable = on;
+/** Chooses the filter gradient's first form (true) or the later ones (false, the default). */
+export function useFilterGradientFirstForm(on: boolean): void {
+  firstForm = on;
 }
 
-export function filterGradientRowsInUse(): boolean {
-  return rowTable;
+export function filterGradientFirstFormInUse(): boolean {
+  return firstForm;
 }
 
 /** Whether the 'webgpu' backend runs this module's kernels now (false: tfjs's own). */
@@ -88,9 +93,17 @@ export function useFastWebGpuKernels(fast = true): void {
   useWebGpuActivationGradients(fast);
 }
 
-/** How the reduction over m = N x Ho x Wo is split for one filter gradient. */
-export function filterGradientSplits(rows: number, filterRows: number, outChannels: number): number {
-  const blocks = Math.ceil(filterRows / BLOCK_K) * Math.ceil(outChannels / (16 * columnsPerThread(outChannels)));
+/**
+ * How the reduction over m = N x Ho x Wo is split for one filter gradient whose blocks have
+ * `blockRows` filter rows (64, or 128 in the third form).
+ */
+export function filterGradientSplits(
+  rows: number,
+  filterRows: number,
+  outChannels: number,
+  blockRows = BLOCK_K,
+): number {
+  const blocks = Math.ceil(filterRows / blockRows) * Math.ceil(outChannels / (16 * columnsPerThread(outChannels)));
   const wanted = Math.ceil(TARGET_WORKGROUPS / blocks);
   return Math.max(1, Math.min(wanted, Math.floor(rows / MIN_ROWS_PER_SPLIT)));
 }
@@ -112,33 +125,39 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
     );
     const rows = info.batchSize * info.outHeight * info.outWidth;
     const filterRows = info.filterHeight * info.filterWidth * info.inChannels;
-    const splits = filterGradientSplits(rows, filterRows, info.outChannels);
-    const stage = rowTable ? ROWS_PER_STAGE : TILE_M;
+    const form = firstForm ? 'first' : columnsPerThread(info.outChannels) === 1 ? 'rows' : 'gemm';
+    const splits = filterGradientSplits(
+      rows,
+      filterRows,
+      info.outChannels,
+      form === 'gemm' ? gemmBlockRows(filterRows) : BLOCK_K,
+    );
+    const stage = { first: TILE_M, rows: ROWS_PER_STAGE, gemm: GEMM_ROWS_PER_STAGE }[form];
     const rowsPerSplit = Math.ceil(rows / splits / stage) * stage;
     const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
     const shape: [number, number, number] = [splits, filterRows, info.outChannels];
-    const partials = args.backend.runWebGPUProgram(
-      rowTable ? new FilterGradientRowsPartials(shape) : new FilterGradientPartials(shape),
-      [x, dy],
-      'float32',
-      [
-        int(filterRows),
-        int(info.outChannels),
-        int(rows),
-        int(rowsPerSplit),
-        int(rowsPerSplit / stage),
-        int(info.inHeight),
-        int(info.inWidth),
-        int(info.inChannels),
-        int(info.outHeight),
-        int(info.outWidth),
-        int(info.filterWidth),
-        int(info.strideHeight),
-        int(info.strideWidth),
-        int(info.padInfo.top),
-        int(info.padInfo.left),
-      ],
-    );
+    const program = {
+      first: () => new FilterGradientPartials(shape),
+      rows: () => new FilterGradientRowsPartials(shape),
+      gemm: () => new FilterGradientGemmPartials(shape),
+    }[form]();
+    const partials = args.backend.runWebGPUProgram(program, [x, dy], 'float32', [
+      int(filterRows),
+      int(info.outChannels),
+      int(rows),
+      int(rowsPerSplit),
+      int(rowsPerSplit / stage),
+      int(info.inHeight),
+      int(info.inWidth),
+      int(info.inChannels),
+      int(info.outHeight),
+      int(info.outWidth),
+      int(info.filterWidth),
+      int(info.strideHeight),
+      int(info.strideWidth),
+      int(info.padInfo.top),
+      int(info.padInfo.left),
+    ]);
     const dw = args.backend.runWebGPUProgram(sumOfPartials(filterShape), [partials], 'float32', [int(splits)]);
     args.backend.disposeData(partials.dataId);
     return dw;

@@ -19,11 +19,12 @@ import {
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../../lib/compute/webgpu-input-gradient.js';
 import {
   fastWebGpuKernelsInUse,
-  filterGradientRowsInUse,
+  filterGradientFirstFormInUse,
   filterGradientSplits,
   useFastWebGpuKernels,
-  useFilterGradientRows,
+  useFilterGradientFirstForm,
 } from '../../lib/compute/webgpu-kernels.js';
+import { gemmBlockRows } from '../../lib/compute/webgpu-filter-gradient-gemm.js';
 import { flatDispatch } from '../../lib/compute/webgpu-program.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
@@ -82,6 +83,20 @@ const cases: ConvCase[] = [
     filter: [5, 5, 24, 40],
     strides: 1,
     pad: 2,
+  },
+  {
+    what: '5 px planes: stages of 16 rows span images, reduction split in two',
+    x: [24, 5, 5, 32],
+    filter: [3, 3, 32, 40],
+    strides: 1,
+    pad: 'same',
+  },
+  {
+    what: '1 px output planes (a dense layer as a convolution)',
+    x: [40, 3, 3, 24],
+    filter: [3, 3, 24, 32],
+    strides: 1,
+    pad: 'valid',
   },
   {
     what: '128-row blocks in the forward pass: 512 of them',
@@ -150,25 +165,29 @@ function relativeError(expected: Float32Array, actual: Float32Array): number {
 }
 
 for (const c of cases) {
-  test(`Conv2DBackpropFilter on WebGPU, both forms of ours, matches the CPU backend: ${c.what}`, async (t) => {
+  test(`Conv2DBackpropFilter on WebGPU, each form of ours, matches the CPU backend: ${c.what}`, async (t) => {
     if (unavailable) return t.skip(unavailable);
     const expected = await convGradient(c, 'filter', 'cpu');
-    const chosen = filterGradientRowsInUse();
+    const chosen = filterGradientFirstFormInUse();
+    const filterRows = c.filter[0] * c.filter[1] * c.filter[2];
+    const later = c.filter[3] <= 16 ? 'row table' : `${gemmBlockRows(filterRows)}-row blocks`;
     const errors: string[] = [];
     try {
-      for (const rows of [false, true]) {
-        useFilterGradientRows(rows);
+      for (const first of [true, false]) {
+        useFilterGradientFirstForm(first);
+        const form = first ? 'first form' : later;
         const error = relativeError(expected, await convGradient(c, 'filter', 'webgpu'));
-        assert.ok(error < 1e-5, `${rows ? 'row table' : 'first form'}: max |webgpu - cpu| / max |cpu| = ${error}`);
-        errors.push(`${rows ? 'row table' : 'first form'} ${error.toExponential(1)}`);
+        assert.ok(error < 1e-5, `${form}: max |webgpu - cpu| / max |cpu| = ${error}`);
+        errors.push(`${form} ${error.toExponential(1)}`);
       }
     } finally {
-      useFilterGradientRows(chosen);
+      useFilterGradientFirstForm(chosen);
     }
     const [n, h, w] = c.x;
     const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
+    const blockRows = c.filter[3] <= 16 ? 64 : gemmBlockRows(filterRows);
     t.diagnostic(
-      `relative error ${errors.join(', ')}; ${filterGradientSplits(rows, c.filter[0] * c.filter[1] * c.filter[2], c.filter[3])} split(s)`,
+      `relative error ${errors.join(', ')}; ${filterGradientSplits(rows, filterRows, c.filter[3], blockRows)} split(s)`,
     );
   });
 }
