@@ -21,7 +21,7 @@
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type * as tf from '@tensorflow/tfjs';
-import type { WebGpuProgram } from './webgpu-program.js';
+import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 
 /** Reduction indices (k) staged in workgroup memory at once. */
 const STAGE_K = 16;
@@ -29,6 +29,10 @@ const STAGE_K = 16;
 const BLOCK_N = 64;
 /** Workgroups at which 128-row blocks are taken: about four per streaming multiprocessor of an H100. */
 const WIDE_BLOCKS = 512;
+/** Layers with fewer blocks than this split their reduction across workgroups. */
+const SPLIT_BELOW_BLOCKS = 512;
+/** The fewest reduction indices a split gets (16 stages). */
+const MIN_DEPTH_PER_SPLIT = 256;
 
 /** How B is read: the filter as stored (forward), or turned by 180 degrees and transposed (input gradient). */
 export type FilterReading = 'forward' | 'turned';
@@ -48,6 +52,18 @@ export function convGemmInUse(): boolean {
 /** Rows per thread, 4 or 8: 8 where the layer has enough 128 x 64 blocks to fill a large GPU. */
 export function convGemmRowsPerThread(rows: number, columns: number): 4 | 8 {
   return Math.ceil(rows / 128) * Math.ceil(columns / BLOCK_N) >= WIDE_BLOCKS ? 8 : 4;
+}
+
+/**
+ * Splits of the reduction (k) for a product of `rows` x `columns` over `depth`: layers with few
+ * blocks (AlexNet's dense layers, 32 rows; ResNet18's last stage, 1,568) would leave most of a large
+ * GPU idle, so their reduction is split across workgroups into partial products that a second,
+ * small program sums, in a fixed order (deterministic, unlike atomic adds).
+ */
+export function convGemmSplits(rows: number, columns: number, depth: number): number {
+  const blocks = Math.ceil(rows / (16 * convGemmRowsPerThread(rows, columns))) * Math.ceil(columns / BLOCK_N);
+  if (blocks >= SPLIT_BELOW_BLOCKS) return 1;
+  return Math.max(1, Math.min(Math.ceil(SPLIT_BELOW_BLOCKS / blocks), Math.floor(depth / MIN_DEPTH_PER_SPLIT)));
 }
 
 /** The layers this kernel takes: float32, and more than 16 output columns (narrower ones waste a 64-wide block). */
@@ -71,22 +87,37 @@ export interface ConvGemmShape {
   padLeft: number;
 }
 
-/** Runs C = A B for `gathered` (NHWC) and `filter` ([fh, fw, ., .]); the caller disposes nothing. */
+/**
+ * Runs C = A B for `gathered` (NHWC) and `filter` ([fh, fw, ., .]), as a tensor of `resultShape`
+ * (default: shape.outputShape; any shape of its size).
+ */
 export function runConvGemm(
   backend: WebGPUBackend,
   gathered: tf.TensorInfo,
   filter: tf.TensorInfo,
   shape: ConvGemmShape,
   reading: FilterReading,
+  resultShape: number[] = shape.outputShape,
 ): tf.TensorInfo {
   const [batch, outHeight, outWidth, columns] = shape.outputShape;
   const rows = batch * outHeight * outWidth;
-  const program = new ConvGemmProgram(shape.outputShape, reading, convGemmRowsPerThread(rows, columns));
+  const depth = shape.filterHeight * shape.filterWidth * shape.inChannels;
+  const splits = convGemmSplits(rows, columns, depth);
+  const depthPerSplit = Math.ceil(depth / splits / STAGE_K) * STAGE_K;
+  const program = new ConvGemmProgram(
+    splits === 1 ? resultShape : [splits, rows, columns],
+    rows,
+    columns,
+    splits,
+    reading,
+    convGemmRowsPerThread(rows, columns),
+  );
   const int = (v: number) => ({ type: 'int32', data: [v] });
-  return backend.runWebGPUProgram(program, [gathered, filter], 'float32', [
+  const product = backend.runWebGPUProgram(program, [gathered, filter], 'float32', [
     int(rows),
     int(columns),
-    int(shape.filterHeight * shape.filterWidth * shape.inChannels),
+    int(depth),
+    int(depthPerSplit),
     int(shape.inHeight),
     int(shape.inWidth),
     int(shape.inChannels),
@@ -99,6 +130,10 @@ export function runConvGemm(
     int(shape.padTop),
     int(shape.padLeft),
   ]);
+  if (splits === 1) return product;
+  const sum = backend.runWebGPUProgram(sumOfPartials(resultShape), [product], 'float32', [int(splits)]);
+  backend.disposeData(product.dataId);
+  return sum;
 }
 
 export class ConvGemmProgram implements WebGpuProgram {
@@ -106,22 +141,28 @@ export class ConvGemmProgram implements WebGpuProgram {
   variableNames = ['x', 'w'];
   /** In the order runConvGemm passes them. */
   uniforms =
-    'mSize : i32, nSize : i32, kSize : i32, inHeight : i32, inWidth : i32, inChannels : i32, ' +
+    'mSize : i32, nSize : i32, kSize : i32, kPerSplit : i32, inHeight : i32, inWidth : i32, inChannels : i32, ' +
     'outHeight : i32, outWidth : i32, filterHeight : i32, filterWidth : i32, strideHeight : i32, ' +
     'strideWidth : i32, padTop : i32, padLeft : i32,';
   workgroupSize: [number, number, number] = [16, 16, 1];
   size = false;
-  dispatchLayout = { x: [3], y: [0, 1, 2] };
+  dispatchLayout: WebGpuProgram['dispatchLayout'];
   dispatch: [number, number, number];
 
+  /** `outputShape`: the result's, or [splits, rows, columns] for partial products. */
   constructor(
-    public outputShape: [number, number, number, number],
+    public outputShape: number[],
+    rows: number,
+    columns: number,
+    splits: number,
     private readonly reading: FilterReading,
     private readonly rowsPerThread: 4 | 8,
   ) {
-    const [batch, height, width, columns] = outputShape;
     this.shaderKey = `pneumoganConvGemm_${reading}_${rowsPerThread}`;
-    this.dispatch = [Math.ceil(columns / BLOCK_N), Math.ceil((batch * height * width) / (16 * rowsPerThread)), 1];
+    // Not flat (all axes in x), which would make tfjs's generator call main(index).
+    const last = outputShape.length - 1;
+    this.dispatchLayout = { x: [last], y: outputShape.slice(0, last).map((_, i) => i) };
+    this.dispatch = [Math.ceil(columns / BLOCK_N), Math.ceil(rows / (16 * rowsPerThread)), splits];
   }
 
   getUserCode(): string {
@@ -140,7 +181,7 @@ export class ConvGemmProgram implements WebGpuProgram {
           let ci = k - tap * uniforms.inChannels;
           let kh = tap / uniforms.filterWidth;
           let kw = tap - kh * uniforms.filterWidth;
-          let kValid = k < uniforms.kSize;
+          let kValid = k < kEnd;
           for (var j = 0; j < ${loadsA}; j++) {
             let hIn = rowH[j] + kh;
             let wIn = rowW[j] + kw;
@@ -156,7 +197,7 @@ export class ConvGemmProgram implements WebGpuProgram {
             let kb = ${k0} + flat / 64 + 4 * j;
             let n = nBase + flat % 64;
             var v = 0.0;
-            if (kb < uniforms.kSize && n < uniforms.nSize) { v = w[kb * uniforms.nSize + n]; }
+            if (kb < kEnd && n < uniforms.nSize) { v = w[kb * uniforms.nSize + n]; }
             bNext[j] = v;
           }`
               : `let turnedTap = uniforms.filterHeight * uniforms.filterWidth - 1 - tap;
@@ -195,6 +236,10 @@ export class ConvGemmProgram implements WebGpuProgram {
         let mBase = i32(workgroupId.y) * ${blockM};
         let kk = flat % 16;
         let loadRow = flat / 16;
+        // This workgroup's part of the reduction (all of it unless split).
+        let split = i32(workgroupId.z);
+        let kBegin = split * uniforms.kPerSplit;
+        let kEnd = min(kBegin + uniforms.kPerSplit, uniforms.kSize);
 
         // The origin of each row this thread loads, found once: (batch * inHeight, h0, w0).
         let plane = uniforms.outHeight * uniforms.outWidth;
@@ -221,8 +266,9 @@ export class ConvGemmProgram implements WebGpuProgram {
         var aNext : array<f32, ${loadsA}>;
         var bNext : array<f32, 4>;
         var acc : array<vec4<f32>, ${r}>;
-        let stages = (uniforms.kSize + ${STAGE_K - 1}) / ${STAGE_K};
-        ${load('0')}
+        // Uniform, as the barriers in the loop need: a short last split loads zeros past kEnd.
+        let stages = uniforms.kPerSplit / ${STAGE_K};
+        ${load('kBegin')}
         for (var t = 0; t < stages; t++) {
           for (var j = 0; j < ${loadsA}; j++) {
             let row = loadRow + 16 * j;
@@ -234,7 +280,7 @@ export class ConvGemmProgram implements WebGpuProgram {
           }
           workgroupBarrier();
           // The next stage's loads are in flight while this one is multiplied.
-          if (t + 1 < stages) ${load(`(t + 1) * ${STAGE_K}`)}
+          if (t + 1 < stages) ${load(`kBegin + (t + 1) * ${STAGE_K}`)}
           for (var q = 0; q < ${STAGE_K}; q++) {
             let b = bTile[q][tx];
             ${products}
@@ -247,7 +293,7 @@ export class ConvGemmProgram implements WebGpuProgram {
           for (var c = 0; c < 4; c++) {
             let n = nBase + tx * 4 + c;
             if (m < uniforms.mSize && n < uniforms.nSize) {
-              setOutputAtIndex(m * uniforms.nSize + n, acc[i][c]);
+              setOutputAtIndex((split * uniforms.mSize + m) * uniforms.nSize + n, acc[i][c]);
             }
           }
         }

@@ -123,45 +123,59 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
       false,
       'channelsLast',
     );
-    const rows = info.batchSize * info.outHeight * info.outWidth;
-    const filterRows = info.filterHeight * info.filterWidth * info.inChannels;
-    const form = firstForm ? 'first' : columnsPerThread(info.outChannels) === 1 ? 'rows' : 'gemm';
-    const splits = filterGradientSplits(
-      rows,
-      filterRows,
-      info.outChannels,
-      form === 'gemm' ? gemmBlockRows(filterRows) : BLOCK_K,
-    );
-    const stage = { first: TILE_M, rows: ROWS_PER_STAGE, gemm: GEMM_ROWS_PER_STAGE }[form];
-    const rowsPerSplit = Math.ceil(rows / splits / stage) * stage;
-    const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
-    const shape: [number, number, number] = [splits, filterRows, info.outChannels];
-    const program = {
-      first: () => new FilterGradientPartials(shape),
-      rows: () => new FilterGradientRowsPartials(shape),
-      gemm: () => new FilterGradientGemmPartials(shape),
-    }[form]();
-    const partials = args.backend.runWebGPUProgram(program, [x, dy], 'float32', [
-      int(filterRows),
-      int(info.outChannels),
-      int(rows),
-      int(rowsPerSplit),
-      int(rowsPerSplit / stage),
-      int(info.inHeight),
-      int(info.inWidth),
-      int(info.inChannels),
-      int(info.outHeight),
-      int(info.outWidth),
-      int(info.filterWidth),
-      int(info.strideHeight),
-      int(info.strideWidth),
-      int(info.padInfo.top),
-      int(info.padInfo.left),
-    ]);
-    const dw = args.backend.runWebGPUProgram(sumOfPartials(filterShape), [partials], 'float32', [int(splits)]);
-    args.backend.disposeData(partials.dataId);
-    return dw;
+    return runFilterGradient(args.backend, x, dy, info, filterShape);
   };
+}
+
+/**
+ * Our filter gradient of the convolution `info` describes, from float32 NHWC `x` and `dy`, as a
+ * tensor of `resultShape` (the filter's, or any of its size).
+ */
+export function runFilterGradient(
+  backend: WebGPUBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  resultShape: number[],
+): tf.TensorInfo {
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const filterRows = info.filterHeight * info.filterWidth * info.inChannels;
+  const form = firstForm ? 'first' : columnsPerThread(info.outChannels) === 1 ? 'rows' : 'gemm';
+  const splits = filterGradientSplits(
+    rows,
+    filterRows,
+    info.outChannels,
+    form === 'gemm' ? gemmBlockRows(filterRows) : BLOCK_K,
+  );
+  const stage = { first: TILE_M, rows: ROWS_PER_STAGE, gemm: GEMM_ROWS_PER_STAGE }[form];
+  const rowsPerSplit = Math.ceil(rows / splits / stage) * stage;
+  const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
+  const shape: [number, number, number] = [splits, filterRows, info.outChannels];
+  const program = {
+    first: () => new FilterGradientPartials(shape),
+    rows: () => new FilterGradientRowsPartials(shape),
+    gemm: () => new FilterGradientGemmPartials(shape),
+  }[form]();
+  const partials = backend.runWebGPUProgram(program, [x, dy], 'float32', [
+    int(filterRows),
+    int(info.outChannels),
+    int(rows),
+    int(rowsPerSplit),
+    int(rowsPerSplit / stage),
+    int(info.inHeight),
+    int(info.inWidth),
+    int(info.inChannels),
+    int(info.outHeight),
+    int(info.outWidth),
+    int(info.filterWidth),
+    int(info.strideHeight),
+    int(info.strideWidth),
+    int(info.padInfo.top),
+    int(info.padInfo.left),
+  ]);
+  const dw = backend.runWebGPUProgram(sumOfPartials(resultShape), [partials], 'float32', [int(splits)]);
+  backend.disposeData(partials.dataId);
+  return dw;
 }
 
 /** Partial filter gradients, first form. */

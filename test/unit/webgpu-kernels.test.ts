@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   convGemmInUse,
   convGemmRowsPerThread,
+  convGemmSplits,
   convGemmTakes,
   useConvGemm,
 } from '../../lib/compute/webgpu-conv-gemm.js';
@@ -95,6 +96,13 @@ const cases: ConvCase[] = [
     what: '1 px output planes (a dense layer as a convolution)',
     x: [40, 3, 3, 24],
     filter: [3, 3, 24, 32],
+    strides: 1,
+    pad: 'valid',
+  },
+  {
+    what: 'a dense layer as a 1x1 convolution: 32 rows, reduction of 1,100 split four ways',
+    x: [32, 1, 1, 1100],
+    filter: [1, 1, 1100, 40],
     strides: 1,
     pad: 'valid',
   },
@@ -210,7 +218,7 @@ for (const c of cases) {
     const rows = n * Math.ceil(h / c.strides) * Math.ceil(w / c.strides);
     t.diagnostic(
       convGemmTakes('float32', c.filter[3])
-        ? `ours ran, ${convGemmRowsPerThread(rows, c.filter[3])} rows a thread`
+        ? `ours ran, ${convGemmRowsPerThread(rows, c.filter[3])} rows a thread, ${convGemmSplits(rows, c.filter[3], c.filter[0] * c.filter[1] * c.filter[2])} split(s)`
         : 'too few output channels for ours: tfjs ran both times',
     );
   });
@@ -248,7 +256,7 @@ for (const c of cases) {
     }
     t.diagnostic(
       c.strides === 1 && convGemmTakes('float32', c.x[3])
-        ? `ours ran when on, ${convGemmRowsPerThread(c.x[0] * c.x[1] * c.x[2], c.x[3])} rows a thread`
+        ? `ours ran when on, ${convGemmRowsPerThread(c.x[0] * c.x[1] * c.x[2], c.x[3])} rows a thread, ${convGemmSplits(c.x[0] * c.x[1] * c.x[2], c.x[3], c.filter[0] * c.filter[1] * c.filter[3])} split(s)`
         : 'strided or too few input channels: ours does not take it',
     );
   });
