@@ -3,7 +3,7 @@
  * the same call under each choice, in one process on one adapter. Part of the GPU bench
  * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
  * lavapipe, a CPU).
- * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-kernels.ts),
+ * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-filter-gradient.ts),
  *   and ours in its first form against the later ones (lib/compute/webgpu-filter-gradient-rows.ts
  *   for layers of at most 16 output channels, -gemm.ts for wider ones);
  * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
@@ -20,12 +20,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { convGemmInUse, convGemmTakes, useConvGemm } from '../lib/compute/webgpu-conv-gemm.js';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
-import {
-  fastWebGpuKernelsInUse,
-  filterGradientFirstFormInUse,
-  useFastWebGpuKernels,
-  useFilterGradientFirstForm,
-} from '../lib/compute/webgpu-kernels.js';
+import { filterGradientFirstFormInUse, useFilterGradientFirstForm } from '../lib/compute/webgpu-filter-gradient.js';
+import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 
 interface GradientCase {
   layer: string;

@@ -5,20 +5,18 @@
  *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock),
  *              tfjs-layers' batch-norm training step, and dropout masks computed on the host
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
- *   filter-first  our filter gradient in its first form (lib/compute/webgpu-kernels.ts), not
+ *   filter-first  our filter gradient in its first form (lib/compute/webgpu-filter-gradient.ts), not
  *              the later ones (lib/compute/webgpu-filter-gradient-rows.ts, -gemm.ts)
  *   conv-stock tfjs's forward convolution and its matrix product for unstrided input gradients,
  *              not our implicit matrix product (lib/compute/webgpu-conv-gemm.ts)
+ *   matmul-stock  tfjs's matrix products, not ours as 1x1 convolutions (lib/compute/webgpu-matmul.ts)
  *   submit-N   tfjs submits its queued kernels to the GPU every N dispatches (its default is 15)
  */
 import * as tf from '@tensorflow/tfjs';
 import { convGemmInUse, useConvGemm } from '../lib/compute/webgpu-conv-gemm.js';
-import {
-  fastWebGpuKernelsInUse,
-  filterGradientFirstFormInUse,
-  useFastWebGpuKernels,
-  useFilterGradientFirstForm,
-} from '../lib/compute/webgpu-kernels.js';
+import { matMulAsConvolutionInUse, useMatMulAsConvolution } from '../lib/compute/webgpu-matmul.js';
+import { filterGradientFirstFormInUse, useFilterGradientFirstForm } from '../lib/compute/webgpu-filter-gradient.js';
+import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 import { closedFormBatchNormInUse, useClosedFormBatchNorm } from '../lib/models/batch-norm.js';
 
 export interface Variant {
@@ -55,6 +53,8 @@ function variant(name: string): Variant {
   if (name === 'filter-first')
     return { name, apply: () => setFor(filterGradientFirstFormInUse, useFilterGradientFirstForm, true) };
   if (name === 'conv-stock') return { name, apply: () => setFor(convGemmInUse, useConvGemm, false) };
+  if (name === 'matmul-stock')
+    return { name, apply: () => setFor(matMulAsConvolutionInUse, useMatMulAsConvolution, false) };
   const submit = /^submit-(\d+)$/.exec(name);
   if (submit)
     return {
@@ -66,7 +66,7 @@ function variant(name: string): Variant {
           Number(submit[1]),
         ),
     };
-  throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first, conv-stock or submit-N`);
+  throw new Error(`unknown variant "${name}": use stock, stock-bn, filter-first, conv-stock, matmul-stock or submit-N`);
 }
 
 /** "stock,submit-60" -> variants; an empty or missing list gives none. */

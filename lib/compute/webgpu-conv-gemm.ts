@@ -66,9 +66,14 @@ export function convGemmSplits(rows: number, columns: number, depth: number): nu
   return Math.max(1, Math.min(Math.ceil(SPLIT_BELOW_BLOCKS / blocks), Math.floor(depth / MIN_DEPTH_PER_SPLIT)));
 }
 
-/** The layers this kernel takes: float32, and more than 16 output columns (narrower ones waste a 64-wide block). */
+/** Whether a product fits this kernel: float32, and more than 16 columns (narrower ones waste a 64-wide block). */
+export function gemmFits(dtype: string, columns: number): boolean {
+  return dtype === 'float32' && columns > 16;
+}
+
+/** The convolutions this kernel takes now: those that fit it, while it is chosen. */
 export function convGemmTakes(dtype: string, columns: number): boolean {
-  return ours && dtype === 'float32' && columns > 16;
+  return ours && gemmFits(dtype, columns);
 }
 
 /** What one convolution's matrix product needs to know, in the gathered tensor's terms. */

@@ -1,5 +1,5 @@
 /**
- * The third form of our filter-gradient partials (lib/compute/webgpu-kernels.ts), for layers with
+ * The third form of our filter-gradient partials (./webgpu-filter-gradient.ts), for layers with
  * more than 16 output channels, built like the forward convolution's matrix product
  * (./webgpu-conv-gemm.ts): dW[k, co] = sum over m of P[m, k] * dY[m, co], with
  * - blocks of 64 or 128 filter rows (k) by 64 output channels, each of the 16 x 16 threads

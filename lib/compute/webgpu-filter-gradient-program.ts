@@ -1,5 +1,5 @@
 /**
- * What the first two forms of our filter-gradient partials (lib/compute/webgpu-kernels.ts and
+ * What the first two forms of our filter-gradient partials (./webgpu-filter-gradient.ts and
  * ./webgpu-filter-gradient-rows.ts) share: their inputs and uniforms (the third form's too,
  * ./webgpu-filter-gradient-gemm.ts), 16 x 16 threads a
  * workgroup, and blocks of 64 filter rows (k) by 64 output channels (co), or by 16 for layers with
@@ -15,7 +15,7 @@ export const BLOCK_K = 64;
 /** Output channels per thread: 4 (64-wide blocks) or 1 (16-wide, for narrow layers). */
 export const columnsPerThread = (outChannels: number): 1 | 4 => (outChannels <= 16 ? 1 : 4);
 
-/** Every form's uniforms, in the order lib/compute/webgpu-kernels.ts passes them. */
+/** Every form's uniforms, in the order ./webgpu-filter-gradient.ts passes them. */
 export const FILTER_GRADIENT_UNIFORMS =
   'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
   'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +

@@ -1,5 +1,5 @@
 /**
- * The second form of the filter-gradient partials (lib/compute/webgpu-kernels.ts), for layers of
+ * The second form of the filter-gradient partials (./webgpu-filter-gradient.ts), for layers of
  * at most 16 output channels (SqueezeNet's squeeze layers, the DCGAN's last; wider ones take the
  * third form, ./webgpu-filter-gradient-gemm.ts), without integer division in its inner loads.
  * The first form finds each staged patch element's (n, ho, wo) and (kh, kw, ci) by eight

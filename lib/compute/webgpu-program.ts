@@ -120,19 +120,21 @@ export function useWebGpuKernel(kernelName: string, kernelFunc: unknown, on: boo
 }
 
 /**
- * Counts the programs the WebGPU backend dispatches until `stop()` (every tfjs WebGPU kernel runs
- * through runWebGPUProgram, and one kernel may run several); undefined on any other backend.
+ * Counts the programs the WebGPU backend dispatches until `stop()`, and keeps their shader keys
+ * (every tfjs WebGPU kernel runs through runWebGPUProgram, and one kernel may run several);
+ * undefined on any other backend.
  */
-export function countWebGpuPrograms(): { count: () => number; stop: () => void } | undefined {
+export function countWebGpuPrograms():
+  { count: () => number; shaderKeys: () => string[]; stop: () => void } | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
   const backend = tf.backend() as WebGPUBackend;
   // Unbound on purpose: it is called with apply() and put back as it was.
   // eslint-disable-next-line @typescript-eslint/unbound-method
   const run = backend.runWebGPUProgram;
-  let count = 0;
-  backend.runWebGPUProgram = (...args) => {
-    count++;
-    return run.apply(backend, args);
+  const keys: string[] = [];
+  backend.runWebGPUProgram = (program, ...rest) => {
+    keys.push(program.shaderKey);
+    return run.apply(backend, [program, ...rest]);
   };
-  return { count: () => count, stop: () => (backend.runWebGPUProgram = run) };
+  return { count: () => keys.length, shaderKeys: () => [...keys], stop: () => (backend.runWebGPUProgram = run) };
 }

@@ -1,5 +1,5 @@
 /**
- * This project's WebGPU kernels (lib/compute/webgpu-kernels.ts) against tfjs's CPU backend, on
+ * This project's WebGPU kernels (lib/compute/webgpu-*.ts) against tfjs's CPU backend, on
  * the shapes the models use and on awkward ones: every stride and padding the models have,
  * channel counts that are not multiples of the 64-wide tiles, one channel, and reductions long
  * enough to be split across workgroups.
@@ -19,14 +19,14 @@ import {
 } from '../../lib/compute/webgpu-conv-gemm.js';
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../../lib/compute/webgpu-input-gradient.js';
 import {
-  fastWebGpuKernelsInUse,
   filterGradientFirstFormInUse,
   filterGradientSplits,
-  useFastWebGpuKernels,
   useFilterGradientFirstForm,
-} from '../../lib/compute/webgpu-kernels.js';
+} from '../../lib/compute/webgpu-filter-gradient.js';
+import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../../lib/compute/webgpu-kernels.js';
 import { gemmBlockRows } from '../../lib/compute/webgpu-filter-gradient-gemm.js';
-import { flatDispatch } from '../../lib/compute/webgpu-program.js';
+import { matMulAsConvolutionInUse, useMatMulAsConvolution } from '../../lib/compute/webgpu-matmul.js';
+import { countWebGpuPrograms, flatDispatch } from '../../lib/compute/webgpu-program.js';
 import { startWebGpuBackend, values } from '../helpers/webgpu.js';
 
 let unavailable = '';
@@ -259,6 +259,102 @@ for (const c of cases) {
         ? `ours ran when on, ${convGemmRowsPerThread(c.x[0] * c.x[1] * c.x[2], c.x[3])} rows a thread, ${convGemmSplits(c.x[0] * c.x[1] * c.x[2], c.x[3], c.filter[0] * c.filter[1] * c.filter[3])} split(s)`
         : 'strided or too few input channels: ours does not take it',
     );
+  });
+}
+
+interface MatMulCase {
+  what: string;
+  a: number[];
+  b: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+  /** Whether ours takes it (batch 1, not both transposed, more than 16 columns). */
+  ours: boolean;
+}
+
+const matMulCases: MatMulCase[] = [
+  {
+    what: "a dense layer's forward pass",
+    a: [32, 1100],
+    b: [1100, 40],
+    transposeA: false,
+    transposeB: false,
+    ours: true,
+  },
+  {
+    what: 'its input gradient (B transposed)',
+    a: [32, 40],
+    b: [1100, 40],
+    transposeA: false,
+    transposeB: true,
+    ours: true,
+  },
+  {
+    what: 'its weight gradient (A transposed)',
+    a: [32, 1100],
+    b: [32, 40],
+    transposeA: true,
+    transposeB: false,
+    ours: true,
+  },
+  { what: 'rank 3, batch 1', a: [1, 20, 70], b: [1, 70, 33], transposeA: false, transposeB: false, ours: true },
+  { what: 'a batch of 3: tfjs', a: [3, 20, 70], b: [3, 70, 33], transposeA: false, transposeB: false, ours: false },
+  { what: 'both transposed: tfjs', a: [70, 20], b: [33, 70], transposeA: true, transposeB: true, ours: false },
+  {
+    what: '2 columns (a classifier): tfjs',
+    a: [32, 300],
+    b: [300, 2],
+    transposeA: false,
+    transposeB: false,
+    ours: false,
+  },
+];
+
+async function matMulOn(c: MatMulCase, backend: string): Promise<{ shape: number[]; values: Float32Array }> {
+  assert.ok(await tf.setBackend(backend));
+  const product = tf.tidy(() =>
+    tf.matMul(
+      tf.tensor(values(tf.util.sizeFromShape(c.a), 4), c.a),
+      tf.tensor(values(tf.util.sizeFromShape(c.b), 5), c.b),
+      c.transposeA,
+      c.transposeB,
+    ),
+  );
+  try {
+    return { shape: product.shape, values: (await product.data()) as Float32Array };
+  } finally {
+    product.dispose();
+  }
+}
+
+for (const c of matMulCases) {
+  test(`BatchMatMul on WebGPU, tfjs's kernel and ours (as a 1x1 convolution), matches the CPU backend: ${c.what}`, async (t) => {
+    if (unavailable) return t.skip(unavailable);
+    const expected = await matMulOn(c, 'cpu');
+    const chosen = matMulAsConvolutionInUse();
+    const errors: string[] = [];
+    try {
+      for (const ours of [false, true]) {
+        useMatMulAsConvolution(ours);
+        assert.ok(await tf.setBackend('webgpu'));
+        const programs = countWebGpuPrograms()!;
+        try {
+          const actual = await matMulOn(c, 'webgpu');
+          assert.deepEqual(actual.shape, expected.shape);
+          const error = relativeError(expected.values, actual.values);
+          assert.ok(error < 1e-5, `${ours ? 'ours' : 'tfjs'}: max |webgpu - cpu| / max |cpu| = ${error}`);
+          errors.push(`${ours ? 'ours' : 'tfjs'} ${error.toExponential(1)}`);
+        } finally {
+          programs.stop();
+        }
+        const keys = programs.shaderKeys();
+        const ran = keys.some((key) => /^pneumogan(ConvGemm|FilterGradient)/.test(key));
+        assert.equal(ran, ours && c.ours, `our kernel ran: ${ran} (programs ${keys.join(', ')})`);
+      }
+    } finally {
+      useMatMulAsConvolution(chosen);
+    }
+    t.diagnostic(`relative error ${errors.join(', ')}; ${c.ours ? 'ours ran' : 'tfjs ran both times'}`);
   });
 }
 
