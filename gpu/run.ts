@@ -5,7 +5,7 @@
  * Writes gpu-bench.json/.md and trial.json (paper-trial.json/.md) to --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
- *                                [--no-pytorch] [--no-kernel-bench] [--profile] [--host-profile]
+ *                                [--no-pytorch] [--no-kernel-bench] [--no-kernel-check] [--profile] [--host-profile]
  *                                [--cases gan,resnet18,...] [--variants stock,submit-60,...]
  *                                [--paper-trial [--data DIR] [--parallel N] [--work-dir DIR] [--resume]]
  *
@@ -16,7 +16,9 @@
  * there;
  * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
  * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json; --no-kernel-bench skips the
- * table of kernel choices (gpu/kernels.ts); --host-profile writes a CPU profile of the host's side
+ * table of kernel choices (gpu/kernels.ts); on WebGPU our kernels are first compared with the CPU
+ * backend on the device (gpu/kernel-check.ts, kernel-check.md; --no-kernel-check skips it), and a
+ * failed comparison stops the run before any trial; --host-profile writes a CPU profile of the host's side
  * of each row's steps (gpu/host-profile.ts); --cases keeps the rows whose id contains one of the words;
  * --variants times each row again under other settings (gpu/variants.ts). The GPU pack
  * (`npm run gpu:pack`, gpu/README.md) bundles this file; its run.sh starts it on the GPU machine.
@@ -33,6 +35,7 @@ import * as tf from '@tensorflow/tfjs';
 import { modelCases, RESULT_PREFIX, type CaseResult, type ModelCase } from '../bench/cases.js';
 import { runModelCase } from '../bench/tfjs-cases.js';
 import { initComputeBackend } from '../lib/compute/backend.js';
+import { checkKernelsOnDevice, kernelCheckTable } from './kernel-check.js';
 import { benchWebGpuKernels, kernelTable, type KernelRow } from './kernels.js';
 import { describeHostProfile, hostProfileCase } from './host-profile.js';
 import { describeProfile, profileCase, type CaseProfile } from './profile.js';
@@ -208,7 +211,21 @@ const summary = {
   quick,
 };
 await writeFile(path.join(out, 'device.json'), `${JSON.stringify(summary, null, 2)}\n`);
+const kernelCheck = backend.name === 'webgpu' && !flag('--no-kernel-check') ? await checkKernelsOnDevice(log) : [];
+if (kernelCheck.length) {
+  await writeFile(path.join(out, 'kernel-check.json'), `${JSON.stringify(kernelCheck, null, 2)}\n`);
+  await writeFile(path.join(out, 'kernel-check.md'), kernelCheckTable(kernelCheck, backend.device));
+}
+const failedChecks = kernelCheck.filter((row) => !row.ok);
 if (!flag('--trial-only')) await bench(`tfjs ${backend.name} on ${backend.device}`);
+if (failedChecks.length && !flag('--bench-only')) {
+  // Timings of a wrong kernel are still timings; a trial's scores on one are not worth a lease.
+  log(
+    `no trial: ${failedChecks.length} kernel check(s) failed (${failedChecks.map((r) => `${r.kernel}, ${r.layer}`).join('; ')}); ` +
+      "see kernel-check.md, and run with PNEUMOGAN_WEBGPU_KERNELS=stock for tfjs's own kernels",
+  );
+  process.exit(1);
+}
 if (flag('--paper-trial')) {
   const writeResult = async (result: PaperTrialResult) => {
     await writeFile(path.join(out, 'paper-trial.json'), `${JSON.stringify({ ...summary, ...result }, null, 2)}\n`);

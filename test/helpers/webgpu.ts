@@ -8,6 +8,8 @@ import path from 'node:path';
 import { initComputeBackend, type ComputeBackend } from '../../lib/compute/backend.js';
 import { pneumoganCacheDir } from '../../lib/infra/temporal-cli.js';
 
+export { values } from '../../gpu/kernel-check.js';
+
 export async function startWebGpuBackend(): Promise<ComputeBackend | string> {
   const lavapipe = path.join(pneumoganCacheDir(), 'lavapipe', 'lvp_icd.json');
   if (!process.env.VK_DRIVER_FILES && existsSync(lavapipe)) process.env.VK_DRIVER_FILES = lavapipe;
@@ -20,13 +22,4 @@ export async function startWebGpuBackend(): Promise<ComputeBackend | string> {
       '`npm run setup:lavapipe` installs a CPU one on Debian 12, or run on a machine with a GPU'
     );
   }
-}
-
-/** Deterministic values in [-1, 1), the same on every backend (inputs for comparing them). */
-export function values(n: number, seed: number): Float32Array {
-  let state = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  });
 }

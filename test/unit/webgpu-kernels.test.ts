@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
   convGemmInUse,
   convGemmRowsPerThread,
@@ -26,8 +27,19 @@ import {
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../../lib/compute/webgpu-kernels.js';
 import { gemmBlockRows } from '../../lib/compute/webgpu-filter-gradient-gemm.js';
 import { matMulAsConvolutionInUse, useMatMulAsConvolution } from '../../lib/compute/webgpu-matmul.js';
-import { countWebGpuPrograms, flatDispatch } from '../../lib/compute/webgpu-program.js';
-import { startWebGpuBackend, values } from '../helpers/webgpu.js';
+import { countWebGpuPrograms, FlatProgram, flatDispatch } from '../../lib/compute/webgpu-program.js';
+import {
+  checkKernelsOnDevice,
+  convForward,
+  convGradient,
+  kernelCheckTable,
+  matMulOn,
+  relativeError,
+  type ConvCase,
+  type KernelCheckRow,
+  type MatMulCase,
+} from '../../gpu/kernel-check.js';
+import { startWebGpuBackend } from '../helpers/webgpu.js';
 
 let unavailable = '';
 
@@ -35,14 +47,6 @@ before(async () => {
   const started = await startWebGpuBackend();
   if (typeof started === 'string') unavailable = started;
 });
-
-interface ConvCase {
-  what: string;
-  x: [number, number, number, number];
-  filter: [number, number, number, number];
-  strides: number;
-  pad: 'same' | 'valid' | number;
-}
 
 const cases: ConvCase[] = [
   { what: 'AlexNet conv1: 11x11, stride 4, 3 channels', x: [2, 63, 63, 3], filter: [11, 11, 3, 8], strides: 4, pad: 2 },
@@ -121,56 +125,6 @@ const cases: ConvCase[] = [
     pad: 'same',
   },
 ];
-
-/** conv2d(x, filter) on one backend, from the same deterministic x and filter as convGradient. */
-async function convForward(c: ConvCase, backend: string): Promise<Float32Array> {
-  assert.ok(await tf.setBackend(backend));
-  const y = tf.tidy(() =>
-    tf.conv2d(
-      tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
-      tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
-      c.strides,
-      c.pad,
-    ),
-  );
-  try {
-    return (await y.data()) as Float32Array;
-  } finally {
-    y.dispose();
-  }
-}
-
-/**
- * The gradient of sum(conv2d(x, filter) * weights) with respect to the filter or to x, on one
- * backend, from the same deterministic x, filter and weights (a weight per output element, so
- * every element of dy differs).
- */
-async function convGradient(c: ConvCase, wrt: 'filter' | 'x', backend: string): Promise<Float32Array> {
-  assert.ok(await tf.setBackend(backend));
-  const result = tf.tidy(() => {
-    const xs = tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x);
-    const f = tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter);
-    const y = tf.conv2d(xs, f, c.strides, c.pad);
-    const weights = tf.tensor(values(y.size, 3), y.shape);
-    return wrt === 'filter'
-      ? tf.grad((fw) => tf.sum(tf.mul(tf.conv2d(xs, fw as tf.Tensor4D, c.strides, c.pad), weights)))(f)
-      : tf.grad((xv) => tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, f, c.strides, c.pad), weights)))(xs);
-  });
-  try {
-    assert.deepEqual(result.shape, wrt === 'filter' ? c.filter : c.x);
-    return (await result.data()) as Float32Array;
-  } finally {
-    result.dispose();
-  }
-}
-
-/** The largest difference relative to the largest expected magnitude. */
-function relativeError(expected: Float32Array, actual: Float32Array): number {
-  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  return worst / scale;
-}
 
 for (const c of cases) {
   test(`Conv2DBackpropFilter on WebGPU, each form of ours, matches the CPU backend: ${c.what}`, async (t) => {
@@ -262,17 +216,12 @@ for (const c of cases) {
   });
 }
 
-interface MatMulCase {
-  what: string;
-  a: number[];
-  b: number[];
-  transposeA: boolean;
-  transposeB: boolean;
+interface MatMulCheck extends MatMulCase {
   /** Whether ours takes it (batch 1, not both transposed, more than 16 columns). */
   ours: boolean;
 }
 
-const matMulCases: MatMulCase[] = [
+const matMulCases: MatMulCheck[] = [
   {
     what: "a dense layer's forward pass",
     a: [32, 1100],
@@ -309,23 +258,6 @@ const matMulCases: MatMulCase[] = [
     ours: false,
   },
 ];
-
-async function matMulOn(c: MatMulCase, backend: string): Promise<{ shape: number[]; values: Float32Array }> {
-  assert.ok(await tf.setBackend(backend));
-  const product = tf.tidy(() =>
-    tf.matMul(
-      tf.tensor(values(tf.util.sizeFromShape(c.a), 4), c.a),
-      tf.tensor(values(tf.util.sizeFromShape(c.b), 5), c.b),
-      c.transposeA,
-      c.transposeB,
-    ),
-  );
-  try {
-    return { shape: product.shape, values: (await product.data()) as Float32Array };
-  } finally {
-    product.dispose();
-  }
-}
 
 for (const c of matMulCases) {
   test(`BatchMatMul on WebGPU, tfjs's kernel and ours (as a 1x1 convolution), matches the CPU backend: ${c.what}`, async (t) => {
@@ -387,4 +319,41 @@ test('a flat program covers every output element, wrapping past 65,535 workgroup
   assert.deepEqual(dispatch, [65_535, 10, 1]);
   assert.ok(dispatch[0] * dispatch[1] * 64 >= 9216 * 4096);
   assert.deepEqual(dispatchLayout, { x: [0, 1] });
+});
+
+test('the GPU run checks our kernels against the CPU backend on the device, and names a wrong one', async (t) => {
+  if (unavailable) return t.skip(unavailable);
+  // A forward convolution that negates its filter first: every Conv2D row must fail, nothing else.
+  const config = tf.getKernel(tf.Conv2D, 'webgpu');
+  const negate = (filter: tf.TensorInfo) =>
+    new FlatProgram('pneumoganTestNegate', filter.shape, ['x'], '', 'setOutputAtIndex(index, -x[index]);');
+  tf.unregisterKernel(tf.Conv2D, 'webgpu');
+  tf.registerKernel({
+    ...config,
+    kernelFunc: (args) => {
+      const backend = args.backend as WebGPUBackend;
+      const filter = args.inputs.filter!;
+      const negated = backend.runWebGPUProgram(negate(filter), [filter], 'float32');
+      try {
+        return config.kernelFunc({ ...args, inputs: { ...args.inputs, filter: negated } });
+      } finally {
+        backend.disposeData(negated.dataId);
+      }
+    },
+  });
+  let rows: KernelCheckRow[];
+  try {
+    rows = await checkKernelsOnDevice(() => {});
+  } finally {
+    tf.unregisterKernel(tf.Conv2D, 'webgpu');
+    tf.registerKernel(config);
+  }
+  const failed = rows.filter((r) => !r.ok);
+  assert.ok(failed.length > 0 && failed.every((r) => r.kernel === 'Conv2D'), JSON.stringify(failed));
+  assert.equal(failed.length, rows.filter((r) => r.kernel === 'Conv2D').length);
+  assert.ok(rows.some((r) => r.kernel === 'BatchMatMul' && r.ok));
+  assert.match(kernelCheckTable(rows, 'a test adapter'), /\*\*6 of 20 FAILED\*\*/);
+  t.diagnostic(
+    `${rows.length} checks; largest passing error ${Math.max(...rows.filter((r) => r.ok).map((r) => r.relativeError)).toExponential(1)}`,
+  );
 });
