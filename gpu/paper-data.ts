@@ -23,7 +23,8 @@ import { classTargets, stratifiedSubset } from '../lib/protocol/sampling.js';
 import { deriveSeed } from '../lib/random.js';
 import { PRESETS } from '../pipelines/presets.js';
 import { CLASS_NAMES, type ClassName } from '../pipelines/schema.js';
-import { drawXray } from './trial.js';
+import { drawXray } from './gray-images.js';
+import type { TrialSize } from './paper-trial.js';
 
 const ImageEntrySchema = z.object({
   /** Path relative to the data folder. */
@@ -175,25 +176,31 @@ export const REAL_SIZE = 224;
 
 /**
  * A trial's real images: the pack's (`dataDir`), or drawn X-ray-like pictures of the same counts
- * without one. `quick` keeps a few per class, for checking the path on a CPU.
+ * without one. A `paper` trial takes the whole subset and held-out set, a `smoke` one the first
+ * half of `subsetSize` per class and 20 held out per class, a `quick` one 8 held out per class.
  */
 export async function trialImages(options: {
   dataDir?: string;
-  quick: boolean;
+  size: TrialSize;
   subsetSize: number;
   seed: number;
 }): Promise<{ subset: RealPixels[]; heldout: RealPixels[]; data: string }> {
-  const { quick, subsetSize, seed } = options;
+  const { size, subsetSize, seed } = options;
+  const heldoutPerClass = size === 'smoke' ? 20 : 8;
   if (options.dataDir) {
     const { manifest, subset, heldout } = await loadPaperData(options.dataDir, REAL_SIZE);
     const perClass = (items: RealPixels[], n: number) =>
       CLASS_NAMES.flatMap((label) => items.filter((i) => i.label === label).slice(0, n));
-    return quick
-      ? { subset: perClass(subset, subsetSize / 2), heldout: perClass(heldout, 8), data: `${manifest.source} (quick)` }
-      : {
+    return size === 'paper'
+      ? {
           subset,
           heldout,
           data: `${subset.length} real X-rays of ${manifest.source} (trial ${manifest.trialSeed}'s subset), held out: ${manifest.heldoutSource}`,
+        }
+      : {
+          subset: perClass(subset, subsetSize / 2),
+          heldout: perClass(heldout, heldoutPerClass),
+          data: `${manifest.source} (${size}: ${subsetSize / 2} per class of trial ${manifest.trialSeed}'s subset)`,
         };
   }
   const draw = (counts: Record<ClassName, number>, salt: string) =>
@@ -204,9 +211,13 @@ export async function trialImages(options: {
         return { image, label, patientId: null, sha256 };
       }),
     );
+  const heldoutCounts =
+    size === 'paper'
+      ? classTargets(KERMANY_TRAIN_COUNTS, { fraction: 0.1 })
+      : { NORMAL: heldoutPerClass, PNEUMONIA: heldoutPerClass };
   return {
     subset: draw(classTargets(KERMANY_TRAIN_COUNTS, { size: subsetSize }), 'real'),
-    heldout: draw(classTargets(KERMANY_TRAIN_COUNTS, { fraction: quick ? 0.004 : 0.1 }), 'heldout'),
+    heldout: draw(heldoutCounts, 'heldout'),
     data: 'drawn X-ray-like images (no data folder in the pack)',
   };
 }

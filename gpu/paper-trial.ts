@@ -1,5 +1,5 @@
 /**
- * One trial of the `paper` preset's GPU steps on a GPU machine, without Temporal or S3, in the
+ * One trial of the `paper` (or `smoke`) preset's GPU steps on a GPU machine, without Temporal or S3, in the
  * workflow's order (workflows/index.ts): the two DCGANs, each class's synthetic images
  * (9 per real one), the pooled 80/20 split, the four backbones fine-tuned on it and evaluated on
  * its test side and on the held-out real X-rays, and the four no-gan fine-tunings on the real
@@ -26,7 +26,7 @@ import { asLabeledImage, trialImages, type RealPixels } from './paper-data.js';
 import { readImageSet, writeImageSet } from './image-set-file.js';
 import type { PaperJob, ProtocolScores } from './paper-job.js';
 import { runStepProcesses, type JobStage, type StepProcess, type StepRecord } from './step-processes.js';
-import { resizeGray } from './trial.js';
+import { resizeGray } from './gray-images.js';
 
 export interface PaperTrialStage {
   stage: string;
@@ -39,8 +39,14 @@ export interface PaperTrialStage {
   run: number;
 }
 
+/**
+ * How big a trial is: the `paper` preset's, the `smoke` preset's (the pack's default: its models
+ * and steps, 40 real images), or `quick`, a few steps of the smoke one for checking the path on a CPU.
+ */
+export type TrialSize = 'paper' | 'smoke' | 'quick';
+
 export interface PaperTrialResult {
-  size: 'paper' | 'quick';
+  size: TrialSize;
   seed: number;
   data: string;
   parallel: number;
@@ -57,7 +63,7 @@ export interface PaperTrialResult {
 }
 
 export interface PaperTrialOptions {
-  quick: boolean;
+  size: TrialSize;
   seed?: number;
   /** A folder written by packPaperData; absent, images are drawn. */
   dataDir?: string;
@@ -76,11 +82,14 @@ export interface PaperTrialOptions {
 
 const STATE_FILE = 'trial-state.json';
 
-/** The `paper` preset's GPU configuration, or a few steps of the `smoke` one's for a CPU check. */
-function trialConfig(quick: boolean): Pick<PipelineConfig, 'gan' | 'classifier' | 'protocol'> {
-  const { gan, classifier, protocol } = PRESETS.paper!;
-  if (!quick) return { gan, classifier, protocol };
+/** The GPU configuration of a trial of `size`. */
+function trialConfig(size: TrialSize): Pick<PipelineConfig, 'gan' | 'classifier' | 'protocol'> {
+  const { protocol } = PRESETS.paper!;
+  if (size === 'paper') return { gan: PRESETS.paper!.gan, classifier: PRESETS.paper!.classifier, protocol };
   const smoke = PRESETS.smoke!;
+  // The smoke preset's subset: 20% of its 200 synthetic images.
+  if (size === 'smoke')
+    return { gan: smoke.gan, classifier: smoke.classifier, protocol: { ...protocol, subsetSize: 40 } };
   return {
     gan: { ...smoke.gan, steps: 4 },
     classifier: { ...smoke.classifier, epochs: 1 },
@@ -146,7 +155,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   const started = performance.now();
   const now = () => (performance.now() - started) / 1000;
   const seed = options.seed ?? 1;
-  const { gan, classifier, protocol } = trialConfig(options.quick);
+  const { gan, classifier, protocol } = trialConfig(options.size);
   const file = (name: string) => path.join(options.workDir, name.replace(/[^a-z0-9-]+/gi, '-'));
   const statePath = path.join(options.workDir, STATE_FILE);
   const previous =
@@ -156,7 +165,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   // The state is written before any step starts: without one, nothing there is worth keeping.
   if (!previous) await rm(options.workDir, { recursive: true, force: true });
   await mkdir(options.workDir, { recursive: true });
-  const size = options.quick ? 'quick' : 'paper';
+  const size = options.size;
   if (previous && (previous.size !== size || previous.seed !== seed)) {
     throw new InputError(
       `${options.workDir} holds a ${previous.size} trial with seed ${previous.seed}, not a ${size} trial with seed ${seed}: resume it with the same options, or start anew without --resume (or with another --work-dir).`,
@@ -167,7 +176,7 @@ export async function runPaperTrial(options: PaperTrialOptions): Promise<PaperTr
   // Deterministic from the seed, so a resumed run writes the same files again.
   const { subset, heldout, data } = await trialImages({
     dataDir: options.dataDir,
-    quick: options.quick,
+    size,
     subsetSize: protocol.subsetSize!,
     seed,
   });

@@ -1,8 +1,8 @@
 /**
  * The GPU check: training-step rates of this project's models on the backend the ladder picks
  * (on a GPU machine: WebGPU or CUDA), beside PyTorch on the same GPU where PyTorch is installed,
- * then one smoke trial's GPU steps, or with --paper-trial one `paper` trial's (gpu/paper-trial.ts).
- * Writes gpu-bench.json/.md and trial.json (paper-trial.json/.md) to --out.
+ * then one `smoke` trial's GPU steps, or with --paper-trial one `paper` trial's (gpu/paper-trial.ts).
+ * Writes gpu-bench.json/.md and trial.json/.md (paper-trial.json/.md) to --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
  *                                [--no-pytorch] [--no-kernel-bench] [--no-kernel-check] [--profile] [--host-profile]
@@ -42,9 +42,8 @@ import { describeProfile, profileCase, type CaseProfile } from './profile.js';
 import { ms, paperEstimates, profileTables, rate, table, variantTable, type Row } from './report.js';
 import { parseVariants, underVariant } from './variants.js';
 import { JOB_EVENT_PREFIX, PaperJobSchema, runPaperJob } from './paper-job.js';
-import { runPaperTrial, type PaperTrialResult } from './paper-trial.js';
+import { runPaperTrial, type PaperTrialResult, type TrialSize } from './paper-trial.js';
 import { paperTrialReport } from './paper-trial-report.js';
-import { runSmokeTrialGpuSteps } from './trial.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -226,15 +225,18 @@ if (failedChecks.length && !flag('--bench-only')) {
   );
   process.exit(1);
 }
-if (flag('--paper-trial')) {
+if (!flag('--bench-only')) {
+  // One trial's GPU steps: the `paper` preset's with --paper-trial, else the `smoke` one's.
+  const size: TrialSize = quick ? 'quick' : flag('--paper-trial') ? 'paper' : 'smoke';
+  const base = size === 'paper' ? 'paper-trial' : 'trial';
   const writeResult = async (result: PaperTrialResult) => {
-    await writeFile(path.join(out, 'paper-trial.json'), `${JSON.stringify({ ...summary, ...result }, null, 2)}\n`);
-    await writeFile(path.join(out, 'paper-trial.md'), paperTrialReport(result, backend.device));
+    await writeFile(path.join(out, `${base}.json`), `${JSON.stringify({ ...summary, ...result }, null, 2)}\n`);
+    await writeFile(path.join(out, `${base}.md`), paperTrialReport(result, backend.device));
   };
   const result = await runPaperTrial({
-    quick,
+    size,
     dataDir: option('--data'),
-    workDir: option('--work-dir') ?? path.join(os.tmpdir(), 'pneumogan-paper-trial'),
+    workDir: option('--work-dir') ?? path.join(os.tmpdir(), `pneumogan-${base}`),
     resume: flag('--resume'),
     budgetSeconds: BUDGET_SHARES.trial * budgetSeconds - elapsed(),
     parallel: Number(option('--parallel') ?? 6),
@@ -247,13 +249,6 @@ if (flag('--paper-trial')) {
   });
   await writeResult(result);
   console.log(`\n${paperTrialReport(result, backend.device)}`);
-} else if (!flag('--bench-only')) {
-  const trial = await runSmokeTrialGpuSteps({
-    quick,
-    log,
-    deadlineSeconds: BUDGET_SHARES.trial * budgetSeconds - elapsed(),
-  });
-  await writeFile(path.join(out, 'trial.json'), `${JSON.stringify({ ...summary, ...trial }, null, 2)}\n`);
-  log(`smoke trial GPU steps: ${trial.seconds.toFixed(1)} s`);
 }
+
 log(`done; results in ${out}`);

@@ -16,12 +16,13 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { registerFastCpuKernels } from '../../lib/compute/cpu-kernels.js';
 import { KERMANY_SAMPLE } from '../../lib/data/kermany-sample.js';
+import { countByClass } from '../../lib/data/manifest.js';
 import { decodeGray } from '../../lib/images.js';
 import { decodeSafetensors } from '../../lib/training/checkpoint.js';
 import type { GanMeta } from '../../lib/training/gan.js';
 import { PRESETS } from '../../pipelines/presets.js';
-import { drawXray } from '../../gpu/trial.js';
-import { decodeGrayJpeg, loadPaperData, packPaperData } from '../../gpu/paper-data.js';
+import { drawXray } from '../../gpu/gray-images.js';
+import { decodeGrayJpeg, loadPaperData, packPaperData, trialImages } from '../../gpu/paper-data.js';
 import { writeImageSet } from '../../gpu/image-set-file.js';
 import { runPaperJob, type JobEvent, type PaperJob } from '../../gpu/paper-job.js';
 import { runPaperTrial, type PaperTrialOptions, type PaperTrialResult } from '../../gpu/paper-trial.js';
@@ -44,7 +45,7 @@ const startJob = (specFile: string) =>
 /** A shrunken trial in its own folder under `root`, two steps at a time, on the CPU backend. */
 const quickTrial = (folder: string, options: Partial<PaperTrialOptions> = {}) =>
   runPaperTrial({
-    quick: true,
+    size: 'quick',
     workDir: path.join(root, folder),
     budgetSeconds: 600,
     parallel: 2,
@@ -52,6 +53,13 @@ const quickTrial = (folder: string, options: Partial<PaperTrialOptions> = {}) =>
     startJob,
     ...options,
   });
+
+test("a smoke trial without packed X-rays draws 40 stand-ins in the archive's proportions and 20 held out per class", async () => {
+  const { subset, heldout, data } = await trialImages({ size: 'smoke', subsetSize: 40, seed: 1 });
+  assert.deepEqual(countByClass(subset), { NORMAL: 10, PNEUMONIA: 30 });
+  assert.deepEqual(countByClass(heldout), { NORMAL: 20, PNEUMONIA: 20 });
+  assert.match(data, /drawn/);
+});
 
 /** A step process that writes `stderr` and exits with `code`, or never exits (code undefined). */
 const fakeStep = (stderr: string, code?: number) => () =>
@@ -194,7 +202,7 @@ test('a trial stopped by a failing step resumes: finished steps are kept, the re
   assert.ok(second.seconds > first.seconds);
   assert.match(paperTrialReport(second, 'CPU'), /in 2 runs \(resumed/);
   await assert.rejects(
-    () => quickTrial('resumed', { quick: false, resume: true }),
+    () => quickTrial('resumed', { size: 'paper', resume: true }),
     /holds a quick trial with seed 1, not a paper trial with seed 1/,
   );
 });
