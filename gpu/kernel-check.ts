@@ -33,6 +33,15 @@ export function values(n: number, seed: number): Float32Array {
   });
 }
 
+/** A tensor's values, read back, and the tensor disposed. */
+async function valuesOf(tensor: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await tensor.data()) as Float32Array;
+  } finally {
+    tensor.dispose();
+  }
+}
+
 async function onBackend(backend: string): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`the ${backend} backend did not start`);
 }
@@ -40,19 +49,16 @@ async function onBackend(backend: string): Promise<void> {
 /** conv2d(x, filter) on one backend, from the same deterministic x and filter as convGradient. */
 export async function convForward(c: ConvCase, backend: string): Promise<Float32Array> {
   await onBackend(backend);
-  const y = tf.tidy(() =>
-    tf.conv2d(
-      tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
-      tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
-      c.strides,
-      c.pad,
+  return valuesOf(
+    tf.tidy(() =>
+      tf.conv2d(
+        tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
+        tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
+        c.strides,
+        c.pad,
+      ),
     ),
   );
-  try {
-    return (await y.data()) as Float32Array;
-  } finally {
-    y.dispose();
-  }
 }
 
 /**
@@ -71,14 +77,12 @@ export async function convGradient(c: ConvCase, wrt: 'filter' | 'x', backend: st
       ? tf.grad((fw) => tf.sum(tf.mul(tf.conv2d(xs, fw as tf.Tensor4D, c.strides, c.pad), weights)))(f)
       : tf.grad((xv) => tf.sum(tf.mul(tf.conv2d(xv as tf.Tensor4D, f, c.strides, c.pad), weights)))(xs);
   });
-  try {
-    const expected = wrt === 'filter' ? c.filter : c.x;
-    if (!tf.util.arraysEqual(result.shape, expected))
-      throw new Error(`${c.what}: gradient of shape [${result.shape.join(', ')}], not [${expected.join(', ')}]`);
-    return (await result.data()) as Float32Array;
-  } finally {
+  const expected = wrt === 'filter' ? c.filter : c.x;
+  if (!tf.util.arraysEqual(result.shape, expected)) {
     result.dispose();
+    throw new Error(`${c.what}: gradient of shape [${result.shape.join(', ')}], not [${expected.join(', ')}]`);
   }
+  return valuesOf(result);
 }
 
 /** A x B (either transposed) on one backend, from deterministic values. */
@@ -92,11 +96,7 @@ export async function matMulOn(c: MatMulCase, backend: string): Promise<{ shape:
       c.transposeB,
     ),
   );
-  try {
-    return { shape: product.shape, values: (await product.data()) as Float32Array };
-  } finally {
-    product.dispose();
-  }
+  return { shape: product.shape, values: await valuesOf(product) };
 }
 
 /** The largest difference relative to the largest expected magnitude. */

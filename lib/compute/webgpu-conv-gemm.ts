@@ -21,6 +21,7 @@
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type * as tf from '@tensorflow/tfjs';
+import { multiplyStage, storeBlock } from './webgpu-gemm-tiles.js';
 import { sumOfPartials, type WebGpuProgram } from './webgpu-program.js';
 
 /** Reduction indices (k) staged in workgroup memory at once. */
@@ -90,6 +91,42 @@ export interface ConvGemmShape {
   strideWidth: number;
   padTop: number;
   padLeft: number;
+}
+
+/** The forward pass of the convolution `info` describes, as this kernel's product. */
+export function gemmShapeOfConvolution(info: tf.backend_util.Conv2DInfo): ConvGemmShape {
+  return {
+    outputShape: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/**
+ * The input gradient of the unstrided convolution `info` describes, as this kernel's product (with
+ * the filter read 'turned'): dy, padded by fh - 1 - padTop, convolved with the filter turned by
+ * 180 degrees.
+ */
+export function gemmShapeOfInputGradient(info: tf.backend_util.Conv2DInfo): ConvGemmShape {
+  return {
+    outputShape: [info.batchSize, info.inHeight, info.inWidth, info.inChannels],
+    inHeight: info.outHeight,
+    inWidth: info.outWidth,
+    inChannels: info.outChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: 1,
+    strideWidth: 1,
+    padTop: info.filterHeight - 1 - info.padInfo.top,
+    padLeft: info.filterWidth - 1 - info.padInfo.left,
+  };
 }
 
 /**
@@ -219,16 +256,6 @@ export class ConvGemmProgram implements WebGpuProgram {
             let col = flat % 64;`
       : `let row = kk;
             let col = loadRow + 16 * j;`;
-    const products = Array.from(
-      { length: r / 4 },
-      (_, i) => `{
-              let a = aTile[q][ty * ${r / 4} + ${i}];
-              acc[${4 * i}] = fma(vec4<f32>(a.x), b, acc[${4 * i}]);
-              acc[${4 * i + 1}] = fma(vec4<f32>(a.y), b, acc[${4 * i + 1}]);
-              acc[${4 * i + 2}] = fma(vec4<f32>(a.z), b, acc[${4 * i + 2}]);
-              acc[${4 * i + 3}] = fma(vec4<f32>(a.w), b, acc[${4 * i + 3}]);
-            }`,
-    ).join('\n');
     return `
       var<workgroup> aTile : array<array<vec4<f32>, ${blockM / 4 + 1}>, ${STAGE_K}>;
       var<workgroup> bTile : array<array<vec4<f32>, ${BLOCK_N / 4 + 1}>, ${STAGE_K}>;
@@ -286,22 +313,11 @@ export class ConvGemmProgram implements WebGpuProgram {
           workgroupBarrier();
           // The next stage's loads are in flight while this one is multiplied.
           if (t + 1 < stages) ${load(`kBegin + (t + 1) * ${STAGE_K}`)}
-          for (var q = 0; q < ${STAGE_K}; q++) {
-            let b = bTile[q][tx];
-            ${products}
-          }
+          ${multiplyStage('aTile', 'bTile', STAGE_K, r)}
           workgroupBarrier();
         }
 
-        for (var i = 0; i < ${r}; i++) {
-          let m = mBase + ty * ${r} + i;
-          for (var c = 0; c < 4; c++) {
-            let n = nBase + tx * 4 + c;
-            if (m < uniforms.mSize && n < uniforms.nSize) {
-              setOutputAtIndex((split * uniforms.mSize + m) * uniforms.nSize + n, acc[i][c]);
-            }
-          }
-        }
+        ${storeBlock(r, { rowBase: 'mBase', rows: 'uniforms.mSize', columnBase: 'nBase', columns: 'uniforms.nSize' })}
       }
     `;
   }

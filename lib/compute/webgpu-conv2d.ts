@@ -6,44 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { convGemmTakes, runConvGemm } from './webgpu-conv-gemm.js';
+import { channelsLastConvInfo } from './conv-info.js';
+import { convGemmTakes, gemmShapeOfConvolution, runConvGemm } from './webgpu-conv-gemm.js';
 import { kernelSwap } from './kernel-swap.js';
 
 const forward = kernelSwap(tf.Conv2D, 'webgpu', (stock) => (args) => {
   const { strides, pad, dataFormat, dilations, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
   const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const undilated = (Array.isArray(dilations) ? dilations : [dilations ?? 1]).every((d) => d === 1);
-  const filterShape = filter.shape as [number, number, number, number];
-  if (dataFormat === 'NCHW' || !undilated || filter.dtype !== 'float32' || !convGemmTakes(x.dtype, filterShape[3]))
+  if (dataFormat === 'NCHW' || !undilated || filter.dtype !== 'float32' || !convGemmTakes(x.dtype, filter.shape[3]!))
     return stock(args);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  return runConvGemm(
-    args.backend as unknown as WebGPUBackend,
-    x,
-    filter,
-    {
-      outputShape: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
-      inHeight: info.inHeight,
-      inWidth: info.inWidth,
-      inChannels: info.inChannels,
-      filterHeight: info.filterHeight,
-      filterWidth: info.filterWidth,
-      strideHeight: info.strideHeight,
-      strideWidth: info.strideWidth,
-      padTop: info.padInfo.top,
-      padLeft: info.padInfo.left,
-    },
-    'forward',
-  );
+  const info = channelsLastConvInfo(x.shape, filter.shape, strides, pad, dimRoundingMode);
+  return runConvGemm(args.backend as unknown as WebGPUBackend, x, filter, gemmShapeOfConvolution(info), 'forward');
 });
 
 /** Swaps ours in (or with `false` tfjs's own back). */

@@ -15,8 +15,8 @@
  * GPU: the GPU bench's kernel table times it against the first form (variant `filter-first` for
  * whole steps). test/unit/webgpu-kernels.test.ts compares it with the CPU backend.
  */
-import { FILTER_GRADIENT_UNIFORMS } from './webgpu-filter-gradient-program.js';
-import type { WebGpuProgram } from './webgpu-program.js';
+import { FilterGradientProgram } from './webgpu-filter-gradient-program.js';
+import { multiplyStage, storeBlock } from './webgpu-gemm-tiles.js';
 
 /** Reduction rows (m) staged at once. */
 export const GEMM_ROWS_PER_STAGE = 16;
@@ -24,42 +24,23 @@ export const GEMM_ROWS_PER_STAGE = 16;
 /** Filter rows per block: 128 (8 a thread) for layers with at least 128, else 64 (4 a thread). */
 export const gemmBlockRows = (filterRows: number): 64 | 128 => (filterRows >= 128 ? 128 : 64);
 
-/** Partial filter gradients, [splits, kh * kw * ci, co]. */
-export class FilterGradientGemmPartials implements WebGpuProgram {
-  shaderKey: string;
-  variableNames = ['x', 'dy'];
-  uniforms = FILTER_GRADIENT_UNIFORMS;
-  workgroupSize: [number, number, number] = [16, 16, 1];
-  size = false;
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  private readonly blockRows: 64 | 128;
-
-  constructor(public outputShape: [number, number, number]) {
-    const [splits, filterRows, outChannels] = outputShape;
-    this.blockRows = gemmBlockRows(filterRows);
-    this.shaderKey = `pneumoganFilterGradientGemm${this.blockRows}`;
-    this.dispatch = [Math.ceil(outChannels / 64), Math.ceil(filterRows / this.blockRows), splits];
+/** Partial filter gradients, [splits, kh * kw * ci, co], for more than 16 output channels. */
+export class FilterGradientGemmPartials extends FilterGradientProgram {
+  constructor(outputShape: [number, number, number]) {
+    const blockRows = gemmBlockRows(outputShape[1]);
+    super(outputShape, `pneumoganFilterGradientGemm${blockRows}`, blockRows);
+    if (this.columns !== 4)
+      throw new Error(`this filter gradient takes more than 16 output channels, not ${outputShape[2]}`);
   }
 
   getUserCode(): string {
     const stage = GEMM_ROWS_PER_STAGE;
     const blockK = this.blockRows;
-    const r = blockK / 16;
+    const r = blockK === 128 ? 8 : 4;
     // Staging: thread `flat` loads patch column kc = flat % blockK of the rows flat / blockK + rowStep j
     // (reads along k are contiguous in NHWC), and dy at channel flat % 64 of rows flat / 64 + 4 j.
     const rowStep = 256 / blockK;
     const loadsA = (stage * blockK) / 256;
-    const products = Array.from(
-      { length: r / 4 },
-      (_, i) => `{
-              let a = patchTile[s][ty * ${r / 4} + ${i}];
-              acc[${4 * i}] = fma(vec4<f32>(a.x), b, acc[${4 * i}]);
-              acc[${4 * i + 1}] = fma(vec4<f32>(a.y), b, acc[${4 * i + 1}]);
-              acc[${4 * i + 2}] = fma(vec4<f32>(a.z), b, acc[${4 * i + 2}]);
-              acc[${4 * i + 3}] = fma(vec4<f32>(a.w), b, acc[${4 * i + 3}]);
-            }`,
-    ).join('\n');
     return `
       var<workgroup> patchTile : array<array<vec4<f32>, ${blockK / 4}>, ${stage}>;
       var<workgroup> gradTile : array<array<vec4<f32>, 16>, ${stage}>;
@@ -130,22 +111,11 @@ export class FilterGradientGemmPartials implements WebGpuProgram {
           if (t + 1 < uniforms.tilesPerSplit) {
             ${this.loads(`m0 + ${stage}`)}
           }
-          for (var s = 0; s < ${stage}; s++) {
-            let b = gradTile[s][tx];
-            ${products}
-          }
+          ${multiplyStage('patchTile', 'gradTile', stage, r)}
           workgroupBarrier();
         }
 
-        for (var i = 0; i < ${r}; i++) {
-          let kOut = kBase + ty * ${r} + i;
-          for (var c = 0; c < 4; c++) {
-            let coOut = coBase + tx * 4 + c;
-            if (kOut < uniforms.kSize && coOut < uniforms.coSize) {
-              setOutputAtIndex((split * uniforms.kSize + kOut) * uniforms.coSize + coOut, acc[i][c]);
-            }
-          }
-        }
+        ${storeBlock(r, { rowBase: 'kBase', rows: 'uniforms.kSize', columnBase: 'coBase', columns: 'uniforms.coSize' })}
       }
     `;
   }

@@ -1,11 +1,10 @@
 /**
- * What the first two forms of our filter-gradient partials (./webgpu-filter-gradient.ts and
- * ./webgpu-filter-gradient-rows.ts) share: their inputs and uniforms (the third form's too,
- * ./webgpu-filter-gradient-gemm.ts), 16 x 16 threads a
- * workgroup, and blocks of 64 filter rows (k) by 64 output channels (co), or by 16 for layers with
- * at most 16 output channels (SqueezeNet's squeeze layers, the DCGAN's last), which would leave
- * most of a 64-wide block idle. Output: [splits, kh * kw * ci, co], one split of the reduction
- * rows per workgroup z.
+ * What the three forms of our filter-gradient partials (./webgpu-filter-gradient.ts,
+ * ./webgpu-filter-gradient-rows.ts, ./webgpu-filter-gradient-gemm.ts) share: their inputs and
+ * uniforms, 16 x 16 threads a workgroup, and blocks of 64 filter rows (k) by 64 output channels
+ * (co), or by 16 for layers with at most 16 output channels (SqueezeNet's squeeze layers, the
+ * DCGAN's last), which would leave most of a 64-wide block idle. Output: [splits, kh * kw * ci,
+ * co], one split of the reduction rows per workgroup z.
  */
 import type { WebGpuProgram } from './webgpu-program.js';
 
@@ -16,7 +15,7 @@ export const BLOCK_K = 64;
 export const columnsPerThread = (outChannels: number): 1 | 4 => (outChannels <= 16 ? 1 : 4);
 
 /** Every form's uniforms, in the order ./webgpu-filter-gradient.ts passes them. */
-export const FILTER_GRADIENT_UNIFORMS =
+const FILTER_GRADIENT_UNIFORMS =
   'kSize : i32, coSize : i32, mSize : i32, mPerSplit : i32, tilesPerSplit : i32, ' +
   'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, ' +
   'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
@@ -31,14 +30,16 @@ export abstract class FilterGradientProgram implements WebGpuProgram {
   dispatch: [number, number, number];
   protected readonly columns: 1 | 4;
 
+  /** `blockRows`: filter rows per workgroup, 64 (the third form: 64 or 128). */
   constructor(
     public outputShape: [number, number, number],
     shaderName: string,
+    protected readonly blockRows: number = BLOCK_K,
   ) {
     const [splits, filterRows, outChannels] = outputShape;
     this.columns = columnsPerThread(outChannels);
     this.shaderKey = `${shaderName}${this.columns}`;
-    this.dispatch = [Math.ceil(outChannels / (16 * this.columns)), Math.ceil(filterRows / BLOCK_K), splits];
+    this.dispatch = [Math.ceil(outChannels / (16 * this.columns)), Math.ceil(filterRows / blockRows), splits];
   }
 
   abstract getUserCode(): string;

@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { channelsLastConvInfo } from './conv-info.js';
 import { kernelSwap } from './kernel-swap.js';
 import { BLOCK_K, columnsPerThread, FilterGradientProgram } from './webgpu-filter-gradient-program.js';
 import { FilterGradientRowsPartials, ROWS_PER_STAGE } from './webgpu-filter-gradient-rows.js';
@@ -87,16 +88,7 @@ function fastConv2DBackpropFilter(stock: Kernel<tf.Conv2DBackpropFilterAttrs>): 
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
     const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs;
     if (dataFormat === 'NCHW' || x.dtype !== 'float32' || dy.dtype !== 'float32') return stock(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filterShape,
-      strides,
-      1,
-      pad,
-      dimRoundingMode,
-      false,
-      'channelsLast',
-    );
+    const info = channelsLastConvInfo(x.shape, filterShape, strides, pad, dimRoundingMode);
     return runFilterGradient(args.backend, x, dy, info, filterShape);
   };
 }

@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { convGemmTakes, runConvGemm } from './webgpu-conv-gemm.js';
+import { channelsLastConvInfo } from './conv-info.js';
+import { convGemmTakes, gemmShapeOfInputGradient, runConvGemm } from './webgpu-conv-gemm.js';
 import { kernelSwap } from './kernel-swap.js';
 
 const NAIVE = 'WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE';
@@ -24,37 +25,10 @@ const inputGradient = kernelSwap(tf.Conv2DBackpropInput, 'webgpu', (stock) => (a
   const unstrided = (Array.isArray(strides) ? strides : [strides]).every((s) => s === 1);
   if (!unstrided) return stock(args);
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const [batch, height, width, inChannels] = inputShape;
-  if (dataFormat !== 'NCHW' && filter.dtype === 'float32' && convGemmTakes(dy.dtype, inChannels)) {
-    const info = tf.backend_util.computeConv2DInfo(
-      inputShape,
-      filter.shape as [number, number, number, number],
-      1,
-      1,
-      pad,
-      dimRoundingMode,
-      false,
-      'channelsLast',
-    );
-    // dx = dy, padded by fh - 1 - padTop, convolved with the filter turned by 180 degrees.
-    return runConvGemm(
-      args.backend as unknown as WebGPUBackend,
-      dy,
-      filter,
-      {
-        outputShape: [batch, height, width, inChannels],
-        inHeight: info.outHeight,
-        inWidth: info.outWidth,
-        inChannels: info.outChannels,
-        filterHeight: info.filterHeight,
-        filterWidth: info.filterWidth,
-        strideHeight: 1,
-        strideWidth: 1,
-        padTop: info.filterHeight - 1 - info.padInfo.top,
-        padLeft: info.filterWidth - 1 - info.padInfo.left,
-      },
-      'turned',
-    );
+  if (dataFormat !== 'NCHW' && filter.dtype === 'float32' && convGemmTakes(dy.dtype, inputShape[3])) {
+    const info = channelsLastConvInfo(inputShape, filter.shape, 1, pad, dimRoundingMode);
+    const backend = args.backend as unknown as WebGPUBackend;
+    return runConvGemm(backend, dy, filter, gemmShapeOfInputGradient(info), 'turned');
   }
   const naive = tf.env().getBool(NAIVE);
   tf.env().set(NAIVE, false);

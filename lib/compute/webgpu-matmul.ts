@@ -16,7 +16,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { gemmFits, runConvGemm } from './webgpu-conv-gemm.js';
+import { channelsLastConvInfo } from './conv-info.js';
+import { gemmFits, gemmShapeOfConvolution, gemmShapeOfInputGradient, runConvGemm } from './webgpu-conv-gemm.js';
 import { kernelSwap } from './kernel-swap.js';
 import { runFilterGradient } from './webgpu-filter-gradient.js';
 
@@ -32,20 +33,6 @@ export function matMulAsConvolutionInUse(): boolean {
 }
 
 const batchOf = (t: tf.TensorInfo) => t.shape.slice(0, -2).reduce((a, b) => a * b, 1);
-
-/** A 1x1 convolution's shape for runConvGemm: rows x depth inputs, `columns` outputs. */
-const pointwise = (rows: number, depth: number, columns: number) => ({
-  outputShape: [rows, 1, 1, columns] as [number, number, number, number],
-  inHeight: 1,
-  inWidth: 1,
-  inChannels: depth,
-  filterHeight: 1,
-  filterWidth: 1,
-  strideHeight: 1,
-  strideWidth: 1,
-  padTop: 0,
-  padLeft: 0,
-});
 
 const matMul = kernelSwap(tf.BatchMatMul, 'webgpu', (stock) => (args) => {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -68,11 +55,20 @@ const matMul = kernelSwap(tf.BatchMatMul, 'webgpu', (stock) => (args) => {
   // Batch 1: tfjs's output shape is the longer operand's leading ones, then [rows, columns].
   const outer = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
   const resultShape = [...outer, rows, columns];
-  if (transposeA) {
-    const info = tf.backend_util.computeConv2DInfo([depth, 1, 1, rows], [1, 1, rows, columns], 1, 1, 'valid');
-    return runFilterGradient(backend, a, b, info, resultShape);
-  }
-  return runConvGemm(backend, a, b, pointwise(rows, depth, columns), transposeB ? 'turned' : 'forward', resultShape);
+  if (transposeA)
+    return runFilterGradient(
+      backend,
+      a,
+      b,
+      channelsLastConvInfo([depth, 1, 1, rows], [1, 1, rows, columns], 1, 'valid'),
+      resultShape,
+    );
+  // B transposed: the input gradient of a 1x1 convolution of an x of `columns` channels with
+  // filter B ([columns, depth]) whose output gradient is A.
+  const shape = transposeB
+    ? gemmShapeOfInputGradient(channelsLastConvInfo([rows, 1, 1, columns], [1, 1, columns, depth], 1, 'valid'))
+    : gemmShapeOfConvolution(channelsLastConvInfo([rows, 1, 1, depth], [1, 1, depth, columns], 1, 'valid'));
+  return runConvGemm(backend, a, b, shape, transposeB ? 'turned' : 'forward', resultShape);
 });
 
 /** Swaps ours in (or with `false` tfjs's own back). */
