@@ -7,6 +7,7 @@
  * silently learns less. Writes nothing; gpu/run.ts reports the rows.
  */
 import * as tf from '@tensorflow/tfjs';
+import { takeData } from '../lib/training/loop.js';
 
 export interface ConvCase {
   what: string;
@@ -33,15 +34,6 @@ export function values(n: number, seed: number): Float32Array {
   });
 }
 
-/** A tensor's values, read back, and the tensor disposed. */
-async function valuesOf(tensor: tf.Tensor): Promise<Float32Array> {
-  try {
-    return (await tensor.data()) as Float32Array;
-  } finally {
-    tensor.dispose();
-  }
-}
-
 async function onBackend(backend: string): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`the ${backend} backend did not start`);
 }
@@ -49,16 +41,15 @@ async function onBackend(backend: string): Promise<void> {
 /** conv2d(x, filter) on one backend, from the same deterministic x and filter as convGradient. */
 export async function convForward(c: ConvCase, backend: string): Promise<Float32Array> {
   await onBackend(backend);
-  return valuesOf(
-    tf.tidy(() =>
-      tf.conv2d(
-        tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
-        tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
-        c.strides,
-        c.pad,
-      ),
+  const y = tf.tidy(() =>
+    tf.conv2d(
+      tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
+      tf.tensor4d(values(tf.util.sizeFromShape(c.filter), 2), c.filter),
+      c.strides,
+      c.pad,
     ),
   );
+  return (await takeData(y)) as Float32Array;
 }
 
 /**
@@ -82,7 +73,7 @@ export async function convGradient(c: ConvCase, wrt: 'filter' | 'x', backend: st
     result.dispose();
     throw new Error(`${c.what}: gradient of shape [${result.shape.join(', ')}], not [${expected.join(', ')}]`);
   }
-  return valuesOf(result);
+  return (await takeData(result)) as Float32Array;
 }
 
 /** A x B (either transposed) on one backend, from deterministic values. */
@@ -96,7 +87,7 @@ export async function matMulOn(c: MatMulCase, backend: string): Promise<{ shape:
       c.transposeB,
     ),
   );
-  return { shape: product.shape, values: await valuesOf(product) };
+  return { shape: product.shape, values: (await takeData(product)) as Float32Array };
 }
 
 /** The largest difference relative to the largest expected magnitude. */
@@ -169,32 +160,44 @@ export interface KernelCheckRow {
   layer: string;
   relativeError: number;
   ok: boolean;
+  /** Why the GPU side gave no result (the device rejected a program). */
+  failure?: string;
 }
 
 /** Compares the WebGPU backend's kernels as they are now chosen with the CPU backend; ends on WebGPU. */
 export async function checkKernelsOnDevice(log: (line: string) => void): Promise<KernelCheckRow[]> {
   const rows: KernelCheckRow[] = [];
-  const add = (kernel: KernelCheckRow['kernel'], layer: string, expected: Float32Array, actual: Float32Array) => {
-    const error = relativeError(expected, actual);
-    const row = { kernel, layer, relativeError: error, ok: error <= DEVICE_TOLERANCE };
+  // A comparison whose GPU side fails (the device rejected a program) is a failed row, with why.
+  const add = async (
+    kernel: KernelCheckRow['kernel'],
+    layer: string,
+    expected: () => Promise<Float32Array>,
+    actual: () => Promise<Float32Array>,
+  ) => {
+    const reference = await expected();
+    let row: KernelCheckRow;
+    try {
+      const error = relativeError(reference, await actual());
+      row = { kernel, layer, relativeError: error, ok: error <= DEVICE_TOLERANCE };
+    } catch (err) {
+      row = { kernel, layer, relativeError: Number.NaN, ok: false, failure: (err as Error).message };
+    }
     rows.push(row);
-    log(`kernel check ${row.ok ? 'ok  ' : 'FAIL'} ${kernel}, ${layer}: relative error ${error.toExponential(1)}`);
+    log(
+      `kernel check ${row.ok ? 'ok  ' : 'FAIL'} ${kernel}, ${layer}: ${row.failure ?? `relative error ${row.relativeError.toExponential(1)}`}`,
+    );
   };
   try {
     for (const c of DEVICE_CONV_CASES) {
-      add('Conv2D', c.what, await convForward(c, 'cpu'), await convForward(c, 'webgpu'));
-      if (c.x[3] > 3)
-        add('Conv2DBackpropInput', c.what, await convGradient(c, 'x', 'cpu'), await convGradient(c, 'x', 'webgpu'));
-      add(
-        'Conv2DBackpropFilter',
-        c.what,
-        await convGradient(c, 'filter', 'cpu'),
-        await convGradient(c, 'filter', 'webgpu'),
-      );
+      const forward = (backend: string) => () => convForward(c, backend);
+      const gradient = (wrt: 'x' | 'filter', backend: string) => () => convGradient(c, wrt, backend);
+      await add('Conv2D', c.what, forward('cpu'), forward('webgpu'));
+      if (c.x[3] > 3) await add('Conv2DBackpropInput', c.what, gradient('x', 'cpu'), gradient('x', 'webgpu'));
+      await add('Conv2DBackpropFilter', c.what, gradient('filter', 'cpu'), gradient('filter', 'webgpu'));
     }
     for (const c of DEVICE_MATMUL_CASES) {
-      const expected = await matMulOn(c, 'cpu');
-      add('BatchMatMul', c.what, expected.values, (await matMulOn(c, 'webgpu')).values);
+      const product = (backend: string) => async () => (await matMulOn(c, backend)).values;
+      await add('BatchMatMul', c.what, product('cpu'), product('webgpu'));
     }
   } finally {
     await onBackend('webgpu');
@@ -211,7 +214,10 @@ export function kernelCheckTable(rows: KernelCheckRow[], device: string): string
     '',
     '| kernel | layer | relative error | |',
     '| --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.kernel} | ${r.layer} | ${r.relativeError.toExponential(1)} | ${r.ok ? 'ok' : 'FAIL'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.kernel} | ${r.layer} | ${r.failure ? '-' : r.relativeError.toExponential(1)} | ${r.ok ? 'ok' : `FAIL${r.failure ? `: ${r.failure}` : ''}`} |`,
+    ),
     '',
   ].join('\n');
 }

@@ -36,4 +36,5 @@ export const NON_RETRYABLE_TYPES = [
   'ValidationError',
   'CorruptArtifactError',
   'StorageConfigError',
+  'WebGpuValidationError',
 ];

@@ -20,6 +20,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { registerFastCpuKernels } from './cpu-kernels.js';
 import {
   cpuDescription,
@@ -30,6 +31,7 @@ import {
   vulkanIcdFiles,
 } from './devices.js';
 import { describeWebGpuAdapter, installNavigatorGpu, probeWebGpuAdapter } from './webgpu.js';
+import { watchWebGpuErrors } from './webgpu-errors.js';
 import { useFastWebGpuKernels } from './webgpu-kernels.js';
 
 export const BACKEND_LADDER = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'cpu'] as const;
@@ -124,6 +126,7 @@ async function selectBackend(forced: ComputeBackendName | undefined): Promise<Co
       await import('@tensorflow/tfjs-backend-webgpu');
       if (!(await tf.setBackend('webgpu'))) return `${PACKAGES.webgpu} loaded but its backend did not initialise`;
       await tf.ready();
+      watchWebGpuErrors((tf.backend() as WebGPUBackend).device);
       // `stock` keeps tfjs's own kernels: for comparing timings, or ruling ours out of a problem.
       if (process.env.PNEUMOGAN_WEBGPU_KERNELS !== 'stock') useFastWebGpuKernels();
       return {

@@ -4,6 +4,7 @@
  * model's weight order) and the JSON metadata travels in `__metadata__.meta`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { throwIfWebGpuFailed } from '../compute/webgpu-errors.js';
 import { readSafetensors, toFloat32, writeSafetensors, type PlainTensor } from '../safetensors.js';
 
 export interface NamedArray {
@@ -66,13 +67,16 @@ export function decodeSafetensors<Meta>(bytes: Uint8Array, origin: string): Trai
  * an OffscreenCanvas, which Node lacks), and an async read does not block the event loop.
  */
 export async function modelWeights(model: tf.LayersModel): Promise<NamedArray[]> {
-  return Promise.all(
+  const arrays = await Promise.all(
     model.weights.map(async (w) => ({
       name: w.originalName,
       shape: w.shape as number[],
       data: (await w.read().data()) as Float32Array,
     })),
   );
+  // Weights computed by a program the device could not run are not worth a checkpoint.
+  throwIfWebGpuFailed();
+  return arrays;
 }
 
 export function restoreModelWeights(model: tf.LayersModel, arrays: readonly NamedArray[], origin: string): void {

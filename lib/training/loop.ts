@@ -14,6 +14,7 @@ import {
   restoreOptimizerWeights,
   type TrainingState,
 } from './checkpoint.js';
+import { throwIfWebGpuFailed } from '../compute/webgpu-errors.js';
 import { yieldToEventLoop } from './determinism.js';
 
 /** The trained objects, each under the checkpoint group that holds its weights. */
@@ -42,10 +43,15 @@ export async function restoreState(
     await restoreOptimizerWeights(optimizer, state.groups[group] ?? []);
 }
 
-/** A tensor's values, disposing it whether or not the read succeeds. */
+/**
+ * A tensor's values, disposing it whether or not the read succeeds; throws when the device
+ * reported a program it could not run (the values would not be valid: ../compute/webgpu-errors.ts).
+ */
 export async function takeData<R extends tf.Rank>(tensor: tf.Tensor<R>): Promise<tf.TypedArray> {
   try {
-    return await tensor.data();
+    const values = await tensor.data();
+    throwIfWebGpuFailed();
+    return values;
   } finally {
     tensor.dispose();
   }

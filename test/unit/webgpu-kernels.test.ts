@@ -323,37 +323,53 @@ test('a flat program covers every output element, wrapping past 65,535 workgroup
 
 test('the GPU run checks our kernels against the CPU backend on the device, and names a wrong one', async (t) => {
   if (unavailable) return t.skip(unavailable);
-  // A forward convolution that negates its filter first: every Conv2D row must fail, nothing else.
-  const config = tf.getKernel(tf.Conv2D, 'webgpu');
+  // A forward convolution that negates its filter first (wrong values), and matrix products the
+  // device rejects (no values): those rows must fail, and nothing else.
+  const conv = tf.getKernel(tf.Conv2D, 'webgpu');
+  const matMul = tf.getKernel(tf.BatchMatMul, 'webgpu');
   const negate = (filter: tf.TensorInfo) =>
     new FlatProgram('pneumoganTestNegate', filter.shape, ['x'], '', 'setOutputAtIndex(index, -x[index]);');
-  tf.unregisterKernel(tf.Conv2D, 'webgpu');
-  tf.registerKernel({
-    ...config,
-    kernelFunc: (args) => {
-      const backend = args.backend as WebGPUBackend;
-      const filter = args.inputs.filter!;
-      const negated = backend.runWebGPUProgram(negate(filter), [filter], 'float32');
-      try {
-        return config.kernelFunc({ ...args, inputs: { ...args.inputs, filter: negated } });
-      } finally {
-        backend.disposeData(negated.dataId);
-      }
-    },
+  const replace = (config: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
+    tf.unregisterKernel(config.kernelName, 'webgpu');
+    tf.registerKernel({ ...config, kernelFunc });
+  };
+  replace(conv, (args) => {
+    const backend = args.backend as WebGPUBackend;
+    const filter = args.inputs.filter!;
+    const negated = backend.runWebGPUProgram(negate(filter), [filter], 'float32');
+    try {
+      return conv.kernelFunc({ ...args, inputs: { ...args.inputs, filter: negated } });
+    } finally {
+      backend.disposeData(negated.dataId);
+    }
+  });
+  replace(matMul, (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+    const shape = [a.shape[transposeA ? 1 : 0]!, b.shape[transposeB ? 0 : 1]!];
+    const broken = new FlatProgram('pneumoganTestBroken', shape, ['x'], '', 'setOutputAtIndex(index, notDeclared);');
+    return (args.backend as WebGPUBackend).runWebGPUProgram(broken, [a], 'float32');
   });
   let rows: KernelCheckRow[];
   try {
     rows = await checkKernelsOnDevice(() => {});
   } finally {
-    tf.unregisterKernel(tf.Conv2D, 'webgpu');
-    tf.registerKernel(config);
+    for (const config of [conv, matMul]) replace(config, config.kernelFunc);
   }
   const failed = rows.filter((r) => !r.ok);
-  assert.ok(failed.length > 0 && failed.every((r) => r.kernel === 'Conv2D'), JSON.stringify(failed));
-  assert.equal(failed.length, rows.filter((r) => r.kernel === 'Conv2D').length);
-  assert.ok(rows.some((r) => r.kernel === 'BatchMatMul' && r.ok));
-  assert.match(kernelCheckTable(rows, 'a test adapter'), /\*\*6 of 20 FAILED\*\*/);
-  t.diagnostic(
-    `${rows.length} checks; largest passing error ${Math.max(...rows.filter((r) => r.ok).map((r) => r.relativeError)).toExponential(1)}`,
+  assert.deepEqual(
+    failed.map((r) => r.kernel),
+    [...rows.filter((r) => r.kernel === 'Conv2D'), ...rows.filter((r) => r.kernel === 'BatchMatMul')].map(
+      (r) => r.kernel,
+    ),
   );
+  assert.ok(
+    failed
+      .filter((r) => r.kernel === 'BatchMatMul')
+      .every((r) => /device could not run a program/.test(r.failure ?? '')),
+  );
+  assert.ok(failed.filter((r) => r.kernel === 'Conv2D').every((r) => r.failure === undefined && r.relativeError > 1));
+  assert.match(kernelCheckTable(rows, 'a test adapter'), /\*\*9 of 20 FAILED\*\*/);
+  const passed = rows.filter((r) => r.ok).map((r) => r.relativeError);
+  t.diagnostic(`${rows.length} checks; largest passing error ${Math.max(...passed).toExponential(1)}`);
 });
