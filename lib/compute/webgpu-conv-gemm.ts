@@ -30,8 +30,15 @@ const STAGE_K = 16;
 const BLOCK_N = 64;
 /** Workgroups at which 128-row blocks are taken: about four per streaming multiprocessor of an H100. */
 const WIDE_BLOCKS = 512;
-/** Layers with fewer blocks than this split their reduction across workgroups. */
-const SPLIT_BELOW_BLOCKS = 512;
+/**
+ * Layers with fewer blocks than an H100 has streaming multiprocessors (132) split their reduction
+ * across workgroups, into about two workgroups per multiprocessor. No more: each split layer adds
+ * a program to sum the partial products, and GoogLeNet's and SqueezeNet's steps are bound by the
+ * host's time per program (70-80 us on the H100), not by the GPU (splitting below 512 blocks
+ * added 45 programs to a GoogLeNet step).
+ */
+const SPLIT_BELOW_BLOCKS = 132;
+const SPLIT_TARGET_BLOCKS = 264;
 /** The fewest reduction indices a split gets (16 stages). */
 const MIN_DEPTH_PER_SPLIT = 256;
 
@@ -57,14 +64,14 @@ export function convGemmRowsPerThread(rows: number, columns: number): 4 | 8 {
 
 /**
  * Splits of the reduction (k) for a product of `rows` x `columns` over `depth`: layers with few
- * blocks (AlexNet's dense layers, 32 rows; ResNet18's last stage, 1,568) would leave most of a large
- * GPU idle, so their reduction is split across workgroups into partial products that a second,
- * small program sums, in a fixed order (deterministic, unlike atomic adds).
+ * blocks (AlexNet's dense layers at 32 rows: 64 blocks of the 4,096-wide one) would leave most of a
+ * large GPU idle, so their reduction is split across workgroups into partial products that a
+ * second, small program sums, in a fixed order (deterministic, unlike atomic adds).
  */
 export function convGemmSplits(rows: number, columns: number, depth: number): number {
   const blocks = Math.ceil(rows / (16 * convGemmRowsPerThread(rows, columns))) * Math.ceil(columns / BLOCK_N);
   if (blocks >= SPLIT_BELOW_BLOCKS) return 1;
-  return Math.max(1, Math.min(Math.ceil(SPLIT_BELOW_BLOCKS / blocks), Math.floor(depth / MIN_DEPTH_PER_SPLIT)));
+  return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_BLOCKS / blocks), Math.floor(depth / MIN_DEPTH_PER_SPLIT)));
 }
 
 /** Whether a product fits this kernel: float32, and more than 16 columns (narrower ones waste a 64-wide block). */

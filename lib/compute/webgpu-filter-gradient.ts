@@ -139,6 +139,9 @@ export function runFilterGradient(
     int(info.padInfo.top),
     int(info.padInfo.left),
   ]);
+  // One split is the gradient already: its buffer is the result's, under the result's shape (as
+  // tfjs's Reshape does), which saves a program (the host's time per program bounds some models).
+  if (splits === 1) return { dataId: partials.dataId, shape: resultShape, dtype: 'float32' };
   const dw = backend.runWebGPUProgram(sumOfPartials(resultShape), [partials], 'float32', [int(splits)]);
   backend.disposeData(partials.dataId);
   return dw;

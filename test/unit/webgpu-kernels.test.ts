@@ -290,6 +290,17 @@ for (const c of matMulCases) {
   });
 }
 
+test('the implicit matrix product splits its reduction only where a layer has fewer blocks than an H100 has multiprocessors', () => {
+  // AlexNet's 9,216 x 4,096 dense layer at batch 32: 64 blocks, split five ways.
+  assert.equal(convGemmSplits(32, 4096, 9216), 5);
+  // ResNet18's last stage (1,568 rows, 512 channels): 200 blocks, not split.
+  assert.equal(convGemmSplits(32 * 7 * 7, 512, 4608), 1);
+  // AlexNet's 13 px layers: 510 blocks.
+  assert.equal(convGemmSplits(32 * 13 * 13, 384, 1728), 1);
+  // Never below 256 reduction indices a split.
+  assert.equal(convGemmSplits(32, 64, 300), 1);
+});
+
 test('the reduction is split so that small layers fill a large GPU, and never below 256 rows a split', () => {
   // ResNet18's 3x3x64x64 layer at batch 32 and 56 px: 9 blocks of 64 x 64, 100,352 rows.
   assert.equal(filterGradientSplits(32 * 56 * 56, 576, 64), 114);
