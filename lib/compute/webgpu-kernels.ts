@@ -19,15 +19,15 @@ export function fastWebGpuKernelsInUse(): boolean {
 }
 
 /**
- * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false`
- * puts tfjs's own back (the GPU bench times both): the filter gradient (./webgpu-filter-gradient.ts), the fused Adam
- * update (./webgpu-adam.ts), the device-side Mean and Sum gradients (./device-gradients.ts),
- * uploads through the queue (./webgpu-upload.ts), the input-gradient kernel chosen by stride
- * (./webgpu-input-gradient.ts), the forward convolution (./webgpu-conv2d.ts; it and the unstrided
- * input gradient as one implicit matrix product, ./webgpu-conv-gemm.ts), matrix products as 1x1
- * convolutions (./webgpu-matmul.ts), batch norm's training step (./webgpu-batch-norm.ts), dropout
- * masks drawn on the device (./dropout.ts) and the ReLU gradients (./webgpu-activation-gradients.ts).
- * Safe to call more than once.
+ * Swaps the fast kernels into the 'webgpu' backend (after it is registered), or with `false` puts
+ * tfjs's own back (the GPU bench times both): the filter gradient (./webgpu-filter-gradient.ts),
+ * the fused Adam update (./webgpu-adam.ts), the device-side Mean and Sum gradients
+ * (./device-gradients.ts), uploads through the queue (./webgpu-upload.ts), the input-gradient
+ * kernel chosen by stride (./webgpu-input-gradient.ts), the forward convolution
+ * (./webgpu-conv2d.ts; it and the unstrided input gradient as one implicit matrix product,
+ * ./webgpu-conv-gemm.ts), matrix products as 1x1 convolutions (./webgpu-matmul.ts), batch norm's
+ * training step (./webgpu-batch-norm.ts), dropout masks drawn on the device (./dropout.ts) and the
+ * ReLU gradients (./webgpu-activation-gradients.ts). Safe to call more than once.
  */
 export function useFastWebGpuKernels(fast = true): void {
   useWebGpuFilterGradient(fast);
