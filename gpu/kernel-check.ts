@@ -99,8 +99,9 @@ export function relativeError(expected: Float32Array, actual: Float32Array): num
 }
 
 /**
- * The largest relative error a GPU may show: float32 sums of up to 4,608 products in another order
- * than the CPU's (lavapipe's errors are below 1e-6; a wrong index or a lost stage gives 1e-2 or more).
+ * The largest relative error a GPU may show: float32 sums of up to 4,608 products in another
+ * order than the CPU's (lavapipe's errors are below 1e-6; a wrong index or a lost stage gives
+ * 1e-2 or more).
  */
 export const DEVICE_TOLERANCE = 1e-4;
 

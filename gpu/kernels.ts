@@ -3,9 +3,10 @@
  * the same call under each choice, in one process on one adapter. Part of the GPU bench
  * (gpu/run.ts) when it runs on WebGPU; `--quick` divides the batch by 8 (to check the path on
  * lavapipe, a CPU).
- * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours (lib/compute/webgpu-filter-gradient.ts),
- *   and ours in its first form against the later ones (lib/compute/webgpu-filter-gradient-rows.ts
- *   for layers of at most 16 output channels, -gemm.ts for wider ones);
+ * - filter gradient (Conv2DBackpropFilter): tfjs's kernel against ours
+ *   (lib/compute/webgpu-filter-gradient.ts), and ours in its first form against the later ones
+ *   (lib/compute/webgpu-filter-gradient-rows.ts for layers of at most 16 output channels,
+ *   -gemm.ts for wider ones);
  * - input gradient (Conv2DBackpropInput, also the generator's transposed convolutions): tfjs's
  *   default, one thread per input element, against tfjs's own tiled matrix-product version, which
  *   it ships behind WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false. Both match the CPU backend on every

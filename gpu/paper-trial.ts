@@ -1,16 +1,16 @@
 /**
- * One trial of the `paper` (or `smoke`) preset's GPU steps on a GPU machine, without Temporal or S3, in the
- * workflow's order (workflows/index.ts): the two DCGANs, each class's synthetic images
+ * One trial of the `paper` (or `smoke`) preset's GPU steps on a GPU machine, without Temporal or
+ * S3, in the workflow's order (workflows/index.ts): the two DCGANs, each class's synthetic images
  * (9 per real one), the pooled 80/20 split, the four backbones fine-tuned on it and evaluated on
  * its test side and on the held-out real X-rays, and the four no-gan fine-tunings on the real
  * subset alone, which need no GAN and start at once. Each step runs in its own process
  * (gpu/paper-job.ts), up to `parallel` at a time, as GPU workers on one machine would.
  *
- * Past the time budget the running steps are stopped, and the result says how far each got and
- * at what rate. The state is kept in the work folder after every stage, so a later run with
- * `resume` (on the same machine: a lent one runs a command for at most 10 minutes, a trial takes
- * longer) skips the finished steps and continues the others from their checkpoints, as an
- * activity's retry would. `onUpdate` gets the result after every stage.
+ * Past the time budget the running steps are stopped, and the result says how far each got and at
+ * what rate. The state is kept in the work folder after every stage, so a later run with `resume`
+ * (on the same machine: a lent one runs a command for at most 10 minutes, a trial takes longer)
+ * skips the finished steps and continues the others from their checkpoints, as an activity's retry
+ * would. `onUpdate` gets the result after every stage.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -41,7 +41,8 @@ export interface PaperTrialStage {
 
 /**
  * How big a trial is: the `paper` preset's, the `smoke` preset's (the pack's default: its models
- * and steps, 40 real images), or `quick`, a few steps of the smoke one for checking the path on a CPU.
+ * and steps, 40 real images), or `quick`, a few steps of the smoke one for checking the path on a
+ * CPU.
  */
 export type TrialSize = 'paper' | 'smoke' | 'quick';
 

@@ -1,29 +1,30 @@
 /**
  * The GPU check: training-step rates of this project's models on the backend the ladder picks
  * (on a GPU machine: WebGPU or CUDA), beside PyTorch on the same GPU where PyTorch is installed,
- * then one `smoke` trial's GPU steps, or with --paper-trial one `paper` trial's (gpu/paper-trial.ts).
- * Writes gpu-bench.json/.md and trial.json/.md (paper-trial.json/.md) to --out.
+ * then one `smoke` trial's GPU steps, or with --paper-trial one `paper` trial's
+ * (gpu/paper-trial.ts). Writes gpu-bench.json/.md and trial.json/.md (paper-trial.json/.md) to
+ * --out.
  *
  *   node --import tsx gpu/run.ts [--out DIR] [--quick] [--bench-only] [--trial-only] [--budget-s N]
- *                                [--no-pytorch] [--no-kernel-bench] [--no-kernel-check] [--profile] [--host-profile]
- *                                [--cases gan,resnet18,...] [--variants stock,submit-60,...]
- *                                [--paper-trial [--data DIR] [--parallel N] [--work-dir DIR] [--resume]]
+ *     [--no-pytorch] [--no-kernel-bench] [--no-kernel-check] [--profile] [--host-profile]
+ *     [--cases gan,resnet18,...] [--variants stock,submit-60,...]
+ *     [--paper-trial] [--data DIR] [--parallel N] [--work-dir DIR] [--resume]
  *
- * --paper-trial trains on the X-rays in --data (a folder cli/gpu/pack-paper-data.ts wrote; the
- * pack's run.sh passes its own), or on drawn images without one, running up to --parallel steps
- * (6) as processes of this program (`--paper-job SPEC`, internal), its files in --work-dir
- * (default: pneumogan-paper-trial in the temporary folder); --resume continues the trial found
- * there;
+ * The trial trains on the X-rays in --data (a folder cli/gpu/pack-paper-data.ts wrote; the pack's
+ * run.sh passes its own), or on drawn images without one, running up to --parallel steps (6) as
+ * processes of this program (`--paper-job SPEC`, internal), its files in --work-dir (default:
+ * pneumogan-trial or pneumogan-paper-trial in the temporary folder); --resume continues the
+ * trial found there.
  * --quick uses smoke sizes and a shrunken trial (to check the path on a CPU); --profile adds a
  * per-kernel profile of each row (gpu/profile.ts) to gpu-profile.json; --no-kernel-bench skips the
  * table of kernel choices (gpu/kernels.ts); on WebGPU our kernels are first compared with the CPU
  * backend on the device (gpu/kernel-check.ts, kernel-check.md; --no-kernel-check skips it), and a
- * failed comparison stops the run before any trial; --host-profile writes a CPU profile of the host's side
- * of each row's steps (gpu/host-profile.ts); --cases keeps the rows whose id contains one of the words;
- * --variants times each row again under other settings (gpu/variants.ts). The GPU pack
- * (`npm run gpu:pack`, gpu/README.md) bundles this file; its run.sh starts it on the GPU machine.
- * Rows at paper size: DCGAN D+G at batch 64 and 64 px (widths 64), and the four backbones at
- * batch 32 and 224 px, as in `npm run bench`.
+ * failed comparison stops the run before any trial; --host-profile writes a CPU profile of the
+ * host's side of each row's steps (gpu/host-profile.ts); --cases keeps the rows whose id contains
+ * one of the words; --variants times each row again under other settings (gpu/variants.ts). The
+ * GPU pack (`npm run gpu:pack`, gpu/README.md) bundles this file; its run.sh starts it on the GPU
+ * machine. Rows at paper size: DCGAN D+G at batch 64 and 64 px (widths 64), and the four
+ * backbones at batch 32 and 224 px, as in `npm run bench`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';

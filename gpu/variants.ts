@@ -5,8 +5,8 @@
  *   stock      tfjs's own WebGPU kernels, optimizer and gradients (PNEUMOGAN_WEBGPU_KERNELS=stock),
  *              tfjs-layers' batch-norm training step, and dropout masks computed on the host
  *   stock-bn   only the batch-norm training step is tfjs-layers' (differentiated op by op)
- *   filter-first  our filter gradient in its first form (lib/compute/webgpu-filter-gradient.ts), not
- *              the later ones (lib/compute/webgpu-filter-gradient-rows.ts, -gemm.ts)
+ *   filter-first  our filter gradient in its first form (lib/compute/webgpu-filter-gradient.ts),
+ *              not the later ones (lib/compute/webgpu-filter-gradient-rows.ts, -gemm.ts)
  *   conv-stock tfjs's forward convolution and its matrix product for unstrided input gradients,
  *              not our implicit matrix product (lib/compute/webgpu-conv-gemm.ts)
  *   matmul-stock  tfjs's matrix products, not ours as 1x1 convolutions (lib/compute/webgpu-matmul.ts)
