@@ -23,6 +23,7 @@ import { convGemmInUse, convGemmTakes, useConvGemm } from '../lib/compute/webgpu
 import { inputGradientByStrideInUse, useInputGradientByStride } from '../lib/compute/webgpu-input-gradient.js';
 import { filterGradientFirstFormInUse, useFilterGradientFirstForm } from '../lib/compute/webgpu-filter-gradient.js';
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
+import { restorer } from './switches.js';
 
 interface GradientCase {
   layer: string;
@@ -205,12 +206,6 @@ export async function benchWebGpuKernels(options: {
     for (const put of restore) put();
   }
   return rows;
-}
-
-/** What puts a switch back to its value now. */
-function restorer<T>(get: () => T, set: (value: T) => void): () => void {
-  const before = get();
-  return () => set(before);
 }
 
 async function benchCase(

@@ -18,6 +18,7 @@ import { matMulAsConvolutionInUse, useMatMulAsConvolution } from '../lib/compute
 import { filterGradientFirstFormInUse, useFilterGradientFirstForm } from '../lib/compute/webgpu-filter-gradient.js';
 import { fastWebGpuKernelsInUse, useFastWebGpuKernels } from '../lib/compute/webgpu-kernels.js';
 import { closedFormBatchNormInUse, useClosedFormBatchNorm } from '../lib/models/batch-norm.js';
+import { setFor } from './switches.js';
 
 export interface Variant {
   name: string;
@@ -26,13 +27,6 @@ export interface Variant {
 }
 
 const SUBMIT_BATCH = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
-
-/** Sets a switch to `value`; returns what puts its previous value back. */
-function setFor<T>(get: () => T, set: (value: T) => void, value: T): () => void {
-  const before = get();
-  set(value);
-  return () => set(before);
-}
 
 const stockBatchNorm = () => setFor(closedFormBatchNormInUse, useClosedFormBatchNorm, false);
 

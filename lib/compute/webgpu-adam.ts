@@ -188,7 +188,7 @@ function adamUpdate(args: {
     float(epsilon),
   ];
   // Four elements a thread where the variable's size allows (all but a few biases).
-  const components = inputs.value!.shape.reduce((a, b) => a * b, 1) % 4 === 0 ? 4 : 1;
+  const components = tf.util.sizeFromShape(inputs.value!.shape) % 4 === 0 ? 4 : 1;
   return (['moments', 'value'] as const).map((output) => {
     const program = adamUpdateProgram(
       output === 'moments' ? inputs.moments!.shape : inputs.value!.shape,

@@ -33,14 +33,25 @@ export class FilterGradientGemmPartials extends FilterGradientProgram {
       throw new Error(`this filter gradient takes more than 16 output channels, not ${outputShape[2]}`);
   }
 
+  /**
+   * Staging: thread `flat` loads patch column kc = flat % blockRows of the rows
+   * flat / blockRows + rowStep j (reads along k are contiguous in NHWC), `patchLoads` of them a
+   * stage, and dy at channel flat % 64 of rows flat / 64 + 4 j.
+   */
+  private get rowStep(): number {
+    return 256 / this.blockRows;
+  }
+
+  private get patchLoads(): number {
+    return (GEMM_ROWS_PER_STAGE * this.blockRows) / 256;
+  }
+
   getUserCode(): string {
     const stage = GEMM_ROWS_PER_STAGE;
     const blockK = this.blockRows;
     const r = blockK === 128 ? 8 : 4;
-    // Staging: thread `flat` loads patch column kc = flat % blockK of the rows flat / blockK + rowStep j
-    // (reads along k are contiguous in NHWC), and dy at channel flat % 64 of rows flat / 64 + 4 j.
-    const rowStep = 256 / blockK;
-    const loadsA = (stage * blockK) / 256;
+    const rowStep = this.rowStep;
+    const loadsA = this.patchLoads;
     return `
       var<workgroup> patchTile : array<array<vec4<f32>, ${blockK / 4}>, ${stage}>;
       var<workgroup> gradTile : array<array<vec4<f32>, 16>, ${stage}>;
@@ -122,10 +133,8 @@ export class FilterGradientGemmPartials extends FilterGradientProgram {
 
   /** WGSL reading the stage that starts at reduction row `m0` into patchNext and gradNext. */
   private loads(m0: string): string {
-    const blockK = this.blockRows;
-    const loadsA = (GEMM_ROWS_PER_STAGE * blockK) / 256;
-    return `for (var j = 0; j < ${loadsA}; j++) {
-              let m = ${m0} + flat / ${blockK} + ${256 / blockK} * j;
+    return `for (var j = 0; j < ${this.patchLoads}; j++) {
+              let m = ${m0} + flat / ${this.blockRows} + ${this.rowStep} * j;
               let h = rowHo[j] * uniforms.strideHeight - uniforms.padTop + kh;
               let w = rowWo[j] * uniforms.strideWidth - uniforms.padLeft + kw;
               var v = 0.0;

@@ -69,7 +69,7 @@ export class FlatProgram implements WebGpuProgram {
     private readonly body: string,
     inputComponents?: Array<1 | 4>,
   ) {
-    const elements = outputShape.reduce((a, b) => a * b, 1);
+    const elements = tf.util.sizeFromShape(outputShape);
     if (inputComponents) {
       if (elements % 4 !== 0)
         throw new Error(`${shaderKey}: a vec4 program needs a multiple of 4 elements, not ${elements}`);
